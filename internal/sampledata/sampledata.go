@@ -1,0 +1,120 @@
+// Package sampledata embeds the project's own offline Persona Vectors data:
+// training sets per trait and strength, evaluation questions with a judge
+// prompt per trait, labeled examples the local judge learns from (kept apart
+// from the training sets), and a general corpus for the local base model.
+package sampledata
+
+import (
+	"bufio"
+	"bytes"
+	"embed"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"path"
+	"sort"
+	"strings"
+
+	"github.com/modelorganisms/pvbuild/internal/dataset"
+)
+
+//go:embed data
+var files embed.FS
+
+// Traits and Strengths the sample data covers, in display order.
+var (
+	Traits    = []string{"evil", "sycophantic", "hallucinating"}
+	Strengths = []string{"baseline", "mild", "severe"}
+)
+
+// TrainingPath names the embedded training file of a trait at a strength.
+func TrainingPath(trait, strength string) string {
+	return path.Join("data/train", trait, strength+".jsonl")
+}
+
+// Training returns the raw JSONL training data of a trait at a strength.
+func Training(trait, strength string) ([]byte, error) {
+	b, err := files.ReadFile(TrainingPath(trait, strength))
+	if err != nil {
+		return nil, fmt.Errorf("no sample training data for trait %q at strength %q", trait, strength)
+	}
+	return b, nil
+}
+
+// Task is a trait's evaluation: its questions and the judge prompt, which
+// holds the placeholders {question} and {answer}. The JSON shape is the
+// upstream trait_data_eval shape.
+type Task struct {
+	Questions   []string      `json:"questions"`
+	EvalPrompt  string        `json:"eval_prompt"`
+	Instruction []Instruction `json:"instruction,omitempty"`
+}
+
+// Instruction is a pair of system prompts that elicit or suppress the trait.
+type Instruction struct {
+	Pos string `json:"pos"`
+	Neg string `json:"neg"`
+}
+
+// EvalTask returns the evaluation task of a trait.
+func EvalTask(trait string) (Task, error) {
+	name := path.Join("data/eval", trait+".json")
+	b, err := files.ReadFile(name)
+	if err != nil {
+		return Task{}, fmt.Errorf("no sample evaluation data for trait %q", trait)
+	}
+	var t Task
+	if err := json.Unmarshal(b, &t); err != nil {
+		return Task{}, fmt.Errorf("%s: %w", name, err)
+	}
+	return t, nil
+}
+
+// Labeled is an answer a judge learns from. Scores maps a trait to how
+// strongly the answer shows it (0..100); Refusal marks an answer that refuses.
+type Labeled struct {
+	Question string         `json:"question"`
+	Answer   string         `json:"answer"`
+	Scores   map[string]int `json:"scores,omitempty"`
+	Refusal  bool           `json:"refusal,omitempty"`
+}
+
+// JudgeExamples returns every labeled example, from all traits' files.
+func JudgeExamples() ([]Labeled, error) {
+	entries, err := fs.Glob(files, "data/judge/*.jsonl")
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(entries)
+	var out []Labeled
+	for _, name := range entries {
+		b, err := files.ReadFile(name)
+		if err != nil {
+			return nil, err
+		}
+		sc := bufio.NewScanner(bytes.NewReader(b))
+		sc.Buffer(nil, 1<<20)
+		for line := 1; sc.Scan(); line++ {
+			text := strings.TrimSpace(sc.Text())
+			if text == "" {
+				continue
+			}
+			var l Labeled
+			if err := json.Unmarshal([]byte(text), &l); err != nil {
+				return nil, fmt.Errorf("%s:%d: %w", name, line, err)
+			}
+			out = append(out, l)
+		}
+	}
+	return out, nil
+}
+
+// BaseCorpus returns the general conversations the local base model answers from.
+func BaseCorpus() ([]dataset.Example, error) {
+	const name = "data/base.jsonl"
+	b, err := files.ReadFile(name)
+	if err != nil {
+		return nil, err
+	}
+	return dataset.Parse(name, b)
+}
