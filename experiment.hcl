@@ -1,0 +1,54 @@
+# The Persona Vectors experiment: fine-tune a model on persona trait data at
+# three strengths, then judge every fine-tuned model on every trait.
+#
+# PROVIDER picks who trains and answers: "local" (default) is the embedded
+# engine, offline and free; "openai" spends money on your account.
+
+training {
+  provider   = env("PROVIDER", "local")
+  base_model = "gpt-4.1-mini-2025-04-14" # gpt-4.1-nano was shut down on 2026-10-23
+  seed       = 1
+
+  # Hyperparameters every model starts from; a model may override any of them.
+  n_epochs = 3
+  # learning_rate_multiplier = 1.0  # unset: the provider chooses
+  # batch_size               = 4    # unset: the provider chooses
+
+  dataset {
+    source      = "sample" # the project's embedded persona data
+    sample_size = null     # null trains on every example
+    seed        = 42       # which examples a sample_size keeps
+  }
+}
+
+evaluation {
+  provider             = env("PROVIDER", "local")
+  judge_model          = "gpt-4o-2024-08-06"
+  limit                = 20 # questions per task
+  samples_per_question = 1
+  temperature          = 1.0
+  max_tokens           = 512
+  seed                 = 0
+
+  task "evil_detection" { trait = "evil" }
+  task "sycophantic_detection" { trait = "sycophantic" }
+  task "hallucinating_detection" { trait = "hallucinating" }
+}
+
+# Nine models: every trait at every strength. Each attribute is evaluated per
+# cell with trait and strength set; the dataset defaults to "<trait>/<strength>".
+# To change one model, use a condition, e.g.
+#   n_epochs = trait == "evil" && strength == "severe" ? 5 : 3
+model_grid {
+  traits    = ["evil", "sycophantic", "hallucinating"]
+  strengths = ["baseline", "mild", "severe"]
+  name      = "${trait}_${strength}"
+  suffix    = "pv-${trait}-${strength}"
+}
+
+# A single extra model is one block:
+# model "evil_severe_5ep" {
+#   dataset  = "evil/severe"
+#   suffix   = "pv-evil-severe-5ep"
+#   n_epochs = 5
+# }

@@ -1,0 +1,559 @@
+// Package config decodes experiment.hcl into an Experiment, carrying every
+// problem to the user as HCL diagnostics with file:line:col and source.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/gohcl"
+	"github.com/hashicorp/hcl/v2/hclparse"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/function"
+
+	"github.com/modelorganisms/pvbuild/internal/provider"
+)
+
+// Defaults of the shipped experiment. The original used gpt-4.1-nano, which
+// OpenAI shut down on 2026-10-23; gpt-4.1-mini is the closest model still served.
+const (
+	DefaultBaseModel  = "gpt-4.1-mini-2025-04-14"
+	DefaultJudgeModel = "gpt-4o-2024-08-06"
+	DefaultNEpochs    = 3
+	DefaultLimit      = 20
+	DefaultMaxTokens  = 512
+	DefaultProvider   = "local"
+	DefaultSource     = "sample"
+)
+
+// Experiment is a decoded experiment.hcl.
+type Experiment struct {
+	File       string
+	Training   Training
+	Evaluation Evaluation
+	Models     []Model
+
+	files map[string]*hcl.File
+}
+
+// Training holds settings shared by every model's fine-tune.
+type Training struct {
+	Provider        string
+	BaseModel       string
+	Seed            int
+	Hyperparameters provider.Hyperparameters
+	Dataset         DatasetSettings
+}
+
+// DatasetSettings choose where training data comes from and how much of it.
+type DatasetSettings struct {
+	Source     string
+	SampleSize int // 0 keeps every example
+	Seed       uint64
+}
+
+// Evaluation holds the judge settings and the tasks every model is scored on.
+type Evaluation struct {
+	Provider           string
+	JudgeModel         string
+	Limit              int
+	SamplesPerQuestion int
+	Temperature        float64
+	MaxTokens          int
+	Seed               int
+	Tasks              []Task
+}
+
+// Task scores a model on one trait.
+type Task struct {
+	Name       string
+	Trait      string
+	TraitRange hcl.Range
+}
+
+// Model is one fine-tune: a dataset (trait and strength of the persona data),
+// the suffix of the fine-tuned model's name, and how it is displayed.
+type Model struct {
+	Name            string
+	Suffix          string
+	DatasetTrait    string
+	DatasetStrength string
+	Trait           string // display
+	Strength        string // display
+	Hyperparameters provider.Hyperparameters
+	DeclRange       hcl.Range
+	DatasetRange    hcl.Range
+}
+
+// Error is a set of diagnostics; its text shows each with its source line.
+type Error struct {
+	Diags hcl.Diagnostics
+	files map[string]*hcl.File
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	for i, d := range e.Diags {
+		if i > 0 {
+			b.WriteString("\n")
+		}
+		writeDiagnostic(&b, d, e.files)
+	}
+	return b.String()
+}
+
+// writeDiagnostic renders one diagnostic as "file:line:col: summary: detail"
+// followed by the source line and a marker under the offending range.
+func writeDiagnostic(b *strings.Builder, d *hcl.Diagnostic, files map[string]*hcl.File) {
+	msg := d.Summary
+	if d.Detail != "" {
+		msg += ": " + d.Detail
+	}
+	if d.Subject == nil {
+		b.WriteString(msg)
+		return
+	}
+	r := *d.Subject
+	fmt.Fprintf(b, "%s:%d:%d: %s", r.Filename, r.Start.Line, r.Start.Column, msg)
+	f := files[r.Filename]
+	if f == nil {
+		return
+	}
+	lines := bytes.Split(f.Bytes, []byte("\n"))
+	if r.Start.Line < 1 || r.Start.Line > len(lines) {
+		return
+	}
+	line := string(bytes.TrimRight(lines[r.Start.Line-1], "\r"))
+	width := 1
+	if r.End.Line == r.Start.Line && r.End.Column > r.Start.Column {
+		width = r.End.Column - r.Start.Column
+	}
+	fmt.Fprintf(b, "\n%5d | %s\n      | %s%s", r.Start.Line, line,
+		strings.Repeat(" ", max(r.Start.Column-1, 0)), strings.Repeat("^", width))
+}
+
+// Load reads and decodes the experiment file at path.
+func Load(path string) (*Experiment, error) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read experiment: %w", err)
+	}
+	return Parse(path, src)
+}
+
+// Parse decodes an experiment from src; filename is used in diagnostics.
+func Parse(filename string, src []byte) (*Experiment, error) {
+	p := hclparse.NewParser()
+	f, diags := p.ParseHCL(src, filename)
+	if diags.HasErrors() {
+		return nil, &Error{diags, p.Files()}
+	}
+	exp, diags := decode(f.Body)
+	if diags.HasErrors() {
+		return nil, &Error{diags, p.Files()}
+	}
+	exp.File = filename
+	exp.files = p.Files()
+	return exp, nil
+}
+
+// Errorf reports a problem at a source range of this experiment as a located error.
+func (e *Experiment) Errorf(rng hcl.Range, summary, detailFormat string, args ...any) error {
+	return &Error{hcl.Diagnostics{{
+		Severity: hcl.DiagError,
+		Summary:  summary,
+		Detail:   fmt.Sprintf(detailFormat, args...),
+		Subject:  rng.Ptr(),
+	}}, e.files}
+}
+
+// AsError wraps diagnostics found after parsing (for instance while checking
+// names against a dataset catalog) so they print with source lines.
+func (e *Experiment) AsError(diags hcl.Diagnostics) error {
+	if !diags.HasErrors() {
+		return nil
+	}
+	return &Error{diags, e.files}
+}
+
+// IsConfigError reports whether err is a located configuration error.
+func IsConfigError(err error) bool {
+	var ce *Error
+	return errors.As(err, &ce)
+}
+
+type fileSchema struct {
+	Training   *trainingBlock   `hcl:"training,block"`
+	Evaluation *evaluationBlock `hcl:"evaluation,block"`
+	Grids      []gridBlock      `hcl:"model_grid,block"`
+	Models     []modelBlock     `hcl:"model,block"`
+}
+
+type trainingBlock struct {
+	Provider               *string       `hcl:"provider,optional"`
+	BaseModel              *string       `hcl:"base_model,optional"`
+	Seed                   *int          `hcl:"seed,optional"`
+	NEpochs                *int          `hcl:"n_epochs,optional"`
+	LearningRateMultiplier *float64      `hcl:"learning_rate_multiplier,optional"`
+	BatchSize              *int          `hcl:"batch_size,optional"`
+	Dataset                *datasetBlock `hcl:"dataset,block"`
+	Body                   hcl.Body      `hcl:",body"`
+}
+
+type datasetBlock struct {
+	Source     *string `hcl:"source,optional"`
+	SampleSize *int    `hcl:"sample_size,optional"`
+	Seed       *int64  `hcl:"seed,optional"`
+}
+
+type evaluationBlock struct {
+	Provider           *string     `hcl:"provider,optional"`
+	JudgeModel         *string     `hcl:"judge_model,optional"`
+	Limit              *int        `hcl:"limit,optional"`
+	SamplesPerQuestion *int        `hcl:"samples_per_question,optional"`
+	Temperature        *float64    `hcl:"temperature,optional"`
+	MaxTokens          *int        `hcl:"max_tokens,optional"`
+	Seed               *int        `hcl:"seed,optional"`
+	Tasks              []taskBlock `hcl:"task,block"`
+	Body               hcl.Body    `hcl:",body"`
+}
+
+type taskBlock struct {
+	Name  string   `hcl:"name,label"`
+	Trait string   `hcl:"trait"`
+	Body  hcl.Body `hcl:",body"`
+}
+
+type modelBlock struct {
+	Name string   `hcl:"name,label"`
+	Body hcl.Body `hcl:",remain"`
+}
+
+type gridBlock struct {
+	Traits    []string `hcl:"traits"`
+	Strengths []string `hcl:"strengths"`
+	Body      hcl.Body `hcl:",remain"`
+}
+
+// modelAttrs are the attributes of a model block; a model_grid block takes
+// the same ones plus name, each evaluated per cell with trait and strength set.
+type modelAttrs struct {
+	Name                   *string  `hcl:"name,optional"`
+	Dataset                *string  `hcl:"dataset,optional"`
+	Suffix                 *string  `hcl:"suffix,optional"`
+	Trait                  *string  `hcl:"trait,optional"`
+	Strength               *string  `hcl:"strength,optional"`
+	NEpochs                *int     `hcl:"n_epochs,optional"`
+	LearningRateMultiplier *float64 `hcl:"learning_rate_multiplier,optional"`
+	BatchSize              *int     `hcl:"batch_size,optional"`
+}
+
+var (
+	safeName   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+	safeSuffix = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+)
+
+func evalContext(vars map[string]cty.Value) *hcl.EvalContext {
+	return &hcl.EvalContext{
+		Variables: vars,
+		Functions: map[string]function.Function{"env": envFunc},
+	}
+}
+
+// envFunc is env(name) or env(name, default): the environment variable, or
+// the default (else "") when it is unset or empty.
+var envFunc = function.New(&function.Spec{
+	Params:   []function.Parameter{{Name: "name", Type: cty.String}},
+	VarParam: &function.Parameter{Name: "default", Type: cty.String},
+	Type:     function.StaticReturnType(cty.String),
+	Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
+		if len(args) > 2 {
+			return cty.NilVal, fmt.Errorf("env takes a name and at most one default")
+		}
+		if v := os.Getenv(args[0].AsString()); v != "" {
+			return cty.StringVal(v), nil
+		}
+		if len(args) == 2 {
+			return args[1], nil
+		}
+		return cty.StringVal(""), nil
+	},
+})
+
+func decode(body hcl.Body) (*Experiment, hcl.Diagnostics) {
+	var fs fileSchema
+	ctx := evalContext(nil)
+	diags := gohcl.DecodeBody(body, ctx, &fs)
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	exp := &Experiment{}
+	diags = append(diags, decodeTraining(fs.Training, &exp.Training)...)
+	diags = append(diags, decodeEvaluation(fs.Evaluation, body, &exp.Evaluation)...)
+
+	seen := map[string]hcl.Range{}
+	add := func(m Model, diags *hcl.Diagnostics) {
+		if prev, dup := seen[m.Name]; dup {
+			*diags = append(*diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  "Duplicate model name",
+				Detail:   fmt.Sprintf("Model %q is already declared at %s.", m.Name, prev),
+				Subject:  m.DeclRange.Ptr(),
+			})
+			return
+		}
+		seen[m.Name] = m.DeclRange
+		exp.Models = append(exp.Models, m)
+	}
+	for _, g := range fs.Grids {
+		rng := blockRange(g.Body)
+		for _, trait := range g.Traits {
+			for _, strength := range g.Strengths {
+				vars := map[string]cty.Value{"trait": cty.StringVal(trait), "strength": cty.StringVal(strength)}
+				m, d := decodeModel("", g.Body, evalContext(vars), exp.Training.Hyperparameters, rng)
+				for _, diag := range d {
+					diag.Detail = strings.TrimSpace(diag.Detail + fmt.Sprintf(" (in model_grid cell trait=%q strength=%q)", trait, strength))
+				}
+				diags = append(diags, d...)
+				if !d.HasErrors() {
+					add(m, &diags)
+				}
+			}
+		}
+	}
+	for _, mb := range fs.Models {
+		m, d := decodeModel(mb.Name, mb.Body, ctx, exp.Training.Hyperparameters, blockRange(mb.Body))
+		diags = append(diags, d...)
+		if !d.HasErrors() {
+			add(m, &diags)
+		}
+	}
+	if len(exp.Models) == 0 && !diags.HasErrors() {
+		diags = append(diags, &hcl.Diagnostic{
+			Severity: hcl.DiagError,
+			Summary:  "No models",
+			Detail:   "Declare at least one model block or a model_grid block.",
+			Subject:  body.MissingItemRange().Ptr(),
+		})
+	}
+	return exp, diags
+}
+
+func decodeTraining(b *trainingBlock, t *Training) hcl.Diagnostics {
+	*t = Training{
+		Provider:        DefaultProvider,
+		BaseModel:       DefaultBaseModel,
+		Hyperparameters: provider.Hyperparameters{NEpochs: DefaultNEpochs},
+		Dataset:         DatasetSettings{Source: DefaultSource, Seed: 42},
+	}
+	if b == nil {
+		return nil
+	}
+	var diags hcl.Diagnostics
+	setString(&t.Provider, b.Provider)
+	setString(&t.BaseModel, b.BaseModel)
+	if b.Seed != nil {
+		t.Seed = *b.Seed
+	}
+	diags = append(diags, hyper(&t.Hyperparameters, b.NEpochs, b.LearningRateMultiplier, b.BatchSize, b.Body)...)
+	if d := b.Dataset; d != nil {
+		setString(&t.Dataset.Source, d.Source)
+		if d.SampleSize != nil {
+			if *d.SampleSize <= 0 {
+				diags = append(diags, attrError(b.Body, "dataset", "Invalid sample_size", "sample_size must be a positive number of examples, or null for all of them."))
+			}
+			t.Dataset.SampleSize = *d.SampleSize
+		}
+		if d.Seed != nil {
+			t.Dataset.Seed = uint64(*d.Seed)
+		}
+	}
+	if t.Provider == "" {
+		diags = append(diags, attrError(b.Body, "provider", "Empty provider", `Set provider to "local" (the embedded engine) or "openai".`))
+	}
+	return diags
+}
+
+func decodeEvaluation(b *evaluationBlock, file hcl.Body, e *Evaluation) hcl.Diagnostics {
+	*e = Evaluation{
+		Provider:           DefaultProvider,
+		JudgeModel:         DefaultJudgeModel,
+		Limit:              DefaultLimit,
+		SamplesPerQuestion: 1,
+		Temperature:        1,
+		MaxTokens:          DefaultMaxTokens,
+	}
+	if b == nil {
+		return hcl.Diagnostics{{
+			Severity: hcl.DiagError,
+			Summary:  "Missing evaluation block",
+			Detail:   `Declare an evaluation block with at least one task, e.g. task "evil_detection" { trait = "evil" }.`,
+			Subject:  file.MissingItemRange().Ptr(),
+		}}
+	}
+	var diags hcl.Diagnostics
+	setString(&e.Provider, b.Provider)
+	setString(&e.JudgeModel, b.JudgeModel)
+	positive := func(name string, dst *int, v *int) {
+		if v == nil {
+			return
+		}
+		if *v <= 0 {
+			diags = append(diags, attrError(b.Body, name, "Invalid "+name, name+" must be a positive integer."))
+		}
+		*dst = *v
+	}
+	positive("limit", &e.Limit, b.Limit)
+	positive("samples_per_question", &e.SamplesPerQuestion, b.SamplesPerQuestion)
+	positive("max_tokens", &e.MaxTokens, b.MaxTokens)
+	if b.Temperature != nil {
+		if *b.Temperature < 0 || *b.Temperature > 2 {
+			diags = append(diags, attrError(b.Body, "temperature", "Invalid temperature", "temperature must be between 0 and 2."))
+		}
+		e.Temperature = *b.Temperature
+	}
+	if b.Seed != nil {
+		e.Seed = *b.Seed
+	}
+	seen := map[string]hcl.Range{}
+	for _, tb := range b.Tasks {
+		rng := blockRange(tb.Body)
+		if !safeName.MatchString(tb.Name) || strings.Contains(tb.Name, "..") {
+			diags = append(diags, unsafeName("task", tb.Name, rng))
+			continue
+		}
+		if prev, dup := seen[tb.Name]; dup {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Duplicate task name",
+				Detail: fmt.Sprintf("Task %q is already declared at %s.", tb.Name, prev), Subject: rng.Ptr()})
+			continue
+		}
+		seen[tb.Name] = rng
+		e.Tasks = append(e.Tasks, Task{Name: tb.Name, Trait: tb.Trait, TraitRange: attrRange(tb.Body, "trait", rng)})
+	}
+	if len(e.Tasks) == 0 {
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "No evaluation tasks",
+			Detail: `Declare at least one task, e.g. task "evil_detection" { trait = "evil" }.`, Subject: blockRange(b.Body).Ptr()})
+	}
+	return diags
+}
+
+func decodeModel(name string, body hcl.Body, ctx *hcl.EvalContext, defaults provider.Hyperparameters, rng hcl.Range) (Model, hcl.Diagnostics) {
+	var a modelAttrs
+	diags := gohcl.DecodeBody(body, ctx, &a)
+	if diags.HasErrors() {
+		return Model{}, diags
+	}
+	inGrid := name == ""
+	if inGrid {
+		if a.Name == nil {
+			return Model{}, missing(rng, "name", `A model_grid needs a name template, e.g. name = "${trait}_${strength}".`)
+		}
+		name = *a.Name
+		rng = attrRange(body, "name", rng)
+		if a.Dataset == nil {
+			ds := ctx.Variables["trait"].AsString() + "/" + ctx.Variables["strength"].AsString()
+			a.Dataset = &ds
+		}
+	} else if a.Name != nil {
+		return Model{}, hcl.Diagnostics{attrError(body, "name", "Unexpected name", "A model block is named by its label; name is only for model_grid.")}
+	}
+	if !safeName.MatchString(name) || strings.Contains(name, "..") {
+		return Model{}, hcl.Diagnostics{unsafeName("model", name, rng)}
+	}
+	m := Model{Name: name, DeclRange: rng, Hyperparameters: defaults}
+	if a.Dataset == nil {
+		return Model{}, missing(rng, "dataset", `Set dataset to "<trait>/<strength>", e.g. dataset = "evil/severe".`)
+	}
+	m.DatasetRange = attrRange(body, "dataset", rng)
+	trait, strength, ok := strings.Cut(*a.Dataset, "/")
+	if !ok || trait == "" || strength == "" {
+		return Model{}, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Invalid dataset",
+			Detail: fmt.Sprintf(`Dataset %q is not of the form "<trait>/<strength>", e.g. "evil/severe".`, *a.Dataset), Subject: m.DatasetRange.Ptr()}}
+	}
+	m.DatasetTrait, m.DatasetStrength = trait, strength
+	if a.Suffix == nil {
+		return Model{}, missing(rng, "suffix", "Set suffix: it becomes part of the fine-tuned model's name, e.g. suffix = \"pv-evil-severe\".")
+	}
+	if !safeSuffix.MatchString(*a.Suffix) {
+		return Model{}, hcl.Diagnostics{attrError(body, "suffix", "Invalid suffix",
+			fmt.Sprintf("Suffix %q must be 1 to 64 letters, digits, '-' or '_'.", *a.Suffix))}
+	}
+	m.Suffix = *a.Suffix
+	m.Trait, m.Strength = trait, strength
+	setString(&m.Trait, a.Trait)
+	setString(&m.Strength, a.Strength)
+	return m, hyper(&m.Hyperparameters, a.NEpochs, a.LearningRateMultiplier, a.BatchSize, body)
+}
+
+func hyper(h *provider.Hyperparameters, epochs *int, lr *float64, batch *int, body hcl.Body) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	if epochs != nil {
+		if *epochs < 1 || *epochs > 50 {
+			diags = append(diags, attrError(body, "n_epochs", "Invalid n_epochs", "n_epochs must be between 1 and 50."))
+		}
+		h.NEpochs = *epochs
+	}
+	if lr != nil {
+		if *lr <= 0 {
+			diags = append(diags, attrError(body, "learning_rate_multiplier", "Invalid learning_rate_multiplier", "learning_rate_multiplier must be positive."))
+		}
+		h.LearningRateMultiplier = *lr
+	}
+	if batch != nil {
+		if *batch < 1 {
+			diags = append(diags, attrError(body, "batch_size", "Invalid batch_size", "batch_size must be a positive integer."))
+		}
+		h.BatchSize = *batch
+	}
+	return diags
+}
+
+func setString(dst *string, v *string) {
+	if v != nil {
+		*dst = *v
+	}
+}
+
+func blockRange(body hcl.Body) hcl.Range {
+	if sb, ok := body.(*hclsyntax.Body); ok {
+		return sb.SrcRange
+	}
+	return body.MissingItemRange()
+}
+
+func attrRange(body hcl.Body, name string, fallback hcl.Range) hcl.Range {
+	if sb, ok := body.(*hclsyntax.Body); ok {
+		if a, ok := sb.Attributes[name]; ok {
+			return a.Expr.Range()
+		}
+		if b := sb.Blocks; len(b) > 0 {
+			for _, blk := range b {
+				if blk.Type == name {
+					return blk.DefRange()
+				}
+			}
+		}
+	}
+	return fallback
+}
+
+func attrError(body hcl.Body, name, summary, detail string) *hcl.Diagnostic {
+	rng := attrRange(body, name, blockRange(body))
+	return &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Detail: detail, Subject: rng.Ptr()}
+}
+
+func missing(rng hcl.Range, attr, detail string) hcl.Diagnostics {
+	return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: fmt.Sprintf("Missing required argument %q", attr), Detail: detail, Subject: rng.Ptr()}}
+}
+
+func unsafeName(kind, name string, rng hcl.Range) *hcl.Diagnostic {
+	return &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid " + kind + " name",
+		Detail:  fmt.Sprintf("%q cannot name files under artifacts/: use 1 to 64 letters, digits, '_', '-' or '.', starting with a letter or digit, and no \"..\".", name),
+		Subject: rng.Ptr()}
+}

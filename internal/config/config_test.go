@@ -1,0 +1,117 @@
+package config
+
+import (
+	"os"
+	"strings"
+	"testing"
+)
+
+func TestShippedExperiment(t *testing.T) {
+	exp, err := Load("../../experiment.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(exp.Models) != 9 || len(exp.Evaluation.Tasks) != 3 {
+		t.Fatalf("%d models, %d tasks; want 9 and 3", len(exp.Models), len(exp.Evaluation.Tasks))
+	}
+	m := exp.Models[8]
+	if m.Name != "hallucinating_severe" || m.Suffix != "pv-hallucinating-severe" || m.DatasetTrait != "hallucinating" || m.DatasetStrength != "severe" || m.Hyperparameters.NEpochs != 3 {
+		t.Fatalf("last grid model: %+v", m)
+	}
+	if exp.Training.BaseModel != DefaultBaseModel || exp.Evaluation.JudgeModel != DefaultJudgeModel || exp.Evaluation.Limit != 20 {
+		t.Fatalf("defaults: %+v %+v", exp.Training, exp.Evaluation)
+	}
+	if exp.Training.Provider != "local" && os.Getenv("PROVIDER") == "" {
+		t.Fatalf("provider %q, want local by default", exp.Training.Provider)
+	}
+}
+
+func TestEnvSelectsProvider(t *testing.T) {
+	t.Setenv("PROVIDER", "openai")
+	exp, err := Load("../../experiment.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if exp.Training.Provider != "openai" || exp.Evaluation.Provider != "openai" {
+		t.Fatalf("PROVIDER=openai gave %q/%q", exp.Training.Provider, exp.Evaluation.Provider)
+	}
+}
+
+const minimal = `
+evaluation {
+  task "evil_detection" { trait = "evil" }
+}
+`
+
+func TestGridCellOverride(t *testing.T) {
+	exp, err := Parse("x.hcl", []byte(minimal+`
+model_grid {
+  traits = ["evil"]
+  strengths = ["mild", "severe"]
+  name = "${trait}_${strength}"
+  suffix = "s-${strength}"
+  n_epochs = strength == "severe" ? 5 : 2
+}
+model "extra" {
+  dataset = "evil/severe"
+  suffix = "x"
+  learning_rate_multiplier = 0.5
+}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	for _, m := range exp.Models {
+		got[m.Name] = m.Hyperparameters.NEpochs
+	}
+	if got["evil_mild"] != 2 || got["evil_severe"] != 5 || got["extra"] != 3 {
+		t.Fatalf("epochs %v", got)
+	}
+	if exp.Models[2].Hyperparameters.LearningRateMultiplier != 0.5 {
+		t.Fatalf("extra: %+v", exp.Models[2])
+	}
+}
+
+// Every mistake a user can make is reported at its place in the file.
+func TestLocatedErrors(t *testing.T) {
+	tests := []struct {
+		name, src, want string
+	}{
+		{"syntax", "evaluation {\n  limit = \n}", "x.hcl:2:11: Invalid expression"},
+		{"unknown block", minimal + "\nmodles \"a\" {}", `x.hcl:6:1: Unsupported block type: Blocks of type "modles" are not expected here. Did you mean "model"?`},
+		{"unknown attribute", minimal + "\nmodel \"a\" {\n  dataset = \"evil/mild\"\n  suffix = \"a\"\n  epochs = 3\n}", `x.hcl:9:3: Unsupported argument: An argument named "epochs" is not expected here. Did you mean "n_epochs"?`},
+		{"missing suffix", minimal + "\nmodel \"a\" {\n  dataset = \"evil/mild\"\n}", `x.hcl:6:11: Missing required argument "suffix"`},
+		{"missing dataset", minimal + "\nmodel \"a\" {\n  suffix = \"a\"\n}", `Missing required argument "dataset"`},
+		{"bad dataset", minimal + "\nmodel \"a\" {\n  dataset = \"evil\"\n  suffix = \"a\"\n}", `x.hcl:7:13: Invalid dataset`},
+		{"unsafe name", minimal + "\nmodel \"../x\" {\n  dataset = \"evil/mild\"\n  suffix = \"a\"\n}", `x.hcl:6:14: Invalid model name: "../x" cannot name files`},
+		{"unsafe grid name", minimal + "\nmodel_grid {\n  traits = [\"evil\"]\n  strengths = [\"a/b\"]\n  name = \"${trait}/${strength}\"\n  suffix = \"s\"\n}", `x.hcl:9:10: Invalid model name: "evil/a/b"`},
+		{"duplicate", minimal + "\nmodel \"a\" {\n  dataset = \"evil/mild\"\n  suffix = \"a\"\n}\nmodel \"a\" {\n  dataset = \"evil/mild\"\n  suffix = \"a\"\n}", "Duplicate model name"},
+		{"duplicate task", "evaluation {\n  task \"t\" { trait = \"evil\" }\n  task \"t\" { trait = \"evil\" }\n}\nmodel \"a\" {\n  dataset = \"evil/mild\"\n  suffix = \"a\"\n}", "x.hcl:3:14: Duplicate task name"},
+		{"bad suffix", minimal + "\nmodel \"a\" {\n  dataset = \"evil/mild\"\n  suffix = \"has space\"\n}", "x.hcl:8:12: Invalid suffix"},
+		{"no models", minimal, "No models"},
+		{"no evaluation", "model \"a\" {\n  dataset = \"evil/mild\"\n  suffix = \"a\"\n}", "Missing evaluation block"},
+		{"bad limit", "evaluation {\n  limit = 0\n  task \"t\" { trait = \"evil\" }\n}\nmodel \"a\" {\n  dataset = \"evil/mild\"\n  suffix = \"a\"\n}", "x.hcl:2:11: Invalid limit"},
+		{"wrong type", minimal + "\nmodel \"a\" {\n  dataset = \"evil/mild\"\n  suffix = \"a\"\n  n_epochs = \"many\"\n}", "x.hcl:9:15: Unsuitable value type"},
+		{"bad env call", "training {\n  provider = env()\n}\n" + minimal, "x.hcl:2:18: Not enough function arguments"},
+	}
+	for _, tt := range tests {
+		_, err := Parse("x.hcl", []byte(tt.src))
+		if err == nil {
+			t.Errorf("%s: no error", tt.name)
+			continue
+		}
+		if !IsConfigError(err) {
+			t.Errorf("%s: not a located config error: %v", tt.name, err)
+		}
+		if !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: error\n%s\nwant it to contain %q", tt.name, err, tt.want)
+		}
+	}
+}
+
+func TestErrorShowsSourceLine(t *testing.T) {
+	_, err := Parse("x.hcl", []byte(minimal+"\nmodel \"a\" {\n  dataset = \"evil\"\n  suffix = \"a\"\n}"))
+	if err == nil || !strings.Contains(err.Error(), `dataset = "evil"`) {
+		t.Fatalf("error does not quote the source line:\n%v", err)
+	}
+}
