@@ -45,6 +45,7 @@ type Experiment struct {
 // Training holds settings shared by every model's fine-tune.
 type Training struct {
 	Provider        string
+	ProviderRange   hcl.Range
 	BaseModel       string
 	Seed            int
 	Hyperparameters provider.Hyperparameters
@@ -53,14 +54,17 @@ type Training struct {
 
 // DatasetSettings choose where training data comes from and how much of it.
 type DatasetSettings struct {
-	Source     string
-	SampleSize int // 0 keeps every example
+	Source     string // "sample" (embedded) or "upstream" (the Persona Vectors archive)
+	Archive    string // upstream archive URL or .zip path; "" = the default URL
+	SHA256     string // optional pin of the upstream archive
+	SampleSize int    // 0 keeps every example
 	Seed       uint64
 }
 
 // Evaluation holds the judge settings and the tasks every model is scored on.
 type Evaluation struct {
 	Provider           string
+	ProviderRange      hcl.Range
 	JudgeModel         string
 	Limit              int
 	SamplesPerQuestion int
@@ -207,9 +211,12 @@ type trainingBlock struct {
 }
 
 type datasetBlock struct {
-	Source     *string `hcl:"source,optional"`
-	SampleSize *int    `hcl:"sample_size,optional"`
-	Seed       *int64  `hcl:"seed,optional"`
+	Body       hcl.Body `hcl:",body"`
+	Source     *string  `hcl:"source,optional"`
+	Archive    *string  `hcl:"archive,optional"`
+	SHA256     *string  `hcl:"sha256,optional"`
+	SampleSize *int     `hcl:"sample_size,optional"`
+	Seed       *int64   `hcl:"seed,optional"`
 }
 
 type evaluationBlock struct {
@@ -357,6 +364,7 @@ func decodeTraining(b *trainingBlock, t *Training) hcl.Diagnostics {
 	}
 	var diags hcl.Diagnostics
 	setString(&t.Provider, b.Provider)
+	t.ProviderRange = attrRange(b.Body, "provider", blockRange(b.Body))
 	setString(&t.BaseModel, b.BaseModel)
 	if b.Seed != nil {
 		t.Seed = *b.Seed
@@ -364,6 +372,12 @@ func decodeTraining(b *trainingBlock, t *Training) hcl.Diagnostics {
 	diags = append(diags, hyper(&t.Hyperparameters, b.NEpochs, b.LearningRateMultiplier, b.BatchSize, b.Body)...)
 	if d := b.Dataset; d != nil {
 		setString(&t.Dataset.Source, d.Source)
+		setString(&t.Dataset.Archive, d.Archive)
+		setString(&t.Dataset.SHA256, d.SHA256)
+		if t.Dataset.Source != "sample" && t.Dataset.Source != "upstream" {
+			diags = append(diags, attrError(b.Dataset.Body, "source", "Unknown dataset source",
+				fmt.Sprintf(`Source %q is not known: use "sample" (embedded, offline) or "upstream" (the Persona Vectors archive).`, t.Dataset.Source)))
+		}
 		if d.SampleSize != nil {
 			if *d.SampleSize <= 0 {
 				diags = append(diags, attrError(b.Body, "dataset", "Invalid sample_size", "sample_size must be a positive number of examples, or null for all of them."))
@@ -399,6 +413,7 @@ func decodeEvaluation(b *evaluationBlock, file hcl.Body, e *Evaluation) hcl.Diag
 	}
 	var diags hcl.Diagnostics
 	setString(&e.Provider, b.Provider)
+	e.ProviderRange = attrRange(b.Body, "provider", blockRange(b.Body))
 	setString(&e.JudgeModel, b.JudgeModel)
 	positive := func(name string, dst *int, v *int) {
 		if v == nil {

@@ -1,0 +1,230 @@
+// Package pipeline is the Persona Vectors experiment as a build graph:
+// dataset(model) -> train(model) -> eval(model, task) -> results. It computes
+// each target's inputs, asks the build store what is stale, and rebuilds only
+// that, through a provider.
+package pipeline
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+
+	"github.com/modelorganisms/pvbuild/internal/build"
+	"github.com/modelorganisms/pvbuild/internal/config"
+	"github.com/modelorganisms/pvbuild/internal/dataset"
+	"github.com/modelorganisms/pvbuild/internal/provider"
+)
+
+// Format versions enter every key: bump one when a step's output changes shape
+// or meaning, and exactly the targets of that step (and what follows) rebuild.
+const (
+	datasetFormat = "dataset/1"
+	trainFormat   = "train/1"
+	evalFormat    = "eval/1"
+	resultsFormat = "results/1"
+)
+
+// Options configure a pipeline run.
+type Options struct {
+	Store *build.Store
+	// Source of datasets and tasks; nil means the embedded sample data.
+	Source Source
+	// Training and Evaluation providers; both required.
+	Training, Evaluation provider.Provider
+	// Concurrency bounds the chat calls in flight across all evaluations.
+	Concurrency int
+	// PollInterval is the first wait between job polls; it grows to 8x.
+	PollInterval time.Duration
+	// Log receives progress lines; nil discards them.
+	Log io.Writer
+}
+
+// Pipeline is one experiment bound to its data and providers.
+type Pipeline struct {
+	exp   *config.Experiment
+	opts  Options
+	store *build.Store
+	log   io.Writer
+
+	datasets map[string]*datasetTarget // by model name
+	tasks    map[string]*taskData      // by task name
+}
+
+type datasetTarget struct {
+	model  config.Model
+	data   []byte // the sampled JSONL the model trains on
+	inputs build.Inputs
+}
+
+type taskData struct {
+	task      config.Task
+	questions []string
+	prompt    string
+	hash      string // of the limited questions and the judge prompt
+}
+
+// New validates the experiment against its data source and prepares the
+// graph. Names of unknown traits, strengths or tasks come back as located
+// configuration errors.
+func New(exp *config.Experiment, opts Options) (*Pipeline, error) {
+	if opts.Source == nil {
+		opts.Source = SampleSource{}
+	}
+	if opts.Concurrency <= 0 {
+		opts.Concurrency = 32
+	}
+	if opts.PollInterval <= 0 {
+		opts.PollInterval = 200 * time.Millisecond
+	}
+	if opts.Log == nil {
+		opts.Log = io.Discard
+	}
+	p := &Pipeline{exp: exp, opts: opts, store: opts.Store, log: opts.Log,
+		datasets: map[string]*datasetTarget{}, tasks: map[string]*taskData{}}
+
+	var diags hcl.Diagnostics
+	for _, m := range exp.Models {
+		d, err := p.prepareDataset(m)
+		if err != nil {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError,
+				Summary: fmt.Sprintf("Unusable dataset for model %q", m.Name), Detail: err.Error() + ".", Subject: m.DatasetRange.Ptr()})
+			continue
+		}
+		p.datasets[m.Name] = d
+	}
+	for _, t := range exp.Evaluation.Tasks {
+		td, err := p.prepareTask(t)
+		if err != nil {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError,
+				Summary: fmt.Sprintf("Unusable task %q", t.Name), Detail: err.Error() + ".", Subject: t.TraitRange.Ptr()})
+			continue
+		}
+		p.tasks[t.Name] = td
+	}
+	if err := exp.AsError(diags); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func (p *Pipeline) prepareDataset(m config.Model) (*datasetTarget, error) {
+	raw, err := p.opts.Source.Training(m.DatasetTrait, m.DatasetStrength)
+	if err != nil {
+		return nil, err
+	}
+	ds := p.exp.Training.Dataset
+	examples, err := dataset.Parse(m.DatasetTrait+"/"+m.DatasetStrength+".jsonl", raw)
+	if err != nil {
+		return nil, err
+	}
+	data := dataset.Encode(dataset.Sample(examples, ds.SampleSize, ds.Seed))
+	var in build.Inputs
+	in.Add("format", datasetFormat)
+	in.Add("source", p.opts.Source.ID())
+	in.Add("dataset", m.DatasetTrait+"/"+m.DatasetStrength)
+	in.Add("data", build.Hash(raw))
+	in.Add("sample_size", ds.SampleSize)
+	in.Add("sample_seed", ds.Seed)
+	return &datasetTarget{model: m, data: data, inputs: in}, nil
+}
+
+func (p *Pipeline) prepareTask(t config.Task) (*taskData, error) {
+	task, err := p.opts.Source.Task(t.Trait)
+	if err != nil {
+		return nil, err
+	}
+	if !strings.Contains(task.EvalPrompt, "{question}") || !strings.Contains(task.EvalPrompt, "{answer}") {
+		return nil, fmt.Errorf("the judge prompt of trait %q lacks {question} or {answer}", t.Trait)
+	}
+	qs := task.Questions
+	if len(qs) == 0 {
+		return nil, fmt.Errorf("trait %q has no evaluation questions", t.Trait)
+	}
+	if n := p.exp.Evaluation.Limit; n < len(qs) {
+		qs = qs[:n]
+	}
+	h, _ := json.Marshal(struct {
+		Q []string
+		P string
+	}{qs, task.EvalPrompt})
+	return &taskData{task: t, questions: qs, prompt: task.EvalPrompt, hash: build.Hash(h)}, nil
+}
+
+// Target names, also the stamps' names.
+func datasetID(model string) string     { return "dataset/" + model }
+func trainID(model string) string       { return "train/" + model }
+func evalID(model, task string) string  { return path.Join("eval", model, task) }
+func datasetOut(model string) string    { return "datasets/" + model + ".jsonl" }
+func trainOut(model string) string      { return "train/" + model + ".json" }
+func evalOut(model, task string) string { return path.Join("evals", model, task+".json") }
+
+const resultsID, resultsOut = "results", "eval_results.json"
+
+// trainInputs is everything a fine-tune's outcome depends on. Display fields
+// (trait, strength, the model's name) are left out so that identical
+// fine-tunes share one key and train once.
+func (p *Pipeline) trainInputs(m config.Model) build.Inputs {
+	t := p.exp.Training
+	var in build.Inputs
+	in.Add("format", trainFormat)
+	in.Add("provider", t.Provider)
+	in.Add("base_model", t.BaseModel)
+	in.Add("dataset", build.Hash(p.datasets[m.Name].data))
+	in.Add("suffix", m.Suffix)
+	in.Add("seed", t.Seed)
+	h := m.Hyperparameters
+	in.Add("n_epochs", h.NEpochs)
+	in.Add("learning_rate_multiplier", h.LearningRateMultiplier)
+	in.Add("batch_size", h.BatchSize)
+	return in
+}
+
+// evalInputs needs the hash of the trained model's record.
+func (p *Pipeline) evalInputs(trainHash string, t *taskData) build.Inputs {
+	e := p.exp.Evaluation
+	var in build.Inputs
+	in.Add("format", evalFormat)
+	in.Add("model", trainHash)
+	in.Add("provider", e.Provider)
+	in.Add("trait", t.task.Trait)
+	in.Add("task_data", t.hash)
+	in.Add("judge_model", e.JudgeModel)
+	in.Add("limit", e.Limit)
+	in.Add("samples_per_question", e.SamplesPerQuestion)
+	in.Add("temperature", e.Temperature)
+	in.Add("max_tokens", e.MaxTokens)
+	in.Add("seed", e.Seed)
+	return in
+}
+
+// TrainedModel is what a finished training target records.
+type TrainedModel struct {
+	Model           string                   `json:"model"`
+	Provider        string                   `json:"provider"`
+	JobID           string                   `json:"job_id"`
+	BaseModel       string                   `json:"base_model"`
+	FineTunedModel  string                   `json:"fine_tuned_model"`
+	Hyperparameters provider.Hyperparameters `json:"hyperparameters"`
+	Key             string                   `json:"key"`
+}
+
+func (p *Pipeline) readTrained(model string) (TrainedModel, error) {
+	var tm TrainedModel
+	err := readJSON(p.store.Path(trainOut(model)), &tm)
+	return tm, err
+}
+
+// SampleResult is one judged answer.
+type SampleResult struct {
+	ID       string                  `json:"id"`
+	Question string                  `json:"question"`
+	Epoch    int                     `json:"epoch"`
+	Answer   string                  `json:"answer"`
+	Score    *float64                `json:"score"` // nil: the judge gave no answer
+	Judge    []provider.TokenLogprob `json:"judge_logprobs,omitempty"`
+}

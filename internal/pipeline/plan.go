@@ -1,0 +1,219 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"runtime"
+	"sync"
+
+	"github.com/modelorganisms/pvbuild/internal/build"
+	"github.com/modelorganisms/pvbuild/internal/config"
+)
+
+// Step is one target's state in a plan.
+type Step struct {
+	Target string // e.g. "train/evil_severe"
+	Fresh  bool
+	Reason string // why it is stale
+	Submit string // for a stale training target: the job it would submit
+	status build.Status
+	inputs build.Inputs
+}
+
+// Plan is the state of every target, in build order.
+type Plan struct {
+	Datasets []Step
+	Train    []Step
+	Evals    []Step
+	Results  Step
+}
+
+// Stale counts stale targets and distinct training jobs a build would submit.
+func (pl *Plan) Stale() (targets, jobs int) {
+	keys := map[string]bool{}
+	for _, group := range [][]Step{pl.Datasets, pl.Train, pl.Evals, {pl.Results}} {
+		for _, s := range group {
+			if !s.Fresh {
+				targets++
+			}
+		}
+	}
+	for _, s := range pl.Train {
+		if !s.Fresh {
+			keys[s.inputs.Key()] = true
+		}
+	}
+	return targets, len(keys)
+}
+
+// Plan checks every target without building anything.
+func (p *Pipeline) Plan(ctx context.Context) (*Plan, error) {
+	models := p.exp.Models
+	pl := &Plan{
+		Datasets: make([]Step, len(models)),
+		Train:    make([]Step, len(models)),
+		Evals:    make([]Step, len(models)*len(p.exp.Evaluation.Tasks)),
+	}
+	// Targets are independent to check; outputs are hashed in parallel so a
+	// no-op plan of a large experiment stays fast.
+	err := parallel(ctx, len(models), func(i int) error {
+		m := models[i]
+		d := p.datasets[m.Name]
+		ds, err := p.check(datasetID(m.Name), d.inputs)
+		if err != nil {
+			return err
+		}
+		pl.Datasets[i] = ds
+		tin := p.trainInputs(m)
+		tr, err := p.check(trainID(m.Name), tin)
+		if err != nil {
+			return err
+		}
+		if !tr.Fresh {
+			tr.Submit = p.describeJob(m)
+		}
+		pl.Train[i] = tr
+		for j, t := range p.exp.Evaluation.Tasks {
+			pl.Evals[i*len(p.exp.Evaluation.Tasks)+j], err = p.planEval(m, t, tr)
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	pl.Results = Step{Target: resultsID}
+	in, missing, err := p.resultsInputs(pl.Evals)
+	if err != nil {
+		return nil, err
+	}
+	if missing != "" {
+		pl.Results.Reason = missing
+		return pl, nil
+	}
+	pl.Results, err = p.check(resultsID, in)
+	return pl, err
+}
+
+func (p *Pipeline) check(target string, in build.Inputs) (Step, error) {
+	st, err := p.store.Check(target, in)
+	if err != nil {
+		return Step{}, err
+	}
+	return Step{Target: target, Fresh: st.Fresh, Reason: st.Reason, status: st, inputs: in}, nil
+}
+
+func (p *Pipeline) planEval(m config.Model, t config.Task, train Step) (Step, error) {
+	id := evalID(m.Name, t.Name)
+	if !train.Fresh {
+		return Step{Target: id, Reason: "training " + m.Name + " is stale"}, nil
+	}
+	return p.check(id, p.evalInputs(train.status.Stamp.Outputs[trainOut(m.Name)], p.tasks[t.Name]))
+}
+
+// resultsInputs names every evaluation's output hash; when an evaluation is
+// stale the results cannot be keyed yet, and missing says which.
+func (p *Pipeline) resultsInputs(evals []Step) (in build.Inputs, missing string, err error) {
+	in.Add("format", resultsFormat)
+	stale := 0
+	first := ""
+	for _, s := range evals {
+		if !s.Fresh {
+			if stale == 0 {
+				first = s.Target
+			}
+			stale++
+			continue
+		}
+		for name, hash := range s.status.Stamp.Outputs {
+			in.Add(name, hash)
+		}
+	}
+	for _, m := range p.exp.Models {
+		in.Add("display/"+m.Name, m.Trait+"/"+m.Strength)
+	}
+	if stale > 0 {
+		missing = fmt.Sprintf("%s is stale", first)
+		if stale > 1 {
+			missing = fmt.Sprintf("%s and %d other evaluations are stale", first, stale-1)
+		}
+	}
+	return in, missing, nil
+}
+
+func (p *Pipeline) describeJob(m config.Model) string {
+	t := p.exp.Training
+	h := m.Hyperparameters
+	s := fmt.Sprintf("%s job: %s, suffix %s, %d examples, n_epochs %d", t.Provider, t.BaseModel, m.Suffix,
+		countLines(p.datasets[m.Name].data), h.NEpochs)
+	if h.LearningRateMultiplier > 0 {
+		s += fmt.Sprintf(", learning_rate_multiplier %g", h.LearningRateMultiplier)
+	}
+	if h.BatchSize > 0 {
+		s += fmt.Sprintf(", batch_size %d", h.BatchSize)
+	}
+	return s
+}
+
+func countLines(b []byte) int {
+	n := 0
+	for _, c := range b {
+		if c == '\n' {
+			n++
+		}
+	}
+	return n
+}
+
+// parallel runs f(0..n-1) on a few workers and returns the first error.
+func parallel(ctx context.Context, n int, f func(i int) error) error {
+	workers := min(n, 2*runtime.GOMAXPROCS(0))
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		firstErr error
+		next     = make(chan int)
+	)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				if err := f(i); err != nil {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = err
+					}
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	for i := 0; i < n; i++ {
+		if ctx.Err() != nil {
+			break
+		}
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	if firstErr == nil {
+		firstErr = ctx.Err()
+	}
+	return firstErr
+}
+
+func readJSON(path string, v any) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nil
+}

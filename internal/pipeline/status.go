@@ -1,0 +1,69 @@
+package pipeline
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/modelorganisms/pvbuild/internal/provider"
+	"github.com/modelorganisms/pvbuild/internal/report"
+)
+
+// Status reports every recorded training job as the provider sees it now,
+// and every model that has no job yet.
+func (p *Pipeline) Status(ctx context.Context) ([]report.JobRow, error) {
+	recs, err := p.JobRecords()
+	if err != nil {
+		return nil, err
+	}
+	rows := make([]report.JobRow, len(recs))
+	var wg sync.WaitGroup
+	for i, rec := range recs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			row := report.JobRow{Models: strings.Join(rec.Models, ", "), JobID: rec.JobID, State: rec.Status,
+				FineTunedModel: rec.FineTunedModel}
+			job, err := p.opts.Training.GetJob(ctx, rec.JobID)
+			switch {
+			case err != nil:
+				row.Error = "cannot query provider: " + err.Error()
+			default:
+				row.State, row.FineTunedModel = job.Status, job.FineTunedModel
+				if job.Error != nil {
+					row.Error = job.Error.Error()
+				}
+				rec.FinishedAt = job.FinishedAt
+			}
+			end := rec.FinishedAt
+			if end.IsZero() {
+				end = time.Now()
+			}
+			row.Elapsed = end.Sub(rec.SubmittedAt).Round(time.Second)
+			rows[i] = row
+		}()
+	}
+	wg.Wait()
+	recorded := map[string]bool{}
+	for _, rec := range recs {
+		for _, m := range rec.Models {
+			if rec.Status != provider.StatusFailed && rec.Status != provider.StatusCancelled {
+				recorded[m] = true
+			}
+		}
+	}
+	for _, m := range p.exp.Models {
+		if recorded[m.Name] {
+			continue
+		}
+		st, err := p.check(trainID(m.Name), p.trainInputs(m))
+		if err != nil {
+			return nil, err
+		}
+		if !st.Fresh {
+			rows = append(rows, report.JobRow{Models: m.Name, State: "not submitted"})
+		}
+	}
+	return rows, nil
+}

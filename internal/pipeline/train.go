@@ -1,0 +1,287 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/modelorganisms/pvbuild/internal/atomicfile"
+	"github.com/modelorganisms/pvbuild/internal/build"
+	"github.com/modelorganisms/pvbuild/internal/config"
+	"github.com/modelorganisms/pvbuild/internal/provider"
+)
+
+// MetadataKey tags every submitted job with its target's key, so a run that
+// died between creating a job and recording it finds the job and adopts it.
+const MetadataKey = "pvbuild_key"
+
+// JobRecord is the durable note of a submitted job, written before waiting.
+type JobRecord struct {
+	Key            string             `json:"key"`
+	Provider       string             `json:"provider"`
+	JobID          string             `json:"job_id"`
+	Models         []string           `json:"models"`
+	BaseModel      string             `json:"base_model"`
+	SubmittedAt    time.Time          `json:"submitted_at"`
+	Status         string             `json:"status"`
+	FineTunedModel string             `json:"fine_tuned_model,omitempty"`
+	FinishedAt     time.Time          `json:"finished_at,omitzero"`
+	Error          *provider.JobError `json:"error,omitempty"`
+}
+
+func jobRecordPath(key string) string { return "jobs/" + key[:16] + ".json" }
+
+func (p *Pipeline) readJobRecord(key string) (*JobRecord, error) {
+	var rec JobRecord
+	err := readJSON(p.store.Path(jobRecordPath(key)), &rec)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &rec, nil
+}
+
+func (p *Pipeline) writeJobRecord(rec *JobRecord) error {
+	b, err := json.MarshalIndent(rec, "", "  ")
+	if err != nil {
+		return err
+	}
+	return atomicfile.Write(p.store.Path(jobRecordPath(rec.Key)), append(b, '\n'), 0o644)
+}
+
+// JobRecords lists the recorded jobs, oldest first.
+func (p *Pipeline) JobRecords() ([]JobRecord, error) {
+	paths, err := filepath.Glob(p.store.Path("jobs/*.json"))
+	if err != nil {
+		return nil, err
+	}
+	var recs []JobRecord
+	for _, path := range paths {
+		var rec JobRecord
+		if err := readJSON(path, &rec); err != nil {
+			return nil, err
+		}
+		recs = append(recs, rec)
+	}
+	sort.Slice(recs, func(i, j int) bool { return recs[i].SubmittedAt.Before(recs[j].SubmittedAt) })
+	return recs, nil
+}
+
+// buildDatasets writes every stale dataset target.
+func (p *Pipeline) buildDatasets(ctx context.Context) error {
+	for _, m := range p.exp.Models {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		d := p.datasets[m.Name]
+		st, err := p.check(datasetID(m.Name), d.inputs)
+		if err != nil {
+			return err
+		}
+		if st.Fresh {
+			continue
+		}
+		if _, err := p.store.Commit(datasetID(m.Name), d.inputs, map[string][]byte{datasetOut(m.Name): d.data}); err != nil {
+			return fmt.Errorf("model %s: %w", m.Name, err)
+		}
+		fmt.Fprintf(p.log, "dataset %s: %d examples (%s)\n", m.Name, countLines(d.data), st.Reason)
+	}
+	return nil
+}
+
+// Train brings every training target up to date: all stale jobs are
+// submitted at once and awaited together. A failed job does not stop the
+// others; every failure is returned, each naming its model and job.
+func (p *Pipeline) Train(ctx context.Context) error {
+	if err := p.buildDatasets(ctx); err != nil {
+		return err
+	}
+	type group struct {
+		key    string
+		inputs build.Inputs
+		models []config.Model
+	}
+	var groups []*group
+	byKey := map[string]*group{}
+	for _, m := range p.exp.Models {
+		in := p.trainInputs(m)
+		st, err := p.check(trainID(m.Name), in)
+		if err != nil {
+			return err
+		}
+		if st.Fresh {
+			continue
+		}
+		key := in.Key()
+		g := byKey[key]
+		if g == nil {
+			g = &group{key: key, inputs: in}
+			byKey[key] = g
+			groups = append(groups, g)
+		}
+		g.models = append(g.models, m)
+	}
+	if len(groups) == 0 {
+		fmt.Fprintln(p.log, "training: every model is up to date")
+		return nil
+	}
+	errs := make([]error, len(groups))
+	var wg sync.WaitGroup
+	for i, g := range groups {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = p.trainGroup(ctx, g.key, g.inputs, g.models)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func (p *Pipeline) trainGroup(ctx context.Context, key string, inputs build.Inputs, models []config.Model) error {
+	names := make([]string, len(models))
+	for i, m := range models {
+		names[i] = m.Name
+	}
+	label := strings.Join(names, ", ")
+	rec, err := p.submitOrAdopt(ctx, key, models, names)
+	if err != nil {
+		return fmt.Errorf("model %s: %w", label, err)
+	}
+	job, err := p.await(ctx, rec, label)
+	if err != nil {
+		return fmt.Errorf("model %s: job %s: %w", label, rec.JobID, err)
+	}
+	if job.Status != provider.StatusSucceeded {
+		reason := job.Status
+		if job.Error != nil {
+			reason += ": " + job.Error.Error()
+		}
+		return fmt.Errorf("model %s: job %s %s", label, rec.JobID, reason)
+	}
+	for _, m := range models {
+		tm := TrainedModel{
+			Model: m.Name, Provider: p.exp.Training.Provider, JobID: job.ID, BaseModel: job.Model,
+			FineTunedModel: job.FineTunedModel, Hyperparameters: job.Hyperparameters, Key: key,
+		}
+		b, _ := json.MarshalIndent(tm, "", "  ")
+		if _, err := p.store.Commit(trainID(m.Name), inputs, map[string][]byte{trainOut(m.Name): append(b, '\n')}); err != nil {
+			return fmt.Errorf("model %s: %w", m.Name, err)
+		}
+	}
+	return nil
+}
+
+// submitOrAdopt returns the job for key: the one recorded, or one the
+// provider already holds for this key, or a new submission, recorded before
+// anything waits on it.
+func (p *Pipeline) submitOrAdopt(ctx context.Context, key string, models []config.Model, names []string) (*JobRecord, error) {
+	tp := p.opts.Training
+	rec, err := p.readJobRecord(key)
+	if err != nil {
+		return nil, err
+	}
+	if rec != nil && rec.Status != provider.StatusFailed && rec.Status != provider.StatusCancelled {
+		fmt.Fprintf(p.log, "train %s: resuming %s\n", strings.Join(names, ", "), rec.JobID)
+		return rec, nil
+	}
+	if rec == nil {
+		if job, ok, err := p.findJob(ctx, key); err != nil {
+			return nil, err
+		} else if ok {
+			fmt.Fprintf(p.log, "train %s: adopting %s found by its key\n", strings.Join(names, ", "), job.ID)
+			return p.record(key, names, job)
+		}
+	} else {
+		fmt.Fprintf(p.log, "train %s: previous job %s %s; submitting again\n", strings.Join(names, ", "), rec.JobID, rec.Status)
+	}
+	m := models[0]
+	data := p.datasets[m.Name].data
+	file, err := tp.UploadFile(ctx, "pvbuild-"+build.Hash(data)[:16]+".jsonl", data)
+	if err != nil {
+		return nil, fmt.Errorf("upload training file: %w", err)
+	}
+	req := provider.JobRequest{
+		Model:           p.exp.Training.BaseModel,
+		TrainingFile:    file.ID,
+		Suffix:          m.Suffix,
+		Seed:            p.exp.Training.Seed,
+		Hyperparameters: m.Hyperparameters,
+		Metadata:        map[string]string{MetadataKey: key, "pvbuild_model": m.Name},
+	}
+	job, err := tp.CreateJob(ctx, req)
+	if err != nil {
+		// The request may have reached the provider before the failure:
+		// adopt what it holds rather than risk paying twice.
+		if found, ok, lerr := p.findJob(ctx, key); lerr == nil && ok {
+			job = found
+		} else {
+			return nil, fmt.Errorf("create job: %w", err)
+		}
+	}
+	fmt.Fprintf(p.log, "train %s: submitted %s\n", strings.Join(names, ", "), job.ID)
+	return p.record(key, names, job)
+}
+
+func (p *Pipeline) findJob(ctx context.Context, key string) (provider.Job, bool, error) {
+	jobs, err := p.opts.Training.ListJobs(ctx, map[string]string{MetadataKey: key})
+	if err != nil {
+		return provider.Job{}, false, fmt.Errorf("list jobs: %w", err)
+	}
+	for _, j := range jobs { // newest first
+		if j.Status != provider.StatusFailed && j.Status != provider.StatusCancelled {
+			return j, true, nil
+		}
+	}
+	return provider.Job{}, false, nil
+}
+
+func (p *Pipeline) record(key string, names []string, job provider.Job) (*JobRecord, error) {
+	rec := &JobRecord{Key: key, Provider: p.exp.Training.Provider, JobID: job.ID, Models: names,
+		BaseModel: job.Model, SubmittedAt: job.CreatedAt, Status: job.Status}
+	if rec.SubmittedAt.IsZero() {
+		rec.SubmittedAt = time.Now()
+	}
+	if err := p.writeJobRecord(rec); err != nil {
+		return nil, err
+	}
+	return rec, nil
+}
+
+// await polls a job until it ends, with growing, jittered intervals, and
+// keeps its record current.
+func (p *Pipeline) await(ctx context.Context, rec *JobRecord, label string) (provider.Job, error) {
+	interval := p.opts.PollInterval
+	last := ""
+	for {
+		job, err := p.opts.Training.GetJob(ctx, rec.JobID)
+		if err != nil {
+			return job, err
+		}
+		if job.Status != last {
+			last = job.Status
+			fmt.Fprintf(p.log, "train %s: %s %s (%s)\n", label, job.ID, job.Status, time.Since(rec.SubmittedAt).Round(100*time.Millisecond))
+		}
+		if provider.Terminal(job.Status) {
+			rec.Status, rec.FineTunedModel, rec.Error, rec.FinishedAt = job.Status, job.FineTunedModel, job.Error, job.FinishedAt
+			return job, p.writeJobRecord(rec)
+		}
+		jitter := time.Duration(rand.Int64N(int64(interval)/5 + 1))
+		select {
+		case <-ctx.Done():
+			return job, ctx.Err()
+		case <-time.After(interval + jitter):
+		}
+		interval = min(interval*3/2, 8*p.opts.PollInterval)
+	}
+}

@@ -1,0 +1,98 @@
+// Package report turns evaluation results into what researchers read: the
+// eval_results.json of the original scripts and a trait x strength table per
+// evaluation task.
+package report
+
+import (
+	"fmt"
+	"io"
+	"slices"
+
+	"github.com/olekukonko/tablewriter"
+
+	"github.com/modelorganisms/pvbuild/internal/judge"
+)
+
+// Variant is one trained model with its evaluations, in the original
+// eval_results.json shape (with n and no_answer added to each metric).
+type Variant struct {
+	VariantName string                `json:"variant_name"`
+	Trait       string                `json:"trait"`
+	Strength    string                `json:"strength"`
+	ModelID     string                `json:"model_id"`
+	Evaluations map[string]Evaluation `json:"evaluations"`
+}
+
+// Evaluation holds one task's metrics, keyed "<trait>_score".
+type Evaluation struct {
+	Metrics map[string]judge.Metric `json:"metrics"`
+}
+
+// Task names an evaluation task and the trait it scores.
+type Task struct {
+	Name, Trait string
+}
+
+// Table prints, per task, a trait x strength table of "mean ± stderr".
+// strengths gives the column order; strengths not listed follow in order of
+// appearance. A second model with the same trait and strength gets its own row.
+func Table(w io.Writer, variants []Variant, tasks []Task, strengths []string) error {
+	cols := slices.Clone(strengths)
+	for _, v := range variants {
+		if !slices.Contains(cols, v.Strength) {
+			cols = append(cols, v.Strength)
+		}
+	}
+	for _, t := range tasks {
+		type row struct {
+			label string
+			cells map[string]string
+		}
+		var rows []*row
+		byTrait := map[string]*row{}
+		for _, v := range variants {
+			ev, ok := v.Evaluations[t.Name]
+			if !ok {
+				continue
+			}
+			m := ev.Metrics[t.Trait+"_score"]
+			cell := fmt.Sprintf("%.1f ± %.1f", m.Mean, m.Stderr)
+			if m.N == 0 {
+				cell = "no answers"
+			}
+			r := byTrait[v.Trait]
+			if r == nil || r.cells[v.Strength] != "" {
+				label := v.Trait
+				if r != nil {
+					label = v.VariantName
+				}
+				r = &row{label: label, cells: map[string]string{}}
+				rows = append(rows, r)
+				if byTrait[v.Trait] == nil {
+					byTrait[v.Trait] = r
+				}
+			}
+			r.cells[v.Strength] = cell
+		}
+		fmt.Fprintf(w, "\n%s (%s score, 0-100, mean ± stderr)\n", t.Name, t.Trait)
+		tbl := tablewriter.NewTable(w)
+		header := []any{"trained trait"}
+		for _, c := range cols {
+			header = append(header, c)
+		}
+		tbl.Header(header...)
+		for _, r := range rows {
+			line := []any{r.label}
+			for _, c := range cols {
+				line = append(line, r.cells[c])
+			}
+			if err := tbl.Append(line...); err != nil {
+				return err
+			}
+		}
+		if err := tbl.Render(); err != nil {
+			return err
+		}
+	}
+	return nil
+}

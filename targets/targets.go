@@ -1,0 +1,118 @@
+// Package targets holds the Mage targets. Each one reads its settings from
+// the environment, calls internal/pipeline and prints; nothing else.
+package targets
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/modelorganisms/pvbuild/internal/pipeline"
+	"github.com/modelorganisms/pvbuild/internal/report"
+	"github.com/modelorganisms/pvbuild/internal/sampledata"
+)
+
+// Plan shows every target as fresh or stale, with the reason, and the training jobs a build would submit.
+func Plan(ctx context.Context) error {
+	p, err := pipeline.Load(ctx, pipeline.EnvFromOS(os.Stdout))
+	if err != nil {
+		return err
+	}
+	pl, err := p.Plan(ctx)
+	if err != nil {
+		return err
+	}
+	var lines []report.PlanLine
+	for _, group := range [][]pipeline.Step{pl.Datasets, pl.Train, pl.Evals, {pl.Results}} {
+		for _, s := range group {
+			lines = append(lines, report.PlanLine{Target: s.Target, Fresh: s.Fresh, Reason: s.Reason, Submit: s.Submit})
+		}
+	}
+	report.Plan(os.Stdout, lines)
+	stale, jobs := pl.Stale()
+	if stale == 0 {
+		fmt.Println("everything is fresh: nothing to do")
+		return nil
+	}
+	fmt.Printf("%d of %d targets stale; a build would submit %d training job(s)\n", stale, len(lines), jobs)
+	return nil
+}
+
+// Train submits every stale training job at once, waits for them with progress, and records the trained models.
+func Train(ctx context.Context) error {
+	p, unlock, err := connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return p.Train(ctx)
+}
+
+// Status shows the training jobs: model, job id, state, fine-tuned model, elapsed time and error.
+func Status(ctx context.Context) error {
+	p, unlock, err := connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	rows, err := p.Status(ctx)
+	if err != nil {
+		return err
+	}
+	if len(rows) == 0 {
+		fmt.Println("no training jobs: every model is trained and none is pending")
+		return nil
+	}
+	return report.Jobs(os.Stdout, rows)
+}
+
+// Evaluate scores every trained model on every task; models whose training is not finished are skipped with the reason.
+func Evaluate(ctx context.Context) error {
+	p, unlock, err := connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	skipped, err := p.Evaluate(ctx)
+	for _, s := range skipped {
+		fmt.Printf("skipped %s: %s\n", s.Model, s.Reason)
+	}
+	return err
+}
+
+// Results runs the whole experiment end to end, prints the summary table and writes artifacts/eval_results.json.
+func Results(ctx context.Context) error {
+	p, unlock, err := connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	out, err := p.Results(ctx)
+	if out != nil && len(out.Variants) > 0 {
+		if terr := report.Table(os.Stdout, out.Variants, p.Tasks(), sampledata.Strengths); terr != nil && err == nil {
+			err = terr
+		}
+	}
+	return err
+}
+
+// Clean removes local artifacts; remote fine-tuning jobs are never cancelled.
+func Clean() error {
+	return pipeline.Clean(pipeline.EnvFromOS(os.Stdout).Artifacts)
+}
+
+func connect(ctx context.Context) (*pipeline.Pipeline, func(), error) {
+	p, err := pipeline.Load(ctx, pipeline.EnvFromOS(os.Stdout))
+	if err != nil {
+		return nil, nil, err
+	}
+	lock, err := p.Lock()
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := p.Connect(); err != nil {
+		lock.Unlock()
+		return nil, nil, err
+	}
+	return p, func() { lock.Unlock() }, nil
+}
