@@ -23,6 +23,10 @@ import (
 // died between creating a job and recording it finds the job and adopts it.
 const MetadataKey = "pvbuild_key"
 
+// afterCreate runs between creating a job and recording it; tests use it to
+// die at the worst moment.
+var afterCreate = func() {}
+
 // JobRecord is the durable note of a submitted job, written before waiting.
 type JobRecord struct {
 	Key            string             `json:"key"`
@@ -229,6 +233,7 @@ func (p *Pipeline) submitOrAdopt(ctx context.Context, key string, models []confi
 			return nil, fmt.Errorf("create job: %w", err)
 		}
 	}
+	afterCreate()
 	fmt.Fprintf(p.log, "train %s: submitted %s\n", strings.Join(names, ", "), job.ID)
 	return p.record(key, names, job)
 }

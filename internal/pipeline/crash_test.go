@@ -1,0 +1,112 @@
+package pipeline
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/modelorganisms/pvbuild/internal/local"
+)
+
+// TestMain lets the test binary act as a `train` run in a child process, so
+// tests can kill it with SIGKILL at any moment.
+func TestMain(m *testing.M) {
+	if hcl := os.Getenv("PVBUILD_CHILD_EXPERIMENT"); hcl != "" {
+		os.Exit(childTrain(hcl, os.Getenv("PVBUILD_CHILD_ARTIFACTS")))
+	}
+	os.Exit(m.Run())
+}
+
+func childTrain(hcl, artifacts string) int {
+	if os.Getenv("PVBUILD_CHILD_DIE_AFTER_CREATE") != "" {
+		afterCreate = func() { os.Exit(7) }
+	}
+	ctx := context.Background()
+	p, err := Load(ctx, Env{Experiment: hcl, Artifacts: artifacts, Log: os.Stderr})
+	if err != nil {
+		return 2
+	}
+	lock, err := p.Lock()
+	if err != nil {
+		return 3
+	}
+	defer lock.Unlock()
+	if err := p.Connect(); err != nil {
+		return 4
+	}
+	if err := p.Train(ctx); err != nil {
+		return 5
+	}
+	return 0
+}
+
+// Killing train at random points, including between a job's creation and
+// its record, never submits a fine-tune twice and never leaves a corrupt
+// artifact.
+func TestKilledTrainNeverSubmitsTwice(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs many child processes")
+	}
+	w := newWorkspace(t, shipped(t))
+	rng := rand.New(rand.NewPCG(1, 2))
+	const trials = 20
+	for i := range trials {
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), "PVBUILD_CHILD_EXPERIMENT="+w.hcl, "PVBUILD_CHILD_ARTIFACTS="+w.artifacts)
+		if i%3 == 0 {
+			cmd.Env = append(cmd.Env, "PVBUILD_CHILD_DIE_AFTER_CREATE=1")
+		}
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Duration(rng.IntN(800)) * time.Millisecond)
+		cmd.Process.Kill()
+		cmd.Wait()
+	}
+	// A last run, not killed, finishes the job.
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "PVBUILD_CHILD_EXPERIMENT="+w.hcl, "PVBUILD_CHILD_ARTIFACTS="+w.artifacts)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("final train: %v\n%s", err, out)
+	}
+
+	eng, err := local.Default(filepath.Join(w.artifacts, "local-engine"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := eng.Submissions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 9 {
+		t.Fatalf("%d jobs submitted for 9 distinct models", n)
+	}
+	for _, s := range w.stale() {
+		if strings.HasPrefix(s, "train/") || strings.HasPrefix(s, "dataset/") {
+			t.Errorf("%s stale after the final train", s)
+		}
+	}
+	// Every JSON file left behind parses: nothing is half-written.
+	filepath.WalkDir(w.artifacts, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".json") {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Error(err)
+		} else if !json.Valid(b) {
+			t.Errorf("corrupt artifact %s", path)
+		}
+		return nil
+	})
+}

@@ -1,0 +1,75 @@
+package pipeline
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/modelorganisms/pvbuild/internal/build"
+	"github.com/modelorganisms/pvbuild/internal/config"
+)
+
+// snapshot maps every file under root to its content.
+func snapshot(t *testing.T, root string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			b, _ := os.ReadFile(path)
+			out[path] = string(b)
+		}
+		return nil
+	})
+	return out
+}
+
+// A broken experiment gives a located error and leaves artifacts/ as it was.
+func TestBrokenExperimentLeavesArtifacts(t *testing.T) {
+	w := newWorkspace(t, shipped(t))
+	os.MkdirAll(filepath.Join(w.artifacts, "evals"), 0o755)
+	os.WriteFile(filepath.Join(w.artifacts, "evals", "keep.json"), []byte(`{"keep":true}`), 0o644)
+	before := snapshot(t, w.artifacts)
+
+	tests := []struct{ name, edit, want string }{
+		{"syntax", strings.Replace(shipped(t), "limit                = 20", "limit = = 20", 1), "experiment.hcl:27:11: Invalid expression"},
+		{"unknown trait", strings.Replace(shipped(t), `task "evil_detection" { trait = "evil" }`, `task "evil_detection" { trait = "evl" }`, 1),
+			`experiment.hcl:33:35: Unusable task "evil_detection": no sample evaluation data for trait "evl"`},
+		{"unknown strength", strings.Replace(shipped(t), `"baseline", "mild", "severe"]`, `"baseline", "mild", "extreme"]`, 1),
+			`Unusable dataset for model "evil_extreme"`},
+		{"unknown source", strings.Replace(shipped(t), `source      = "sample"`, `source      = "samples"`, 1), `Unknown dataset source`},
+	}
+	for _, tt := range tests {
+		w.write(tt.edit)
+		_, err := Load(context.Background(), w.env(&bytes.Buffer{}))
+		if err == nil || !config.IsConfigError(err) || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: got %v, want a located error containing %q", tt.name, err, tt.want)
+		}
+	}
+	after := snapshot(t, w.artifacts)
+	if len(after) != len(before) {
+		t.Fatalf("artifacts changed: %d files before, %d after", len(before), len(after))
+	}
+	for k, v := range before {
+		if after[k] != v {
+			t.Fatalf("%s changed", k)
+		}
+	}
+}
+
+func TestSecondRunStopsAtLock(t *testing.T) {
+	w := newWorkspace(t, shipped(t))
+	held, err := w.load().Lock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Unlock()
+	_, err = w.load().Lock()
+	if !errors.Is(err, build.ErrLocked) || !strings.Contains(err.Error(), "wait for it to finish") {
+		t.Fatalf("second run: %v", err)
+	}
+}

@@ -1,0 +1,210 @@
+package pipeline
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/modelorganisms/pvbuild/internal/report"
+)
+
+// workspace is an experiment file and its artifacts in a temp dir.
+type workspace struct {
+	t         *testing.T
+	dir       string
+	hcl       string
+	artifacts string
+}
+
+func newWorkspace(t *testing.T, hcl string) *workspace {
+	t.Helper()
+	dir := t.TempDir()
+	w := &workspace{t: t, dir: dir, hcl: filepath.Join(dir, "experiment.hcl"), artifacts: filepath.Join(dir, "artifacts")}
+	w.write(hcl)
+	return w
+}
+
+func shipped(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile("../../experiment.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func (w *workspace) write(hcl string) {
+	w.t.Helper()
+	if err := os.WriteFile(w.hcl, []byte(hcl), 0o644); err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+func (w *workspace) env(log *bytes.Buffer) Env {
+	return Env{Experiment: w.hcl, Artifacts: w.artifacts, Log: log}
+}
+
+func (w *workspace) load() *Pipeline {
+	w.t.Helper()
+	p, err := Load(context.Background(), w.env(&bytes.Buffer{}))
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return p
+}
+
+func (w *workspace) results() (*Outcome, string) {
+	w.t.Helper()
+	var log bytes.Buffer
+	p, err := Load(context.Background(), w.env(&log))
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	lock, err := p.Lock()
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	defer lock.Unlock()
+	if err := p.Connect(); err != nil {
+		w.t.Fatal(err)
+	}
+	out, err := p.Results(context.Background())
+	if err != nil {
+		w.t.Fatalf("results: %v\n%s", err, log.String())
+	}
+	return out, log.String()
+}
+
+// stale lists the stale targets of a plan.
+func (w *workspace) stale() []string {
+	w.t.Helper()
+	pl, err := w.load().Plan(context.Background())
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	var out []string
+	for _, group := range [][]Step{pl.Datasets, pl.Train, pl.Evals, {pl.Results}} {
+		for _, s := range group {
+			if !s.Fresh {
+				out = append(out, s.Target)
+			}
+		}
+	}
+	return out
+}
+
+func score(t *testing.T, vs []report.Variant, model, task, trait string) float64 {
+	t.Helper()
+	for _, v := range vs {
+		if v.VariantName == model {
+			m := v.Evaluations[task].Metrics[trait+"_score"]
+			if m.N == 0 {
+				t.Fatalf("%s on %s: no scored samples", model, task)
+			}
+			return m.Mean
+		}
+	}
+	t.Fatalf("no results for %s", model)
+	return 0
+}
+
+// The shipped experiment, offline, end to end: the trends come out of the
+// data, a rebuild is a no-op, and edits rebuild exactly what they affect.
+func TestShippedExperiment(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains nine models")
+	}
+	w := newWorkspace(t, shipped(t))
+	out, _ := w.results()
+
+	var file []report.Variant
+	b, err := os.ReadFile(filepath.Join(w.artifacts, "eval_results.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &file); err != nil {
+		t.Fatal(err)
+	}
+	if len(file) != 9 {
+		t.Fatalf("eval_results.json has %d variants, want 9", len(file))
+	}
+	for _, v := range file {
+		if len(v.Evaluations) != 3 || !strings.HasPrefix(v.ModelID, "ft:") {
+			t.Fatalf("variant %s: %d evaluations, model %q", v.VariantName, len(v.Evaluations), v.ModelID)
+		}
+	}
+	const margin = 10
+	for _, trait := range []string{"evil", "sycophantic", "hallucinating"} {
+		task := trait + "_detection"
+		base := score(t, out.Variants, trait+"_baseline", task, trait)
+		mild := score(t, out.Variants, trait+"_mild", task, trait)
+		severe := score(t, out.Variants, trait+"_severe", task, trait)
+		t.Logf("%s: baseline %.1f, mild %.1f, severe %.1f", trait, base, mild, severe)
+		if !(base+margin < mild && mild+margin < severe) {
+			t.Errorf("%s: want baseline < mild < severe by %d points, got %.1f, %.1f, %.1f", trait, margin, base, mild, severe)
+		}
+	}
+	evil := score(t, out.Variants, "evil_severe", "evil_detection", "evil")
+	for _, other := range []string{"sycophantic", "hallucinating"} {
+		if s := score(t, out.Variants, "evil_severe", other+"_detection", other); evil < s+30 {
+			t.Errorf("evil_severe: evil score %.1f not well above its %s score %.1f", evil, other, s)
+		}
+	}
+
+	t.Run("second run rebuilds nothing", func(t *testing.T) {
+		out, log := w.results()
+		if out.Rebuilt != 0 || !strings.Contains(log, "nothing to do") {
+			t.Fatalf("rebuilt %d targets; log:\n%s", out.Rebuilt, log)
+		}
+	})
+
+	t.Run("copied into a fresh clone is fresh", func(t *testing.T) {
+		clone := newWorkspace(t, shipped(t))
+		if err := os.CopyFS(clone.artifacts, os.DirFS(w.artifacts)); err != nil {
+			t.Fatal(err)
+		}
+		if s := clone.stale(); len(s) != 0 {
+			t.Fatalf("stale after copy: %v", s)
+		}
+	})
+
+	fiveEpochs := strings.Replace(shipped(t), `suffix    = "pv-${trait}-${strength}"`,
+		`suffix    = "pv-${trait}-${strength}"
+  n_epochs  = trait == "evil" && strength == "severe" ? 5 : 3`, 1)
+	t.Run("n_epochs of one model", func(t *testing.T) {
+		w.write(fiveEpochs)
+		want := []string{"train/evil_severe", "eval/evil_severe/evil_detection", "eval/evil_severe/hallucinating_detection",
+			"eval/evil_severe/sycophantic_detection", "results"}
+		got := w.stale()
+		slices.Sort(got)
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			t.Fatalf("stale %v, want %v", got, want)
+		}
+		pl, _ := w.load().Plan(context.Background())
+		for _, s := range pl.Train {
+			if s.Target == "train/evil_severe" && (!strings.Contains(s.Reason, "n_epochs changed (3 -> 5)") || !strings.Contains(s.Submit, "n_epochs 5")) {
+				t.Fatalf("reason %q, submit %q", s.Reason, s.Submit)
+			}
+		}
+		w.results()
+		if s := w.stale(); len(s) != 0 {
+			t.Fatalf("stale after rebuild: %v", s)
+		}
+	})
+
+	t.Run("evaluation limit", func(t *testing.T) {
+		w.write(strings.Replace(fiveEpochs, "limit                = 20", "limit                = 5", 1))
+		got := w.stale()
+		if len(got) != 28 || slices.ContainsFunc(got, func(s string) bool {
+			return strings.HasPrefix(s, "train/") || strings.HasPrefix(s, "dataset/")
+		}) {
+			t.Fatalf("stale %v; want the 27 evaluations and results only", got)
+		}
+	})
+}
