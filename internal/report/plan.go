@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/olekukonko/tablewriter"
+	"github.com/olekukonko/tablewriter/tw"
 )
 
 // PlanLine is one target in a plan listing.
@@ -43,7 +44,7 @@ type JobRow struct {
 
 // Jobs prints the status table of training jobs.
 func Jobs(w io.Writer, rows []JobRow) error {
-	tbl := tablewriter.NewTable(w)
+	tbl := tablewriter.NewTable(w, tablewriter.WithHeaderAutoFormat(tw.Off))
 	tbl.Header("model", "job id", "state", "fine-tuned model", "elapsed", "error")
 	for _, r := range rows {
 		elapsed := ""
