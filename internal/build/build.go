@@ -7,9 +7,9 @@
 package build
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -17,7 +17,9 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/modelorganisms/pvbuild/internal/atomicfile"
 )
@@ -25,8 +27,7 @@ import (
 // Input is one named thing a target depends on. Values are short strings:
 // settings as written, or content hashes of what the target reads.
 type Input struct {
-	Name  string `json:"name"`
-	Value string `json:"value"`
+	Name, Value string
 }
 
 // Inputs is the ordered list of a target's inputs.
@@ -56,10 +57,10 @@ func Hash(data []byte) string {
 
 // Stamp records how a target was built.
 type Stamp struct {
-	Target  string            `json:"target"`
-	Key     string            `json:"key"`
-	Inputs  Inputs            `json:"inputs"`
-	Outputs map[string]string `json:"outputs"` // path relative to the store root -> sha256
+	Target  string
+	Key     string
+	Inputs  Inputs
+	Outputs map[string]string // path relative to the store root -> sha256
 }
 
 // Store is a directory of artifacts and the stamps that vouch for them.
@@ -68,7 +69,7 @@ type Store struct {
 }
 
 func (s *Store) stampPath(target string) string {
-	return filepath.Join(s.Root, ".stamps", filepath.FromSlash(target)+".json")
+	return filepath.Join(s.Root, ".stamps", filepath.FromSlash(target)+".stamp")
 }
 
 // Path is the absolute path of an artifact given relative to the root.
@@ -83,12 +84,79 @@ func (s *Store) Stamp(target string) (*Stamp, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read stamp of %s: %w", target, err)
 	}
-	var st Stamp
-	if err := json.Unmarshal(b, &st); err != nil {
+	st, ok := parseStamp(b)
+	if !ok {
 		// A damaged stamp only means the target must be rebuilt.
 		return nil, nil
 	}
-	return &st, nil
+	st.Target = target
+	return st, nil
+}
+
+// A stamp is a few lines of text, quick to read for thousands of targets and
+// plain to a person:
+//
+//	key <hex>
+//	output <path> <sha256>
+//	input <name> <quoted value>
+func (st *Stamp) marshal() []byte {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "key %s\n", st.Key)
+	names := make([]string, 0, len(st.Outputs))
+	for name := range st.Outputs {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		fmt.Fprintf(&b, "output %s %s\n", strconv.Quote(name), st.Outputs[name])
+	}
+	for _, in := range st.Inputs {
+		fmt.Fprintf(&b, "input %s %s\n", strconv.Quote(in.Name), strconv.Quote(in.Value))
+	}
+	return b.Bytes()
+}
+
+func parseStamp(b []byte) (*Stamp, bool) {
+	st := &Stamp{Outputs: map[string]string{}}
+	for len(b) > 0 {
+		line, rest, _ := bytes.Cut(b, []byte("\n"))
+		b = rest
+		kind, body, _ := strings.Cut(string(line), " ")
+		switch kind {
+		case "key":
+			st.Key = body
+		case "output":
+			name, hash, ok := cutQuoted(body)
+			if !ok {
+				return nil, false
+			}
+			st.Outputs[name] = strings.TrimSpace(hash)
+		case "input":
+			name, rest, ok := cutQuoted(body)
+			if !ok {
+				return nil, false
+			}
+			value, err := strconv.Unquote(strings.TrimSpace(rest))
+			if err != nil {
+				return nil, false
+			}
+			st.Inputs = append(st.Inputs, Input{name, value})
+		case "":
+		default:
+			return nil, false
+		}
+	}
+	return st, st.Key != ""
+}
+
+// cutQuoted splits a leading Go-quoted string from the rest of s.
+func cutQuoted(s string) (string, string, bool) {
+	q, err := strconv.QuotedPrefix(s)
+	if err != nil {
+		return "", "", false
+	}
+	v, _ := strconv.Unquote(q)
+	return v, s[len(q):], true
 }
 
 // Status says whether a target is fresh and, when it is not, why.
@@ -147,11 +215,7 @@ func (s *Store) Commit(target string, inputs Inputs, outputs map[string][]byte) 
 		}
 		st.Outputs[name] = Hash(data)
 	}
-	b, err := json.MarshalIndent(st, "", "  ")
-	if err != nil {
-		return nil, err
-	}
-	if err := atomicfile.Write(s.stampPath(target), append(b, '\n'), 0o644); err != nil {
+	if err := atomicfile.Write(s.stampPath(target), st.marshal(), 0o644); err != nil {
 		return nil, err
 	}
 	return st, nil
@@ -209,6 +273,8 @@ func isHex(s string) bool {
 	return true
 }
 
+var copyBuffers = sync.Pool{New: func() any { return new([32 << 10]byte) }}
+
 func hashFile(path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -216,7 +282,9 @@ func hashFile(path string) (string, error) {
 	}
 	defer f.Close()
 	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
+	buf := copyBuffers.Get().(*[32 << 10]byte)
+	defer copyBuffers.Put(buf)
+	if _, err := io.CopyBuffer(h, struct{ io.Reader }{f}, buf[:]); err != nil {
 		return "", err
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil

@@ -102,3 +102,26 @@ func TestLockExcludesSecondRun(t *testing.T) {
 }
 
 var time0 = time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
+
+func TestStampRoundTrip(t *testing.T) {
+	s := &Store{Root: t.TempDir()}
+	in := Inputs{{"provider", "local"}, {"odd name \"x\"", "line1\nline2 with spaces"}, {"empty", ""}}
+	if _, err := s.Commit("a/b", in, map[string][]byte{"dir/out file.json": []byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := s.Stamp("a/b")
+	if err != nil || st == nil {
+		t.Fatalf("stamp: %v, %v", st, err)
+	}
+	if st.Key != in.Key() || len(st.Inputs) != 3 || st.Inputs[1] != in[1] || st.Outputs["dir/out file.json"] != Hash([]byte("x")) {
+		t.Fatalf("round trip: %+v", st)
+	}
+	if got, _ := s.Check("a/b", in); !got.Fresh {
+		t.Fatalf("not fresh: %+v", got)
+	}
+	// A damaged stamp makes the target stale instead of failing the build.
+	os.WriteFile(s.stampPath("a/b"), []byte("garbage\x00"), 0o644)
+	if got, err := s.Check("a/b", in); err != nil || got.Fresh || got.Reason != "never built" {
+		t.Fatalf("damaged stamp: %+v, %v", got, err)
+	}
+}

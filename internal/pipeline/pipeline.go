@@ -58,6 +58,7 @@ type Pipeline struct {
 type datasetTarget struct {
 	model  config.Model
 	data   []byte // the sampled JSONL the model trains on
+	hash   string // of data
 	inputs build.Inputs
 }
 
@@ -88,8 +89,23 @@ func New(exp *config.Experiment, opts Options) (*Pipeline, error) {
 		datasets: map[string]*datasetTarget{}, tasks: map[string]*taskData{}}
 
 	var diags hcl.Diagnostics
+	// Many models may share a dataset: parse and sample each one once.
+	type prepared struct {
+		data   []byte
+		hash   string
+		inputs build.Inputs
+		err    error
+	}
+	byDataset := map[string]prepared{}
 	for _, m := range exp.Models {
-		d, err := p.prepareDataset(m)
+		id := m.DatasetTrait + "/" + m.DatasetStrength
+		pr, ok := byDataset[id]
+		if !ok {
+			pr.data, pr.inputs, pr.err = p.prepareDataset(m.DatasetTrait, m.DatasetStrength)
+			pr.hash = build.Hash(pr.data)
+			byDataset[id] = pr
+		}
+		d, err := &datasetTarget{model: m, data: pr.data, hash: pr.hash, inputs: pr.inputs}, pr.err
 		if err != nil {
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError,
 				Summary: fmt.Sprintf("Unusable dataset for model %q", m.Name), Detail: err.Error() + ".", Subject: m.DatasetRange.Ptr()})
@@ -112,25 +128,25 @@ func New(exp *config.Experiment, opts Options) (*Pipeline, error) {
 	return p, nil
 }
 
-func (p *Pipeline) prepareDataset(m config.Model) (*datasetTarget, error) {
-	raw, err := p.opts.Source.Training(m.DatasetTrait, m.DatasetStrength)
+func (p *Pipeline) prepareDataset(trait, strength string) ([]byte, build.Inputs, error) {
+	raw, err := p.opts.Source.Training(trait, strength)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	ds := p.exp.Training.Dataset
-	examples, err := dataset.Parse(m.DatasetTrait+"/"+m.DatasetStrength+".jsonl", raw)
+	examples, err := dataset.Parse(trait+"/"+strength+".jsonl", raw)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	data := dataset.Encode(dataset.Sample(examples, ds.SampleSize, ds.Seed))
 	var in build.Inputs
 	in.Add("format", datasetFormat)
 	in.Add("source", p.opts.Source.ID())
-	in.Add("dataset", m.DatasetTrait+"/"+m.DatasetStrength)
+	in.Add("dataset", trait+"/"+strength)
 	in.Add("data", build.Hash(raw))
 	in.Add("sample_size", ds.SampleSize)
 	in.Add("sample_seed", ds.Seed)
-	return &datasetTarget{model: m, data: data, inputs: in}, nil
+	return data, in, nil
 }
 
 func (p *Pipeline) prepareTask(t config.Task) (*taskData, error) {
@@ -174,7 +190,7 @@ func (p *Pipeline) trainInputs(m config.Model) build.Inputs {
 	in.Add("format", trainFormat)
 	in.Add("provider", t.Provider)
 	in.Add("base_model", t.BaseModel)
-	in.Add("dataset", build.Hash(p.datasets[m.Name].data))
+	in.Add("dataset", p.datasets[m.Name].hash)
 	in.Add("suffix", m.Suffix)
 	in.Add("seed", t.Seed)
 	h := m.Hyperparameters

@@ -15,13 +15,13 @@ import (
 
 // workspace is an experiment file and its artifacts in a temp dir.
 type workspace struct {
-	t         *testing.T
+	t         testing.TB
 	dir       string
 	hcl       string
 	artifacts string
 }
 
-func newWorkspace(t *testing.T, hcl string) *workspace {
+func newWorkspace(t testing.TB, hcl string) *workspace {
 	t.Helper()
 	dir := t.TempDir()
 	w := &workspace{t: t, dir: dir, hcl: filepath.Join(dir, "experiment.hcl"), artifacts: filepath.Join(dir, "artifacts")}
@@ -29,7 +29,7 @@ func newWorkspace(t *testing.T, hcl string) *workspace {
 	return w
 }
 
-func shipped(t *testing.T) string {
+func shipped(t testing.TB) string {
 	t.Helper()
 	b, err := os.ReadFile("../../experiment.hcl")
 	if err != nil {
