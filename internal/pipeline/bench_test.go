@@ -61,4 +61,3 @@ func BenchmarkNoopPlanShipped(b *testing.B) {
 func BenchmarkNoopPlan1000x10(b *testing.B) {
 	benchmarkNoopPlan(b, largeExperiment(1000, 10))
 }
-

@@ -1,0 +1,248 @@
+package openai
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+const (
+	// maxRetryAfter bounds how long one server-requested wait may be: past
+	// it (a daily request cap, say) waiting in-process is the wrong call, so
+	// the error goes back to the caller with RetryAfter set.
+	maxRetryAfter = 10 * time.Minute
+	// maxResponseBytes bounds a buffered response; listing 10,000 files is
+	// a few MB.
+	maxResponseBytes = 64 << 20
+)
+
+type noReplayKey struct{}
+
+// withNoReplay marks requests that must not be sent twice once they may have
+// reached the server (creating a fine-tuning job).
+func withNoReplay(ctx context.Context) context.Context {
+	return context.WithValue(ctx, noReplayKey{}, true)
+}
+
+// transport is the one HTTP path for every call, go-openai's and ours: it
+// sets the auth headers, retries, and turns error responses into *APIError.
+// It implements go-openai's HTTPDoer.
+type transport struct {
+	hc           *http.Client
+	key          string
+	organization string
+	project      string
+	maxRetries   int
+	minBackoff   time.Duration
+	maxBackoff   time.Duration
+}
+
+// Do sends req, retrying transient failures. A non-2xx final answer comes
+// back as a *APIError (go-openai passes Do's error through unchanged).
+func (t *transport) Do(req *http.Request) (*http.Response, error) {
+	ctx := req.Context()
+	var body []byte
+	if req.Body != nil && req.Body != http.NoBody {
+		b, err := io.ReadAll(req.Body)
+		req.Body.Close()
+		if err != nil {
+			return nil, fmt.Errorf("read request body: %w", err)
+		}
+		body = b
+	}
+	noReplay, _ := ctx.Value(noReplayKey{}).(bool)
+
+	for attempt := 1; ; attempt++ {
+		var sent atomic.Bool
+		tctx := httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+			WroteHeaders: func() { sent.Store(true) },
+		})
+		r := req.Clone(tctx)
+		t.setHeaders(r.Header)
+		if body != nil {
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+			r.ContentLength = int64(len(body))
+		}
+
+		resp, err := t.hc.Do(r)
+		var data []byte
+		if err == nil {
+			data, err = readLimited(resp.Body)
+			resp.Body.Close()
+		}
+		if err != nil {
+			// Once the request may have been read, only the server knows
+			// whether it acted, even if we gave up (ctx) ourselves.
+			if noReplay && sent.Load() {
+				return nil, fmt.Errorf("%w: %w", ErrMaybeCreated, err)
+			}
+			if ctx.Err() != nil || !transient(err) {
+				return nil, err
+			}
+			if attempt > t.maxRetries {
+				return nil, fmt.Errorf("gave up after %d attempts: %w", attempt, err)
+			}
+			if serr := sleep(ctx, t.backoff(attempt)); serr != nil {
+				return nil, fmt.Errorf("%w while waiting to retry after: %v", serr, err)
+			}
+			continue
+		}
+
+		if resp.StatusCode < 400 {
+			resp.Body = io.NopCloser(bytes.NewReader(data))
+			resp.ContentLength = int64(len(data))
+			return resp, nil
+		}
+
+		apiErr := parseAPIError(resp.StatusCode, resp.Header, data, time.Now())
+		apiErr.redact(t.key)
+		apiErr.Attempts = attempt
+		if !retryable(apiErr) {
+			return nil, apiErr
+		}
+		// A 429 is refused before any work; a 5xx may come after the job
+		// was created.
+		if noReplay && apiErr.Status != http.StatusTooManyRequests {
+			return nil, fmt.Errorf("%w: %w", ErrMaybeCreated, apiErr)
+		}
+		if attempt > t.maxRetries || apiErr.RetryAfter > maxRetryAfter {
+			return nil, apiErr
+		}
+		wait := apiErr.RetryAfter
+		if wait <= 0 {
+			wait = t.backoff(attempt)
+		}
+		if serr := sleep(ctx, wait); serr != nil {
+			return nil, fmt.Errorf("%w while waiting to retry after: %v", serr, apiErr)
+		}
+	}
+}
+
+// Format prints the transport without its credentials.
+func (t transport) Format(f fmt.State, verb rune) {
+	fmt.Fprintf(f, "openai.transport{retries: %d}", t.maxRetries)
+}
+
+func (t *transport) setHeaders(h http.Header) {
+	h.Set("Authorization", "Bearer "+t.key)
+	if t.organization != "" {
+		h.Set("OpenAI-Organization", t.organization)
+	}
+	if t.project != "" {
+		h.Set("OpenAI-Project", t.project)
+	}
+}
+
+// backoff is exponential with full jitter: uniform in [0, min(max, min*2^(n-1))],
+// so that many clients throttled together do not retry in step.
+func (t *transport) backoff(attempt int) time.Duration {
+	ceil := t.maxBackoff
+	if shift := attempt - 1; shift < 31 {
+		if c := t.minBackoff << shift; c > 0 && c < ceil {
+			ceil = c
+		}
+	}
+	if ceil <= 0 {
+		return 0
+	}
+	return time.Duration(rand.Int64N(int64(ceil) + 1))
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-timer.C:
+		return nil
+	}
+}
+
+func readLimited(r io.Reader) ([]byte, error) {
+	data, err := io.ReadAll(io.LimitReader(r, maxResponseBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxResponseBytes {
+		return nil, fmt.Errorf("response larger than %d bytes", maxResponseBytes)
+	}
+	return data, nil
+}
+
+// transient reports whether a transport error is worth another try: timeouts
+// and connections refused, reset or closed under us.
+func transient(err error) bool {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	for _, target := range []error{io.EOF, io.ErrUnexpectedEOF, syscall.ECONNRESET,
+		syscall.ECONNREFUSED, syscall.ECONNABORTED, syscall.EPIPE} {
+		if errors.Is(err, target) {
+			return true
+		}
+	}
+	// HTTP/2 connection-level failures are unexported types in net/http.
+	msg := err.Error()
+	return strings.Contains(msg, "http2: server sent GOAWAY") ||
+		strings.Contains(msg, "http2: client connection lost") ||
+		strings.Contains(msg, "connection reset by peer")
+}
+
+// retryable reports whether an error response may succeed if sent again.
+// Some 429s are not rate limits but spent budgets; repeating them only burns
+// the remaining retries.
+func retryable(e *APIError) bool {
+	if errors.Is(e, ErrInsufficientQuota) || errors.Is(e, ErrDailyJobLimit) {
+		return false
+	}
+	return e.Status == http.StatusTooManyRequests || e.Status >= 500
+}
+
+// retryAfter reads the server's requested wait: OpenAI's retry-after-ms
+// first (finer), then Retry-After in seconds or as an HTTP date. Absurd
+// values are capped at a day, which is past maxRetryAfter, so not waited.
+func retryAfter(h http.Header, now time.Time) time.Duration {
+	if v := strings.TrimSpace(h.Get("retry-after-ms")); v != "" {
+		if ms, err := strconv.ParseFloat(v, 64); err == nil && ms > 0 {
+			return capWait(ms * float64(time.Millisecond))
+		}
+	}
+	v := strings.TrimSpace(h.Get("Retry-After"))
+	if v == "" {
+		return 0
+	}
+	if s, err := strconv.ParseFloat(v, 64); err == nil {
+		if s > 0 {
+			return capWait(s * float64(time.Second))
+		}
+		return 0
+	}
+	if at, err := http.ParseTime(v); err == nil && at.After(now) {
+		return capWait(float64(at.Sub(now)))
+	}
+	return 0
+}
+
+func capWait(ns float64) time.Duration {
+	if ns > float64(24*time.Hour) {
+		return 24 * time.Hour
+	}
+	return time.Duration(ns)
+}
