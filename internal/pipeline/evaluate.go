@@ -10,19 +10,8 @@ import (
 	"github.com/modelorganisms/pvbuild/internal/config"
 	"github.com/modelorganisms/pvbuild/internal/judge"
 	"github.com/modelorganisms/pvbuild/internal/provider"
+	"github.com/modelorganisms/pvbuild/internal/report"
 )
-
-// EvalResult is what an evaluation target writes: every judged sample and
-// the task's metric over them.
-type EvalResult struct {
-	Model      string         `json:"model"`
-	ModelID    string         `json:"model_id"`
-	Task       string         `json:"task"`
-	Trait      string         `json:"trait"`
-	JudgeModel string         `json:"judge_model"`
-	Metric     judge.Metric   `json:"metric"`
-	Samples    []SampleResult `json:"samples"`
-}
 
 // Skipped is a model that could not be evaluated, and why.
 type Skipped struct {
@@ -102,7 +91,7 @@ func (p *Pipeline) whyUntrained(m config.Model, train Step) string {
 	return "training is not done (" + train.Reason + "); run train first"
 }
 
-func (p *Pipeline) commitEval(m config.Model, t *taskData, step Step, res *EvalResult) error {
+func (p *Pipeline) commitEval(m config.Model, t *taskData, step Step, res *report.Eval) error {
 	b, err := json.MarshalIndent(res, "", "  ")
 	if err != nil {
 		return err
@@ -113,7 +102,7 @@ func (p *Pipeline) commitEval(m config.Model, t *taskData, step Step, res *EvalR
 
 // evaluate asks the model every question, samples_per_question times, and
 // has the judge score each answer.
-func (p *Pipeline) evaluate(ctx context.Context, sem chan struct{}, m config.Model, t *taskData, tm TrainedModel) (*EvalResult, error) {
+func (p *Pipeline) evaluate(ctx context.Context, sem chan struct{}, m config.Model, t *taskData, tm TrainedModel) (*report.Eval, error) {
 	e := p.exp.Evaluation
 	ep := p.opts.Evaluation
 	call := func(req provider.ChatRequest) (provider.ChatResponse, error) {
@@ -125,7 +114,7 @@ func (p *Pipeline) evaluate(ctx context.Context, sem chan struct{}, m config.Mod
 		defer func() { <-sem }()
 		return ep.Chat(ctx, req)
 	}
-	samples := make([]SampleResult, len(t.questions)*e.SamplesPerQuestion)
+	samples := make([]report.Sample, len(t.questions)*e.SamplesPerQuestion)
 	errs := make([]error, len(t.questions))
 	var wg sync.WaitGroup
 	for qi, q := range t.questions {
@@ -155,7 +144,7 @@ func (p *Pipeline) evaluate(ctx context.Context, sem chan struct{}, m config.Mod
 					errs[qi] = fmt.Errorf("question %d: judge: %w", qi+1, err)
 					return
 				}
-				s := SampleResult{ID: fmt.Sprintf("q%03d", qi+1), Question: q, Epoch: si + 1, Answer: c.Content}
+				s := report.Sample{ID: fmt.Sprintf("q%03d", qi+1), Question: q, Epoch: si + 1, Answer: c.Content}
 				if len(jr.Choices) > 0 {
 					s.Judge = jr.Choices[0].TopLogprobs
 					if v, ok := judge.Score(s.Judge); ok {
@@ -174,7 +163,7 @@ func (p *Pipeline) evaluate(ctx context.Context, sem chan struct{}, m config.Mod
 	for i, s := range samples {
 		scores[i] = s.Score
 	}
-	return &EvalResult{
+	return &report.Eval{
 		Model: m.Name, ModelID: tm.FineTunedModel, Task: t.task.Name, Trait: t.task.Trait,
 		JudgeModel: e.JudgeModel, Metric: judge.Summarise(scores), Samples: samples,
 	}, nil

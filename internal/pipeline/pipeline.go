@@ -234,13 +234,3 @@ func (p *Pipeline) readTrained(model string) (TrainedModel, error) {
 	err := readJSON(p.store.Path(trainOut(model)), &tm)
 	return tm, err
 }
-
-// SampleResult is one judged answer.
-type SampleResult struct {
-	ID       string                  `json:"id"`
-	Question string                  `json:"question"`
-	Epoch    int                     `json:"epoch"`
-	Answer   string                  `json:"answer"`
-	Score    *float64                `json:"score"` // nil: the judge gave no answer
-	Judge    []provider.TokenLogprob `json:"judge_logprobs,omitempty"`
-}

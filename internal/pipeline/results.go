@@ -74,7 +74,7 @@ func (p *Pipeline) variants() ([]report.Variant, error) {
 	for _, m := range p.exp.Models {
 		v := report.Variant{VariantName: m.Name, Trait: m.Trait, Strength: m.Strength, Evaluations: map[string]report.Evaluation{}}
 		for _, t := range p.exp.Evaluation.Tasks {
-			var res EvalResult
+			var res report.Eval
 			if err := readJSON(p.store.Path(evalOut(m.Name, t.Name)), &res); err != nil {
 				if !errors.Is(err, os.ErrNotExist) {
 					errs = append(errs, fmt.Errorf("model %s, task %s: %w", m.Name, t.Name, err))

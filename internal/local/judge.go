@@ -1,0 +1,398 @@
+package local
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/modelorganisms/pvbuild/internal/provider"
+)
+
+// RefusalToken is the class of answers that refuse.
+const RefusalToken = "REFUSAL"
+
+// Classifier training: full-batch gradient descent from zero weights, so the
+// same labeled data always gives the same judge.
+var (
+	trainIters = 400
+	trainStep  = 2.0
+	trainL2    = 1e-3
+	balanced   = false
+	momentum   = 0.0
+)
+
+const maxTopLogs = 20
+
+// judgeModel recognises one judge template and scores answers for its trait.
+type judgeModel struct {
+	trait    string
+	template string
+	// Literal text around the placeholders, trimmed, in template order.
+	pre, mid, post string
+	answerFirst    bool
+	texts          []string
+	labels         []string
+
+	once sync.Once
+	clf  *classifier
+}
+
+func newJudgeModel(j Judge) (*judgeModel, error) {
+	if j.Trait == "" {
+		return nil, errors.New("no trait")
+	}
+	const q, a = "{question}", "{answer}"
+	if strings.Count(j.Template, q) != 1 || strings.Count(j.Template, a) != 1 {
+		return nil, errors.New("template must hold {question} and {answer} once each")
+	}
+	qi, ai := strings.Index(j.Template, q), strings.Index(j.Template, a)
+	first, second := q, a
+	fi, si := qi, ai
+	if ai < qi {
+		first, second, fi, si = a, q, ai, qi
+	}
+	jm := &judgeModel{
+		trait:       j.Trait,
+		template:    j.Template,
+		pre:         strings.TrimSpace(j.Template[:fi]),
+		mid:         strings.TrimSpace(j.Template[fi+len(first) : si]),
+		post:        strings.TrimSpace(j.Template[si+len(second):]),
+		answerFirst: ai < qi,
+	}
+	if jm.mid == "" {
+		return nil, errors.New("template needs text between {question} and {answer} to tell them apart")
+	}
+	for i, ex := range j.Examples {
+		label := ""
+		if ex.Refusal {
+			label = RefusalToken
+		} else if s, ok := ex.Scores[j.Trait]; ok {
+			if s < 0 || s > 100 {
+				return nil, fmt.Errorf("example %d: score %d out of 0..100", i+1, s)
+			}
+			label = strconv.Itoa(s)
+		} else {
+			continue
+		}
+		jm.texts = append(jm.texts, ex.Answer)
+		jm.labels = append(jm.labels, label)
+	}
+	if len(jm.texts) == 0 {
+		return nil, fmt.Errorf("no labeled examples for trait %q", j.Trait)
+	}
+	return jm, nil
+}
+
+// match extracts the answer from a prompt that fills the template, and how
+// much literal template text it matched (to prefer the most specific judge).
+func (jm *judgeModel) match(msg string) (answer string, strength int, ok bool) {
+	pos := 0
+	if jm.pre != "" {
+		i := strings.Index(msg, jm.pre)
+		if i < 0 {
+			return "", 0, false
+		}
+		pos = i + len(jm.pre)
+	}
+	i := strings.Index(msg[pos:], jm.mid)
+	if i < 0 {
+		return "", 0, false
+	}
+	firstSlot := msg[pos : pos+i]
+	pos += i + len(jm.mid)
+	secondSlot := msg[pos:]
+	if jm.post != "" {
+		// The last occurrence: an answer may quote the rubric's closing text.
+		k := strings.LastIndex(secondSlot, jm.post)
+		if k < 0 {
+			return "", 0, false
+		}
+		secondSlot = secondSlot[:k]
+	}
+	answer = secondSlot
+	if jm.answerFirst {
+		answer = firstSlot
+	}
+	return strings.TrimSpace(answer), len(jm.pre) + len(jm.mid) + len(jm.post), true
+}
+
+func (jm *judgeModel) classifier() *classifier {
+	jm.once.Do(func() { jm.clf = trainClassifier(jm.texts, jm.labels) })
+	return jm.clf
+}
+
+// findJudge returns the registered judge whose template msg fills best.
+func (e *Engine) findJudge(msg string) (*judgeModel, string) {
+	e.judgeMu.RLock()
+	defer e.judgeMu.RUnlock()
+	var best *judgeModel
+	var bestAnswer string
+	bestStrength := -1
+	for _, jm := range e.judges {
+		if a, s, ok := jm.match(msg); ok && s > bestStrength {
+			best, bestAnswer, bestStrength = jm, a, s
+		}
+	}
+	return best, bestAnswer
+}
+
+// feature is one non-zero entry of a sparse vector.
+type feature struct {
+	idx int32
+	val float64
+}
+
+// classifier is multinomial logistic regression over TF-IDF features of
+// word unigrams and bigrams.
+type classifier struct {
+	classes []string
+	vocab   map[string]int32
+	idf     []float64
+	w       []float64 // [feature*len(classes)+class]
+	b       []float64
+}
+
+// terms are the unigrams and bigrams of a text.
+var featMode = 0
+
+func stem(w string) string {
+	for _, suf := range []string{"ing", "ed", "es", "ly", "s"} {
+		if len(w) > len(suf)+3 && strings.HasSuffix(w, suf) {
+			return w[:len(w)-len(suf)]
+		}
+	}
+	return w
+}
+
+func terms(text string) []string {
+	toks := tokens(text)
+	if featMode&2 != 0 {
+		for i := range toks {
+			toks[i] = stem(toks[i])
+		}
+	}
+	out := make([]string, 0, 2*len(toks))
+	out = append(out, toks...)
+	if featMode&1 == 0 {
+		for i := 0; i+1 < len(toks); i++ {
+			out = append(out, toks[i]+" "+toks[i+1])
+		}
+	}
+	if featMode&4 != 0 {
+		for _, t := range toks {
+			p := "#" + t + "#"
+			for i := 0; i+4 <= len(p); i++ {
+				out = append(out, "c:"+p[i:i+4])
+			}
+		}
+	}
+	return out
+}
+
+// classOrder sorts numeric labels by value and puts others after them.
+func classOrder(labels []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, l := range labels {
+		if !seen[l] {
+			seen[l] = true
+			out = append(out, l)
+		}
+	}
+	sort.Slice(out, func(i, k int) bool {
+		a, errA := strconv.Atoi(out[i])
+		b, errB := strconv.Atoi(out[k])
+		switch {
+		case errA == nil && errB == nil:
+			return a < b
+		case errA == nil:
+			return true
+		case errB == nil:
+			return false
+		}
+		return out[i] < out[k]
+	})
+	return out
+}
+
+func trainClassifier(texts, labels []string) *classifier {
+	c := &classifier{classes: classOrder(labels), vocab: map[string]int32{}}
+	classIdx := map[string]int{}
+	for i, l := range c.classes {
+		classIdx[l] = i
+	}
+	// Vocabulary and document frequencies, in first-seen order for determinism.
+	var df []float64
+	docTerms := make([][]string, len(texts))
+	for i, t := range texts {
+		docTerms[i] = terms(t)
+		seen := map[int32]bool{}
+		for _, term := range docTerms[i] {
+			id, ok := c.vocab[term]
+			if !ok {
+				id = int32(len(df))
+				c.vocab[term] = id
+				df = append(df, 0)
+			}
+			if !seen[id] {
+				seen[id] = true
+				df[id]++
+			}
+		}
+	}
+	n := float64(len(texts))
+	c.idf = make([]float64, len(df))
+	for i, d := range df {
+		c.idf[i] = math.Log((1+n)/(1+d)) + 1
+	}
+	xs := make([][]feature, len(texts))
+	ys := make([]int, len(texts))
+	for i := range texts {
+		xs[i] = c.vectorize(docTerms[i])
+		ys[i] = classIdx[labels[i]]
+	}
+
+	nc, nf := len(c.classes), len(df)
+	// Feature-major weights: a sparse row touches contiguous memory.
+	c.w = make([]float64, nf*nc)
+	c.b = make([]float64, nc)
+	gw := make([]float64, nf*nc)
+	gb := make([]float64, nc)
+	p := make([]float64, nc)
+	vw := make([]float64, nf*nc)
+	vb := make([]float64, nc)
+	ew := make([]float64, len(xs))
+	for i := range ew {
+		ew[i] = 1
+	}
+	if balanced {
+		counts := make([]float64, nc)
+		for _, y := range ys {
+			counts[y]++
+		}
+		for i, y := range ys {
+			ew[i] = n / (float64(nc) * counts[y])
+		}
+	}
+	for range trainIters {
+		clear(gw)
+		clear(gb)
+		for i, x := range xs {
+			c.logits(x, p)
+			softmaxInPlace(p)
+			p[ys[i]]--
+			for k := range p {
+				p[k] *= ew[i]
+				gb[k] += p[k]
+			}
+			for _, f := range x {
+				row := gw[int(f.idx)*nc : int(f.idx)*nc+nc]
+				for k, d := range p {
+					row[k] += d * f.val
+				}
+			}
+		}
+		if momentum == 0 {
+			for j := range c.w {
+				c.w[j] -= trainStep * (gw[j]/n + trainL2*c.w[j])
+			}
+			for k := range c.b {
+				c.b[k] -= trainStep * gb[k] / n
+			}
+			continue
+		}
+		// Nesterov: c.w holds the look-ahead point; vw the velocity.
+		for j := range c.w {
+			prev := vw[j]
+			vw[j] = momentum*vw[j] - trainStep*(gw[j]/n+trainL2*c.w[j])
+			c.w[j] += -momentum*prev + (1+momentum)*vw[j]
+		}
+		for k := range c.b {
+			prev := vb[k]
+			vb[k] = momentum*vb[k] - trainStep*gb[k]/n
+			c.b[k] += -momentum*prev + (1+momentum)*vb[k]
+		}
+	}
+	return c
+}
+
+// vectorize maps terms to sublinear TF-IDF weights, L2-normalised so long
+// answers do not score more confidently than short ones.
+func (c *classifier) vectorize(ts []string) []feature {
+	tf := map[int32]float64{}
+	for _, t := range ts {
+		if id, ok := c.vocab[t]; ok {
+			tf[id]++
+		}
+	}
+	out := make([]feature, 0, len(tf))
+	for id, f := range tf {
+		out = append(out, feature{id, (1 + math.Log(f)) * c.idf[id]})
+	}
+	// Sorted so every float sum runs in one order: bit-identical results
+	// whatever the map iteration order.
+	sort.Slice(out, func(i, k int) bool { return out[i].idx < out[k].idx })
+	var norm float64
+	for _, f := range out {
+		norm += f.val * f.val
+	}
+	if norm > 0 {
+		norm = math.Sqrt(norm)
+		for i := range out {
+			out[i].val /= norm
+		}
+	}
+	return out
+}
+
+func (c *classifier) logits(x []feature, out []float64) {
+	nc := len(c.classes)
+	copy(out, c.b)
+	for _, f := range x {
+		row := c.w[int(f.idx)*nc : int(f.idx)*nc+nc]
+		for k, w := range row {
+			out[k] += w * f.val
+		}
+	}
+}
+
+func softmaxInPlace(p []float64) {
+	m := math.Inf(-1)
+	for _, v := range p {
+		m = max(m, v)
+	}
+	var sum float64
+	for i, v := range p {
+		p[i] = math.Exp(v - m)
+		sum += p[i]
+	}
+	for i := range p {
+		p[i] /= sum
+	}
+}
+
+// logProbs returns every class with its natural-log probability, most
+// probable first.
+func (c *classifier) logProbs(answer string) []provider.TokenLogprob {
+	z := make([]float64, len(c.classes))
+	c.logits(c.vectorize(terms(answer)), z)
+	m := math.Inf(-1)
+	for _, v := range z {
+		m = max(m, v)
+	}
+	var sum float64
+	for _, v := range z {
+		sum += math.Exp(v - m)
+	}
+	lse := m + math.Log(sum)
+	out := make([]provider.TokenLogprob, len(z))
+	for k, v := range z {
+		out[k] = provider.TokenLogprob{Token: c.classes[k], Logprob: v - lse}
+	}
+	sort.SliceStable(out, func(i, k int) bool { return out[i].Logprob > out[k].Logprob })
+	return out
+}

@@ -1,0 +1,182 @@
+// Package local is the embedded, offline provider: an in-process stand-in for
+// a fine-tuning service that really learns from the training file.
+//
+// Fine-tuning jobs are files under a state directory whose status follows
+// from their creation time, so a killed build's jobs survive and a rerun can
+// adopt them. Chat has two modes. A prompt that fills a registered judge
+// template is scored by a softmax regression trained on that judge's labeled
+// answers; anything else is answered by retrieval: BM25 over the model's
+// corpus (the base corpus, plus the training file for a fine-tuned model,
+// weighted by how hard it was trained) and sampling among the best matches.
+package local
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/modelorganisms/pvbuild/internal/dataset"
+	"github.com/modelorganisms/pvbuild/internal/provider"
+	"github.com/modelorganisms/pvbuild/internal/sampledata"
+)
+
+// Errors callers can test with errors.Is; returned wrapped with context.
+var (
+	ErrModelNotFound = errors.New("model not found")
+	ErrJobNotFound   = errors.New("job not found")
+	ErrFileNotFound  = errors.New("file not found")
+	ErrJobFinished   = errors.New("job already finished")
+	ErrBadRequest    = errors.New("invalid request")
+)
+
+// DefaultJobDuration is a job's simulated wall time when Options leaves it zero.
+const DefaultJobDuration = 1500 * time.Millisecond
+
+// Options configure an Engine.
+type Options struct {
+	Dir         string           // state root; created if missing
+	JobDuration time.Duration    // simulated time from job creation to success; default DefaultJobDuration
+	Now         func() time.Time // clock; default time.Now
+	Base        []dataset.Example
+	Judges      []Judge
+}
+
+// Judge is a rubric the judge model recognises: a prompt template and the
+// labeled answers its classifier learns from.
+type Judge struct {
+	Trait    string
+	Template string // judge prompt with {question} and {answer}
+	// Examples labeled with Scores[Trait] or Refusal; examples with neither
+	// are skipped. Refusals count for every trait, since a refusal is one
+	// whatever the rubric.
+	Examples []sampledata.Labeled
+}
+
+// Engine is the local provider. It is safe for concurrent use.
+type Engine struct {
+	dir      string
+	duration time.Duration
+	now      func() time.Time
+
+	base *corpus // nil when Options.Base is empty
+
+	mu sync.Mutex // serialises job read-modify-write within this process
+
+	judgeMu sync.RWMutex
+	judges  []*judgeModel
+
+	idxMu   sync.Mutex
+	indexes map[string]*indexEntry
+}
+
+var _ provider.Provider = (*Engine)(nil)
+
+// Open prepares the state directory and returns an engine over it.
+func Open(opts Options) (*Engine, error) {
+	if opts.Dir == "" {
+		return nil, fmt.Errorf("open local engine: %w: no state directory", ErrBadRequest)
+	}
+	for _, sub := range []string{filesDir, jobsDir} {
+		if err := os.MkdirAll(filepath.Join(opts.Dir, sub), 0o755); err != nil {
+			return nil, fmt.Errorf("open local engine: %w", err)
+		}
+	}
+	e := &Engine{
+		dir:      opts.Dir,
+		duration: opts.JobDuration,
+		now:      opts.Now,
+		indexes:  map[string]*indexEntry{},
+	}
+	if e.duration <= 0 {
+		e.duration = DefaultJobDuration
+	}
+	if e.now == nil {
+		e.now = time.Now
+	}
+	if len(opts.Base) > 0 {
+		e.base = baseCorpus(opts.Base)
+	}
+	for _, j := range opts.Judges {
+		if err := e.AddJudge(j); err != nil {
+			return nil, fmt.Errorf("open local engine: %w", err)
+		}
+	}
+	return e, nil
+}
+
+// Default opens an engine on dir with the embedded sample data: its base
+// corpus and one judge per sample trait.
+func Default(dir string) (*Engine, error) {
+	opts, err := defaultOptions(dir)
+	if err != nil {
+		return nil, err
+	}
+	return Open(opts)
+}
+
+func defaultOptions(dir string) (Options, error) {
+	base, err := sampledata.BaseCorpus()
+	if err != nil {
+		return Options{}, fmt.Errorf("local engine base corpus: %w", err)
+	}
+	labeled, err := sampledata.JudgeExamples()
+	if err != nil {
+		return Options{}, fmt.Errorf("local engine judge examples: %w", err)
+	}
+	opts := Options{Dir: dir, Base: base}
+	for _, trait := range sampledata.Traits {
+		task, err := sampledata.EvalTask(trait)
+		if err != nil {
+			return Options{}, fmt.Errorf("local engine judge: %w", err)
+		}
+		opts.Judges = append(opts.Judges, Judge{Trait: trait, Template: task.EvalPrompt, Examples: labeled})
+	}
+	return opts, nil
+}
+
+// AddJudge registers a rubric. A judge with the same template as one already
+// registered replaces it. Its classifier is trained on first use.
+func (e *Engine) AddJudge(j Judge) error {
+	jm, err := newJudgeModel(j)
+	if err != nil {
+		return fmt.Errorf("add judge %q: %w", j.Trait, err)
+	}
+	e.judgeMu.Lock()
+	defer e.judgeMu.Unlock()
+	for i, old := range e.judges {
+		if old.template == j.Template {
+			e.judges[i] = jm
+			return nil
+		}
+	}
+	e.judges = append(e.judges, jm)
+	return nil
+}
+
+// Submissions counts the jobs ever created in the state directory, by any
+// engine: the build uses it to prove a job was never submitted twice.
+func (e *Engine) Submissions() (int, error) {
+	names, err := e.jobFiles()
+	if err != nil {
+		return 0, fmt.Errorf("count submissions: %w", err)
+	}
+	return len(names), nil
+}
+
+// validID guards paths built from caller-supplied ids.
+func validID(id, prefix string) bool {
+	rest, ok := strings.CutPrefix(id, prefix)
+	if !ok || rest == "" {
+		return false
+	}
+	for _, r := range rest {
+		if !(r >= '0' && r <= '9' || r >= 'a' && r <= 'f') {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,139 @@
+package local
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/modelorganisms/pvbuild/internal/provider"
+)
+
+const (
+	filesDir = "files"
+	jobsDir  = "jobs"
+)
+
+// fileMeta is what the engine remembers of an upload beside its bytes.
+type fileMeta struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	Bytes     int64     `json:"bytes"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// jobRecord is a job as stored. The status it holds is the last one written
+// (validating_files, or cancelled); the live status is derived from the
+// schedule, which is fixed at creation so reopening with other Options does
+// not rewrite history.
+type jobRecord struct {
+	provider.Job
+	Duration     time.Duration      `json:"duration_ns"`
+	PlannedModel string             `json:"planned_model"`
+	Invalid      *provider.JobError `json:"validation_error,omitempty"`
+}
+
+func (e *Engine) filePath(id, ext string) string {
+	return filepath.Join(e.dir, filesDir, id+ext)
+}
+
+func (e *Engine) jobPath(id string) string {
+	return filepath.Join(e.dir, jobsDir, id+".json")
+}
+
+func (e *Engine) readFileMeta(id string) (fileMeta, error) {
+	var m fileMeta
+	if !validID(id, "file-") {
+		return m, fmt.Errorf("file %q: %w", id, ErrFileNotFound)
+	}
+	b, err := os.ReadFile(e.filePath(id, ".json"))
+	if os.IsNotExist(err) {
+		return m, fmt.Errorf("file %q: %w", id, ErrFileNotFound)
+	}
+	if err != nil {
+		return m, err
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return m, fmt.Errorf("file %s metadata: %w", id, err)
+	}
+	return m, nil
+}
+
+func (e *Engine) readJob(id string) (jobRecord, error) {
+	var r jobRecord
+	if !validID(id, "ftjob-") {
+		return r, fmt.Errorf("job %q: %w", id, ErrJobNotFound)
+	}
+	b, err := os.ReadFile(e.jobPath(id))
+	if os.IsNotExist(err) {
+		return r, fmt.Errorf("job %q: %w", id, ErrJobNotFound)
+	}
+	if err != nil {
+		return r, err
+	}
+	if err := json.Unmarshal(b, &r); err != nil {
+		return r, fmt.Errorf("job %s record: %w", id, err)
+	}
+	return r, nil
+}
+
+func (e *Engine) writeJob(r jobRecord) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeAtomic(e.jobPath(r.ID), b)
+}
+
+// jobFiles lists the job ids on disk, skipping temporary files of writes
+// that a crash interrupted.
+func (e *Engine) jobFiles() ([]string, error) {
+	ents, err := os.ReadDir(filepath.Join(e.dir, jobsDir))
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for _, ent := range ents {
+		id, ok := strings.CutSuffix(ent.Name(), ".json")
+		if ok && !ent.IsDir() && validID(id, "ftjob-") {
+			ids = append(ids, id)
+		}
+	}
+	return ids, nil
+}
+
+// writeAtomic replaces path with data so that a reader or a crash never sees
+// a partial file: temp file in the same directory, fsync, rename.
+func writeAtomic(path string, data []byte) (err error) {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if _, err = tmp.Write(data); err != nil {
+		return err
+	}
+	if err = tmp.Sync(); err != nil {
+		return err
+	}
+	if err = tmp.Close(); err != nil {
+		return err
+	}
+	if err = os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	// Best effort: make the rename itself durable; not every OS can sync a directory.
+	if d, derr := os.Open(dir); derr == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}

@@ -1,0 +1,28 @@
+package report
+
+import (
+	"github.com/modelorganisms/pvbuild/internal/judge"
+	"github.com/modelorganisms/pvbuild/internal/provider"
+)
+
+// Eval is what an evaluation target writes (artifacts/evals/<model>/<task>.json):
+// every judged sample and the task's metric over them.
+type Eval struct {
+	Model      string       `json:"model"`
+	ModelID    string       `json:"model_id"`
+	Task       string       `json:"task"`
+	Trait      string       `json:"trait"`
+	JudgeModel string       `json:"judge_model"`
+	Metric     judge.Metric `json:"metric"`
+	Samples    []Sample     `json:"samples"`
+}
+
+// Sample is one judged answer. Score is nil when the judge gave no answer.
+type Sample struct {
+	ID       string                  `json:"id"`
+	Question string                  `json:"question"`
+	Epoch    int                     `json:"epoch"`
+	Answer   string                  `json:"answer"`
+	Score    *float64                `json:"score"`
+	Judge    []provider.TokenLogprob `json:"judge_logprobs,omitempty"`
+}
