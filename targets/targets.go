@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/modelorganisms/pvbuild/internal/pipeline"
 	"github.com/modelorganisms/pvbuild/internal/report"
@@ -34,7 +35,12 @@ func Plan(ctx context.Context) error {
 		fmt.Println("everything is fresh: nothing to do")
 		return nil
 	}
-	fmt.Printf("%d of %d targets stale; a build would submit %d training job(s)\n", stale, len(lines), jobs)
+	usd, unpriced, calls := pl.Cost()
+	fmt.Printf("%d of %d targets stale; a build would submit %d training job(s), estimated $%.2f", stale, len(lines), jobs, usd)
+	if unpriced > 0 {
+		fmt.Printf(" plus %d job(s) of unknown price", unpriced)
+	}
+	fmt.Printf(", and make %d chat calls to evaluate\n", calls)
 	return nil
 }
 
@@ -92,6 +98,23 @@ func Results(ctx context.Context) error {
 		if terr := report.Table(os.Stdout, out.Variants, p.Tasks(), sampledata.Strengths); terr != nil && err == nil {
 			err = terr
 		}
+	}
+	return err
+}
+
+// Cancel cancels the experiment's running training jobs and prints what it cancelled.
+func Cancel(ctx context.Context) error {
+	p, unlock, err := connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	cancelled, err := p.Cancel(ctx)
+	for _, rec := range cancelled {
+		fmt.Printf("cancelled %s (%s): %s\n", rec.JobID, strings.Join(rec.Models, ", "), rec.Status)
+	}
+	if len(cancelled) == 0 && err == nil {
+		fmt.Println("no running training jobs")
 	}
 	return err
 }

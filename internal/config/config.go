@@ -38,8 +38,41 @@ type Experiment struct {
 	Training   Training
 	Evaluation Evaluation
 	Models     []Model
+	// Providers by name: the built-in "local" and "openai" plus any declared.
+	Providers map[string]Provider
 
 	files map[string]*hcl.File
+}
+
+// Provider kinds.
+const (
+	KindLocal  = "local"
+	KindOpenAI = "openai"
+)
+
+// Provider is a fine-tuning and inference service. Kind "openai" speaks the
+// OpenAI API at BaseURL (OpenAI itself, or vLLM, Ollama, a local server...).
+type Provider struct {
+	Name         string
+	Kind         string
+	APIKey       string // never written anywhere
+	BaseURL      string
+	Organization string
+	Project      string
+	Concurrency  int // chat calls in flight at once
+	DeclRange    hcl.Range
+}
+
+// DefaultOpenAIBaseURL is where kind "openai" goes without a base_url.
+const DefaultOpenAIBaseURL = "https://api.openai.com/v1"
+
+// Identity is what distinguishes one provider's models and jobs from another's:
+// kind and endpoint, never the key.
+func (p Provider) Identity() string {
+	if p.Kind == KindLocal {
+		return KindLocal
+	}
+	return p.Kind + " " + p.BaseURL
 }
 
 // Training holds settings shared by every model's fine-tune.
@@ -50,6 +83,11 @@ type Training struct {
 	Seed            int
 	Hyperparameters provider.Hyperparameters
 	Dataset         DatasetSettings
+	// PricePerMillion overrides the built-in training price table (USD per 1M tokens) by base model.
+	PricePerMillion map[string]float64
+	// BudgetUSD caps the estimated cost of the jobs one train submits; 0 = no cap.
+	BudgetUSD   float64
+	BudgetRange hcl.Range
 }
 
 // DatasetSettings choose where training data comes from and how much of it.
@@ -65,6 +103,8 @@ type DatasetSettings struct {
 type Evaluation struct {
 	Provider           string
 	ProviderRange      hcl.Range
+	JudgeProvider      string // default: Provider
+	JudgeProviderRange hcl.Range
 	JudgeModel         string
 	Limit              int
 	SamplesPerQuestion int
@@ -193,21 +233,35 @@ func IsConfigError(err error) bool {
 }
 
 type fileSchema struct {
+	Providers  []providerBlock  `hcl:"provider,block"`
 	Training   *trainingBlock   `hcl:"training,block"`
 	Evaluation *evaluationBlock `hcl:"evaluation,block"`
 	Grids      []gridBlock      `hcl:"model_grid,block"`
 	Models     []modelBlock     `hcl:"model,block"`
 }
 
+type providerBlock struct {
+	Name         string   `hcl:"name,label"`
+	Kind         *string  `hcl:"kind,optional"`
+	APIKey       *string  `hcl:"api_key,optional"`
+	BaseURL      *string  `hcl:"base_url,optional"`
+	Organization *string  `hcl:"organization,optional"`
+	Project      *string  `hcl:"project,optional"`
+	Concurrency  *int     `hcl:"concurrency,optional"`
+	Body         hcl.Body `hcl:",body"`
+}
+
 type trainingBlock struct {
-	Provider               *string       `hcl:"provider,optional"`
-	BaseModel              *string       `hcl:"base_model,optional"`
-	Seed                   *int          `hcl:"seed,optional"`
-	NEpochs                *int          `hcl:"n_epochs,optional"`
-	LearningRateMultiplier *float64      `hcl:"learning_rate_multiplier,optional"`
-	BatchSize              *int          `hcl:"batch_size,optional"`
-	Dataset                *datasetBlock `hcl:"dataset,block"`
-	Body                   hcl.Body      `hcl:",body"`
+	PricePerMillion        map[string]float64 `hcl:"price_per_million_tokens,optional"`
+	BudgetUSD              *float64           `hcl:"budget_usd,optional"`
+	Provider               *string            `hcl:"provider,optional"`
+	BaseModel              *string            `hcl:"base_model,optional"`
+	Seed                   *int               `hcl:"seed,optional"`
+	NEpochs                *int               `hcl:"n_epochs,optional"`
+	LearningRateMultiplier *float64           `hcl:"learning_rate_multiplier,optional"`
+	BatchSize              *int               `hcl:"batch_size,optional"`
+	Dataset                *datasetBlock      `hcl:"dataset,block"`
+	Body                   hcl.Body           `hcl:",body"`
 }
 
 type datasetBlock struct {
@@ -221,6 +275,7 @@ type datasetBlock struct {
 
 type evaluationBlock struct {
 	Provider           *string     `hcl:"provider,optional"`
+	JudgeProvider      *string     `hcl:"judge_provider,optional"`
 	JudgeModel         *string     `hcl:"judge_model,optional"`
 	Limit              *int        `hcl:"limit,optional"`
 	SamplesPerQuestion *int        `hcl:"samples_per_question,optional"`
@@ -301,8 +356,20 @@ func decode(body hcl.Body) (*Experiment, hcl.Diagnostics) {
 		return nil, diags
 	}
 	exp := &Experiment{}
+	var d hcl.Diagnostics
+	exp.Providers, d = decodeProviders(fs.Providers)
+	diags = append(diags, d...)
 	diags = append(diags, decodeTraining(fs.Training, &exp.Training)...)
 	diags = append(diags, decodeEvaluation(fs.Evaluation, body, &exp.Evaluation)...)
+	for _, ref := range []struct {
+		name string
+		rng  hcl.Range
+	}{{exp.Training.Provider, exp.Training.ProviderRange}, {exp.Evaluation.Provider, exp.Evaluation.ProviderRange}, {exp.Evaluation.JudgeProvider, exp.Evaluation.JudgeProviderRange}} {
+		if _, ok := exp.Providers[ref.name]; !ok && !diags.HasErrors() {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Unknown provider",
+				Detail: fmt.Sprintf(`Provider %q is not declared: use "local" (the embedded engine), "openai", or declare a provider %q block.`, ref.name, ref.name), Subject: ref.rng.Ptr()})
+		}
+	}
 
 	seen := map[string]hcl.Range{}
 	add := func(m Model, diags *hcl.Diagnostics) {
@@ -352,6 +419,49 @@ func decode(body hcl.Body) (*Experiment, hcl.Diagnostics) {
 	return exp, diags
 }
 
+// decodeProviders returns the built-in providers overlaid with declared ones.
+func decodeProviders(blocks []providerBlock) (map[string]Provider, hcl.Diagnostics) {
+	baseURL := os.Getenv("OPENAI_BASE_URL")
+	if baseURL == "" {
+		baseURL = DefaultOpenAIBaseURL
+	}
+	out := map[string]Provider{
+		KindLocal:  {Name: KindLocal, Kind: KindLocal, Concurrency: 32},
+		KindOpenAI: {Name: KindOpenAI, Kind: KindOpenAI, APIKey: os.Getenv("OPENAI_API_KEY"), BaseURL: baseURL, Concurrency: 32},
+	}
+	declared := map[string]bool{}
+	var diags hcl.Diagnostics
+	for _, b := range blocks {
+		rng := blockRange(b.Body)
+		if declared[b.Name] {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Duplicate provider", Detail: fmt.Sprintf("Provider %q is declared twice.", b.Name), Subject: rng.Ptr()})
+			continue
+		}
+		declared[b.Name] = true
+		p, builtin := out[b.Name]
+		if !builtin {
+			p = Provider{Name: b.Name, Kind: KindOpenAI, BaseURL: baseURL, Concurrency: 32}
+		}
+		p.DeclRange = rng
+		setString(&p.Kind, b.Kind)
+		if p.Kind != KindLocal && p.Kind != KindOpenAI {
+			diags = append(diags, attrError(b.Body, "kind", "Unknown provider kind", fmt.Sprintf(`Kind %q is not known: use "local" or "openai" (any OpenAI-compatible API).`, p.Kind)))
+		}
+		setString(&p.APIKey, b.APIKey)
+		setString(&p.BaseURL, b.BaseURL)
+		setString(&p.Organization, b.Organization)
+		setString(&p.Project, b.Project)
+		if b.Concurrency != nil {
+			if *b.Concurrency < 1 {
+				diags = append(diags, attrError(b.Body, "concurrency", "Invalid concurrency", "concurrency must be at least 1."))
+			}
+			p.Concurrency = *b.Concurrency
+		}
+		out[b.Name] = p
+	}
+	return out, diags
+}
+
 func decodeTraining(b *trainingBlock, t *Training) hcl.Diagnostics {
 	*t = Training{
 		Provider:        DefaultProvider,
@@ -366,6 +476,14 @@ func decodeTraining(b *trainingBlock, t *Training) hcl.Diagnostics {
 	setString(&t.Provider, b.Provider)
 	t.ProviderRange = attrRange(b.Body, "provider", blockRange(b.Body))
 	setString(&t.BaseModel, b.BaseModel)
+	t.PricePerMillion = b.PricePerMillion
+	if b.BudgetUSD != nil {
+		t.BudgetUSD = *b.BudgetUSD
+		t.BudgetRange = attrRange(b.Body, "budget_usd", blockRange(b.Body))
+		if t.BudgetUSD <= 0 {
+			diags = append(diags, attrError(b.Body, "budget_usd", "Invalid budget_usd", "budget_usd must be a positive amount of dollars, or left out for no cap."))
+		}
+	}
 	if b.Seed != nil {
 		t.Seed = *b.Seed
 	}
@@ -414,6 +532,11 @@ func decodeEvaluation(b *evaluationBlock, file hcl.Body, e *Evaluation) hcl.Diag
 	var diags hcl.Diagnostics
 	setString(&e.Provider, b.Provider)
 	e.ProviderRange = attrRange(b.Body, "provider", blockRange(b.Body))
+	e.JudgeProvider, e.JudgeProviderRange = e.Provider, e.ProviderRange
+	if b.JudgeProvider != nil {
+		e.JudgeProvider = *b.JudgeProvider
+		e.JudgeProviderRange = attrRange(b.Body, "judge_provider", blockRange(b.Body))
+	}
 	setString(&e.JudgeModel, b.JudgeModel)
 	positive := func(name string, dst *int, v *int) {
 		if v == nil {

@@ -57,14 +57,13 @@ func (p *Pipeline) Evaluate(ctx context.Context) ([]Skipped, error) {
 		fmt.Fprintln(p.log, "evaluation: every trained model is up to date")
 		return skipped, nil
 	}
-	sem := make(chan struct{}, p.opts.Concurrency)
 	errs := make([]error, len(jobs))
 	var wg sync.WaitGroup
 	for i, j := range jobs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			res, err := p.evaluate(ctx, sem, j.model, j.task, j.tm)
+			res, err := p.evaluate(ctx, j.model, j.task, j.tm)
 			if err == nil {
 				err = p.commitEval(j.model, j.task, j.step, res)
 			}
@@ -102,18 +101,8 @@ func (p *Pipeline) commitEval(m config.Model, t *taskData, step Step, res *repor
 
 // evaluate asks the model every question, samples_per_question times, and
 // has the judge score each answer.
-func (p *Pipeline) evaluate(ctx context.Context, sem chan struct{}, m config.Model, t *taskData, tm TrainedModel) (*report.Eval, error) {
+func (p *Pipeline) evaluate(ctx context.Context, m config.Model, t *taskData, tm TrainedModel) (*report.Eval, error) {
 	e := p.exp.Evaluation
-	ep := p.opts.Evaluation
-	call := func(req provider.ChatRequest) (provider.ChatResponse, error) {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-			return provider.ChatResponse{}, ctx.Err()
-		}
-		defer func() { <-sem }()
-		return ep.Chat(ctx, req)
-	}
 	samples := make([]report.Sample, len(t.questions)*e.SamplesPerQuestion)
 	errs := make([]error, len(t.questions))
 	var wg sync.WaitGroup
@@ -122,7 +111,7 @@ func (p *Pipeline) evaluate(ctx context.Context, sem chan struct{}, m config.Mod
 		go func() {
 			defer wg.Done()
 			seed := e.Seed
-			resp, err := call(provider.ChatRequest{
+			resp, err := p.answering.chat(ctx, provider.ChatRequest{
 				Model:       tm.FineTunedModel,
 				Messages:    []provider.Message{{Role: "user", Content: q}},
 				Temperature: e.Temperature,
@@ -139,7 +128,7 @@ func (p *Pipeline) evaluate(ctx context.Context, sem chan struct{}, m config.Mod
 				return
 			}
 			for si, c := range resp.Choices {
-				jr, err := call(judge.Request(e.JudgeModel, judge.Prompt(t.prompt, q, c.Content)))
+				jr, err := p.judging.chat(ctx, judge.Request(e.JudgeModel, judge.Prompt(t.prompt, q, c.Content)))
 				if err != nil {
 					errs[qi] = fmt.Errorf("question %d: judge: %w", qi+1, err)
 					return

@@ -2,7 +2,9 @@ package pipeline
 
 import (
 	"context"
+
 	"fmt"
+	"github.com/hashicorp/hcl/v2"
 	"io"
 	"os"
 	"path/filepath"
@@ -10,6 +12,7 @@ import (
 	"github.com/modelorganisms/pvbuild/internal/build"
 	"github.com/modelorganisms/pvbuild/internal/config"
 	"github.com/modelorganisms/pvbuild/internal/local"
+	"github.com/modelorganisms/pvbuild/internal/openai"
 	"github.com/modelorganisms/pvbuild/internal/provider"
 	"github.com/modelorganisms/pvbuild/internal/sampledata"
 	"github.com/modelorganisms/pvbuild/internal/upstream"
@@ -71,33 +74,77 @@ func (u upstreamSource) Training(trait, strength string) ([]byte, error) {
 }
 func (u upstreamSource) Task(trait string) (sampledata.Task, error) { return u.a.Task(trait) }
 
+// client is a connected provider with its concurrency limit, shared by every
+// evaluation that uses it, and for remote providers a response cache.
+type client struct {
+	name  string
+	p     provider.Provider
+	slots chan struct{}
+	cache *chatCache // nil: calls are free and deterministic, nothing to save
+}
+
+// chat makes one call within the provider's limit, answering from the cache
+// when the same request was paid for before.
+func (c *client) chat(ctx context.Context, req provider.ChatRequest) (provider.ChatResponse, error) {
+	if c.cache != nil {
+		if resp, ok := c.cache.get(req); ok {
+			return resp, nil
+		}
+	}
+	select {
+	case c.slots <- struct{}{}:
+	case <-ctx.Done():
+		return provider.ChatResponse{}, ctx.Err()
+	}
+	resp, err := c.p.Chat(ctx, req)
+	<-c.slots
+	if err == nil && c.cache != nil {
+		err = c.cache.put(req, resp)
+	}
+	return resp, err
+}
+
 // Connect opens the providers the experiment names. Call it while holding
 // the store's lock: the local engine keeps its state under artifacts/.
 func (p *Pipeline) Connect() error {
-	var err error
-	cache := map[string]provider.Provider{}
-	open := func(name string) (provider.Provider, error) {
-		if pr, ok := cache[name]; ok {
-			return pr, nil
+	clients := map[string]*client{}
+	open := func(name string, rng hcl.Range, role string) (*client, error) {
+		if c, ok := clients[name]; ok {
+			return c, nil
 		}
-		var pr provider.Provider
-		switch name {
-		case "local":
+		cfg := p.exp.Providers[name]
+		var (
+			pr  provider.Provider
+			err error
+		)
+		switch cfg.Kind {
+		case config.KindLocal:
 			pr, err = p.openLocal()
+		case config.KindOpenAI:
+			pr, err = openai.New(openai.Config{APIKey: cfg.APIKey, BaseURL: cfg.BaseURL, Organization: cfg.Organization, Project: cfg.Project})
 		default:
-			return nil, fmt.Errorf("provider %q is not available; use \"local\"", name)
+			err = fmt.Errorf("unknown provider kind %q", cfg.Kind)
 		}
 		if err != nil {
-			return nil, err
+			return nil, p.exp.Errorf(rng, "Unusable "+role+" provider", "Provider %q: %v.", name, err)
 		}
-		cache[name] = pr
-		return pr, nil
+		c := &client{name: name, p: pr, slots: make(chan struct{}, max(cfg.Concurrency, 1))}
+		if cfg.Kind != config.KindLocal {
+			c.cache = &chatCache{dir: p.store.Path("cache/chat"), scope: cfg.Identity()}
+		}
+		clients[name] = c
+		return c, nil
 	}
-	if p.opts.Training, err = open(p.exp.Training.Provider); err != nil {
-		return p.exp.Errorf(p.exp.Training.ProviderRange, "Unusable training provider", "%v.", err)
+	var err error
+	t, e := p.exp.Training, p.exp.Evaluation
+	if p.training, err = open(t.Provider, t.ProviderRange, "training"); err != nil {
+		return err
 	}
-	if p.opts.Evaluation, err = open(p.exp.Evaluation.Provider); err != nil {
-		return p.exp.Errorf(p.exp.Evaluation.ProviderRange, "Unusable evaluation provider", "%v.", err)
+	if p.answering, err = open(e.Provider, e.ProviderRange, "evaluation"); err != nil {
+		return err
+	}
+	if p.judging, err = open(e.JudgeProvider, e.JudgeProviderRange, "judge"); err != nil {
+		return err
 	}
 	return nil
 }

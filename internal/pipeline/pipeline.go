@@ -34,10 +34,6 @@ type Options struct {
 	Store *build.Store
 	// Source of datasets and tasks; nil means the embedded sample data.
 	Source Source
-	// Training and Evaluation providers; both required.
-	Training, Evaluation provider.Provider
-	// Concurrency bounds the chat calls in flight across all evaluations.
-	Concurrency int
 	// PollInterval is the first wait between job polls; it grows to 8x.
 	PollInterval time.Duration
 	// Log receives progress lines; nil discards them.
@@ -53,6 +49,9 @@ type Pipeline struct {
 
 	datasets map[string]*datasetTarget // by model name
 	tasks    map[string]*taskData      // by task name
+
+	// Set by Connect: who trains, who answers, who judges.
+	training, answering, judging *client
 }
 
 type datasetTarget struct {
@@ -75,9 +74,6 @@ type taskData struct {
 func New(exp *config.Experiment, opts Options) (*Pipeline, error) {
 	if opts.Source == nil {
 		opts.Source = SampleSource{}
-	}
-	if opts.Concurrency <= 0 {
-		opts.Concurrency = 32
 	}
 	if opts.PollInterval <= 0 {
 		opts.PollInterval = 200 * time.Millisecond
@@ -188,7 +184,7 @@ func (p *Pipeline) trainInputs(m config.Model) build.Inputs {
 	t := p.exp.Training
 	var in build.Inputs
 	in.Add("format", trainFormat)
-	in.Add("provider", t.Provider)
+	in.Add("provider", p.exp.Providers[t.Provider].Identity())
 	in.Add("base_model", t.BaseModel)
 	in.Add("dataset", p.datasets[m.Name].hash)
 	in.Add("suffix", m.Suffix)
@@ -206,7 +202,8 @@ func (p *Pipeline) evalInputs(trainHash string, t *taskData) build.Inputs {
 	var in build.Inputs
 	in.Add("format", evalFormat)
 	in.Add("model", trainHash)
-	in.Add("provider", e.Provider)
+	in.Add("provider", p.exp.Providers[e.Provider].Identity())
+	in.Add("judge_provider", p.exp.Providers[e.JudgeProvider].Identity())
 	in.Add("trait", t.task.Trait)
 	in.Add("task_data", t.hash)
 	in.Add("judge_model", e.JudgeModel)

@@ -10,6 +10,8 @@ import (
 
 	"github.com/modelorganisms/pvbuild/internal/build"
 	"github.com/modelorganisms/pvbuild/internal/config"
+	"github.com/modelorganisms/pvbuild/internal/cost"
+	"github.com/modelorganisms/pvbuild/internal/dataset"
 )
 
 // Step is one target's state in a plan.
@@ -18,6 +20,8 @@ type Step struct {
 	Fresh  bool
 	Reason string // why it is stale
 	Submit string // for a stale training target: the job it would submit
+	Cost   cost.Estimate
+	Calls  int // for a stale evaluation: the chat calls it would make
 	status build.Status
 	inputs build.Inputs
 }
@@ -28,6 +32,26 @@ type Plan struct {
 	Train    []Step
 	Evals    []Step
 	Results  Step
+}
+
+// Cost sums the estimated cost of the distinct training jobs a build would
+// submit, and the chat calls its evaluations would make.
+func (pl *Plan) Cost() (usd float64, unpriced, calls int) {
+	seen := map[string]bool{}
+	for _, s := range pl.Train {
+		if s.Fresh || seen[s.inputs.Key()] {
+			continue
+		}
+		seen[s.inputs.Key()] = true
+		usd += s.Cost.USD
+		if !s.Cost.Priced {
+			unpriced++
+		}
+	}
+	for _, s := range pl.Evals {
+		calls += s.Calls
+	}
+	return usd, unpriced, calls
 }
 
 // Stale counts stale targets and distinct training jobs a build would submit.
@@ -72,7 +96,10 @@ func (p *Pipeline) Plan(ctx context.Context) (*Plan, error) {
 			return err
 		}
 		if !tr.Fresh {
-			tr.Submit = p.describeJob(m)
+			if tr.Cost, err = p.estimate(m); err != nil {
+				return err
+			}
+			tr.Submit = p.describeJob(m, tr.Cost)
 		}
 		pl.Train[i] = tr
 		for j, t := range p.exp.Evaluation.Tasks {
@@ -109,10 +136,16 @@ func (p *Pipeline) check(target string, in build.Inputs) (Step, error) {
 
 func (p *Pipeline) planEval(m config.Model, t config.Task, train Step) (Step, error) {
 	id := evalID(m.Name, t.Name)
+	td := p.tasks[t.Name]
+	calls := len(td.questions) * (1 + p.exp.Evaluation.SamplesPerQuestion)
 	if !train.Fresh {
-		return Step{Target: id, Reason: "training " + m.Name + " is stale"}, nil
+		return Step{Target: id, Reason: "training " + m.Name + " is stale", Calls: calls}, nil
 	}
-	return p.check(id, p.evalInputs(train.status.Stamp.Outputs[trainOut(m.Name)], p.tasks[t.Name]))
+	s, err := p.check(id, p.evalInputs(train.status.Stamp.Outputs[trainOut(m.Name)], td))
+	if !s.Fresh {
+		s.Calls = calls
+	}
+	return s, err
 }
 
 // resultsInputs names every evaluation's output hash; when an evaluation is
@@ -145,7 +178,7 @@ func (p *Pipeline) resultsInputs(evals []Step) (in build.Inputs, missing string,
 	return in, missing, nil
 }
 
-func (p *Pipeline) describeJob(m config.Model) string {
+func (p *Pipeline) describeJob(m config.Model, est cost.Estimate) string {
 	t := p.exp.Training
 	h := m.Hyperparameters
 	s := fmt.Sprintf("%s job: %s, suffix %s, %d examples, n_epochs %d", t.Provider, t.BaseModel, m.Suffix,
@@ -156,7 +189,32 @@ func (p *Pipeline) describeJob(m config.Model) string {
 	if h.BatchSize > 0 {
 		s += fmt.Sprintf(", batch_size %d", h.BatchSize)
 	}
-	return s
+	if p.exp.Providers[t.Provider].Kind == config.KindLocal {
+		return s + "; free (local engine)"
+	}
+	return s + "; " + est.String()
+}
+
+// estimate prices a model's fine-tune; the local engine is free.
+func (p *Pipeline) estimate(m config.Model) (cost.Estimate, error) {
+	t := p.exp.Training
+	if p.exp.Providers[t.Provider].Kind == config.KindLocal {
+		return cost.Estimate{Epochs: m.Hyperparameters.NEpochs, Priced: true}, nil
+	}
+	d := p.datasets[m.Name]
+	examples, err := dataset.Parse(datasetOut(m.Name), d.data)
+	if err != nil {
+		return cost.Estimate{}, err
+	}
+	tokens, err := cost.TrainingTokens(examples)
+	if err != nil {
+		return cost.Estimate{}, err
+	}
+	epochs := m.Hyperparameters.NEpochs
+	if epochs == 0 {
+		epochs = config.DefaultNEpochs
+	}
+	return cost.Training(t.BaseModel, tokens, epochs, t.PricePerMillion), nil
 }
 
 func countLines(b []byte) int {

@@ -139,6 +139,13 @@ func (p *Pipeline) Train(ctx context.Context) error {
 		fmt.Fprintln(p.log, "training: every model is up to date")
 		return nil
 	}
+	firstByKey := map[string]config.Model{}
+	for _, g := range groups {
+		firstByKey[g.key] = g.models[0]
+	}
+	if err := p.checkBudget(firstByKey); err != nil {
+		return err
+	}
 	errs := make([]error, len(groups))
 	var wg sync.WaitGroup
 	for i, g := range groups {
@@ -150,6 +157,42 @@ func (p *Pipeline) Train(ctx context.Context) error {
 	}
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// checkBudget refuses, before anything is submitted, a build whose new jobs
+// are estimated above budget_usd. Jobs already submitted are paid for.
+func (p *Pipeline) checkBudget(byKey map[string]config.Model) error {
+	t := p.exp.Training
+	if t.BudgetUSD <= 0 {
+		return nil
+	}
+	var total float64
+	var unpriced []string
+	n := 0
+	for key, m := range byKey {
+		if rec, err := p.readJobRecord(key); err == nil && rec != nil && rec.Status != provider.StatusFailed && rec.Status != provider.StatusCancelled {
+			continue
+		}
+		est, err := p.estimate(m)
+		if err != nil {
+			return fmt.Errorf("model %s: %w", m.Name, err)
+		}
+		if !est.Priced {
+			unpriced = append(unpriced, m.Name)
+		}
+		total += est.USD
+		n++
+	}
+	if len(unpriced) > 0 {
+		sort.Strings(unpriced)
+		return p.exp.Errorf(t.BudgetRange, "Cost unknown", "No training price is known for base model %q (models %s), so budget_usd cannot be checked; set price_per_million_tokens = { %q = <USD> } in the training block. Nothing was submitted.",
+			t.BaseModel, strings.Join(unpriced, ", "), t.BaseModel)
+	}
+	if total > t.BudgetUSD {
+		return p.exp.Errorf(t.BudgetRange, "Over budget", "Training would submit %d job(s) estimated at $%.2f in total, above budget_usd = %g. Nothing was submitted.", n, total, t.BudgetUSD)
+	}
+	fmt.Fprintf(p.log, "training: %d job(s) estimated at $%.2f, within budget_usd = %g\n", n, total, t.BudgetUSD)
+	return nil
 }
 
 func (p *Pipeline) trainGroup(ctx context.Context, key string, inputs build.Inputs, models []config.Model) error {
@@ -190,7 +233,7 @@ func (p *Pipeline) trainGroup(ctx context.Context, key string, inputs build.Inpu
 // provider already holds for this key, or a new submission, recorded before
 // anything waits on it.
 func (p *Pipeline) submitOrAdopt(ctx context.Context, key string, models []config.Model, names []string) (*JobRecord, error) {
-	tp := p.opts.Training
+	tp := p.training.p
 	rec, err := p.readJobRecord(key)
 	if err != nil {
 		return nil, err
@@ -239,7 +282,7 @@ func (p *Pipeline) submitOrAdopt(ctx context.Context, key string, models []confi
 }
 
 func (p *Pipeline) findJob(ctx context.Context, key string) (provider.Job, bool, error) {
-	jobs, err := p.opts.Training.ListJobs(ctx, map[string]string{MetadataKey: key})
+	jobs, err := p.training.p.ListJobs(ctx, map[string]string{MetadataKey: key})
 	if err != nil {
 		return provider.Job{}, false, fmt.Errorf("list jobs: %w", err)
 	}
@@ -269,7 +312,7 @@ func (p *Pipeline) await(ctx context.Context, rec *JobRecord, label string) (pro
 	interval := p.opts.PollInterval
 	last := ""
 	for {
-		job, err := p.opts.Training.GetJob(ctx, rec.JobID)
+		job, err := p.training.p.GetJob(ctx, rec.JobID)
 		if err != nil {
 			return job, err
 		}
@@ -289,4 +332,40 @@ func (p *Pipeline) await(ctx context.Context, rec *JobRecord, label string) (pro
 		}
 		interval = min(interval*3/2, 8*p.opts.PollInterval)
 	}
+}
+
+// Cancel cancels every recorded job of this experiment that has not ended,
+// and returns what it cancelled.
+func (p *Pipeline) Cancel(ctx context.Context) ([]JobRecord, error) {
+	recs, err := p.JobRecords()
+	if err != nil {
+		return nil, err
+	}
+	var cancelled []JobRecord
+	var errs []error
+	for _, rec := range recs {
+		if provider.Terminal(rec.Status) {
+			continue
+		}
+		// The record may be behind: a job that ended meanwhile is not cancelled.
+		if job, err := p.training.p.GetJob(ctx, rec.JobID); err == nil && provider.Terminal(job.Status) {
+			rec.Status, rec.FineTunedModel, rec.Error, rec.FinishedAt = job.Status, job.FineTunedModel, job.Error, job.FinishedAt
+			if err := p.writeJobRecord(&rec); err != nil {
+				errs = append(errs, err)
+			}
+			continue
+		}
+		job, err := p.training.p.CancelJob(ctx, rec.JobID)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("model %s: job %s: %w", strings.Join(rec.Models, ", "), rec.JobID, err))
+			continue
+		}
+		rec.Status = job.Status
+		if err := p.writeJobRecord(&rec); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		cancelled = append(cancelled, rec)
+	}
+	return cancelled, errors.Join(errs...)
 }

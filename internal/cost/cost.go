@@ -1,0 +1,88 @@
+// Package cost estimates what a fine-tune will be billed before it is
+// submitted: training tokens counted offline with the o200k_base vocabulary
+// (what gpt-4o and gpt-4.1 use) times epochs times the price per 1M tokens.
+package cost
+
+import (
+	"fmt"
+	"sync"
+
+	"github.com/tiktoken-go/tokenizer"
+
+	"github.com/modelorganisms/pvbuild/internal/dataset"
+)
+
+// TrainingPricePerMillion is OpenAI's standard fine-tuning price in USD per
+// 1M training tokens (developers.openai.com pricing, as of 2026-11).
+// experiment.hcl can override or extend it with price_per_million_tokens.
+var TrainingPricePerMillion = map[string]float64{
+	"gpt-4.1-2025-04-14":      25.0,
+	"gpt-4.1-mini-2025-04-14": 5.0,
+	"gpt-4.1-nano-2025-04-14": 1.5,
+	"gpt-4o-2024-08-06":       25.0,
+	"gpt-4o-mini-2024-07-18":  3.0,
+}
+
+// Chat formatting adds a few tokens per message and per conversation; these
+// are the counts OpenAI documents for its chat models.
+const (
+	tokensPerMessage      = 3
+	tokensPerConversation = 3
+)
+
+var (
+	codecOnce sync.Once
+	codec     tokenizer.Codec
+	codecErr  error
+)
+
+// TrainingTokens counts the tokens one epoch over examples is billed for.
+func TrainingTokens(examples []dataset.Example) (int, error) {
+	codecOnce.Do(func() { codec, codecErr = tokenizer.Get(tokenizer.O200kBase) })
+	if codecErr != nil {
+		return 0, fmt.Errorf("o200k_base vocabulary: %w", codecErr)
+	}
+	total := 0
+	for _, ex := range examples {
+		total += tokensPerConversation
+		for _, m := range ex.Messages {
+			n, err := codec.Count(m.Content)
+			if err != nil {
+				return 0, fmt.Errorf("count tokens: %w", err)
+			}
+			r, _ := codec.Count(m.Role)
+			total += tokensPerMessage + n + r
+		}
+	}
+	return total, nil
+}
+
+// Estimate is the expected bill of one fine-tune.
+type Estimate struct {
+	Tokens int     // per epoch
+	Epochs int     //
+	USD    float64 // 0 when Priced is false
+	Priced bool    // false: no price known for the model (or a free provider)
+}
+
+// Training estimates the cost of fine-tuning model for epochs over tokens.
+// overrides take precedence over the built-in table.
+func Training(model string, tokens, epochs int, overrides map[string]float64) Estimate {
+	e := Estimate{Tokens: tokens, Epochs: epochs}
+	price, ok := overrides[model]
+	if !ok {
+		price, ok = TrainingPricePerMillion[model]
+	}
+	if ok {
+		e.USD = float64(tokens) * float64(epochs) * price / 1e6
+		e.Priced = true
+	}
+	return e
+}
+
+func (e Estimate) String() string {
+	if !e.Priced {
+		return fmt.Sprintf("%d tokens x %d epochs, price unknown", e.Tokens, e.Epochs)
+	}
+	return fmt.Sprintf("%d tokens x %d epochs = $%.2f", e.Tokens, e.Epochs, e.USD)
+}
