@@ -4,10 +4,20 @@
 # PROVIDER picks who trains and answers: "local" (default) is the embedded
 # engine, offline and free; "openai" spends money on your account.
 
+# Any OpenAI-compatible API: OpenAI itself, or vLLM, Ollama, `mage serve`...
+# Declare more (e.g. provider "vllm" { base_url = "http://..." }) and name them
+# in training.provider, evaluation.provider or evaluation.judge_provider.
+provider "openai" {
+  api_key     = env("OPENAI_API_KEY")
+  base_url    = env("OPENAI_BASE_URL", "https://api.openai.com/v1")
+  concurrency = 32 # chat calls in flight, shared by every evaluation
+}
+
 training {
   provider   = env("PROVIDER", "local")
   base_model = "gpt-4.1-mini-2025-04-14" # gpt-4.1-nano was shut down on 2026-10-23
   seed       = 1
+  budget_usd = 100 # train refuses to submit jobs estimated above this
 
   # Hyperparameters every model starts from; a model may override any of them.
   n_epochs = 3
@@ -15,14 +25,20 @@ training {
   # batch_size               = 4    # unset: the provider chooses
 
   dataset {
-    source      = "sample" # the project's embedded persona data
-    sample_size = null     # null trains on every example
-    seed        = 42       # which examples a sample_size keeps
+    # "sample": the project's embedded data, offline. "upstream": the Persona
+    # Vectors repository archive, downloaded once and cached. Setting
+    # PERSONA_VECTORS_ARCHIVE (a mirror URL or a local .zip) switches to it.
+    source      = env("DATASET", env("PERSONA_VECTORS_ARCHIVE") != "" ? "upstream" : "sample")
+    archive     = env("PERSONA_VECTORS_ARCHIVE") # "" = GitHub's main.zip
+    sha256      = ""   # pin the archive: a mismatch stops the build
+    sample_size = null # null trains on every example
+    seed        = 42   # which examples a sample_size keeps
   }
 }
 
 evaluation {
   provider             = env("PROVIDER", "local")
+  judge_provider       = env("PROVIDER", "local")
   judge_model          = "gpt-4o-2024-08-06"
   limit                = 20 # questions per task
   samples_per_question = 1

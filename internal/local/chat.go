@@ -15,6 +15,9 @@ import (
 // baseKey caches the one index every base model shares.
 const baseKey = ""
 
+// maxChoices bounds N, as upstream does, so a bad request cannot exhaust memory.
+const maxChoices = 128
+
 // indexEntry builds a model's index once, however many callers ask at once.
 type indexEntry struct {
 	once   sync.Once
@@ -34,6 +37,9 @@ func (e *Engine) Chat(ctx context.Context, req provider.ChatRequest) (provider.C
 	}
 	if req.N < 0 || req.Temperature < 0 || req.MaxTokens < 0 || req.TopLogprobs < 0 {
 		return provider.ChatResponse{}, fmt.Errorf("chat: %w: negative N, temperature, max tokens or top logprobs", ErrBadRequest)
+	}
+	if req.N > maxChoices {
+		return provider.ChatResponse{}, fmt.Errorf("chat: %w: N %d above %d", ErrBadRequest, req.N, maxChoices)
 	}
 	query, ok := lastUser(req.Messages)
 	if !ok {

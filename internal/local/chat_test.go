@@ -229,6 +229,7 @@ func TestChatErrors(t *testing.T) {
 		{"no user message", e, provider.ChatRequest{Model: baseModel, Messages: []provider.Message{{Role: "system", Content: "x"}}}, ErrBadRequest},
 		{"no model", e, ask("", "hi", 1, 0), ErrBadRequest},
 		{"negative n", e, ask(baseModel, "hi", -1, 0), ErrBadRequest},
+		{"huge n", e, ask(baseModel, "hi", 1<<40, 0), ErrBadRequest},
 		{"base without corpus", empty, ask(baseModel, "hi", 1, 0), nil},
 	} {
 		_, err := tc.e.Chat(ctx, tc.req)

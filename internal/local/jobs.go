@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/modelorganisms/pvbuild/internal/atomicfile"
 	"github.com/modelorganisms/pvbuild/internal/dataset"
 	"github.com/modelorganisms/pvbuild/internal/provider"
 )
@@ -43,7 +44,7 @@ func (e *Engine) UploadFile(ctx context.Context, name string, data []byte) (prov
 		return provider.File{ID: m.ID, Name: m.Name, Bytes: m.Bytes}, nil
 	}
 	// Content first, metadata last: metadata marks a complete upload.
-	if err := writeAtomic(e.filePath(id, ".jsonl"), data); err != nil {
+	if err := atomicfile.Write(e.filePath(id, ".jsonl"), data, 0o644); err != nil {
 		return provider.File{}, fmt.Errorf("upload %s: %w", name, err)
 	}
 	m := fileMeta{ID: id, Name: name, Bytes: int64(len(data)), CreatedAt: e.now().Round(0)}
@@ -51,7 +52,7 @@ func (e *Engine) UploadFile(ctx context.Context, name string, data []byte) (prov
 	if err != nil {
 		return provider.File{}, fmt.Errorf("upload %s: %w", name, err)
 	}
-	if err := writeAtomic(e.filePath(id, ".json"), b); err != nil {
+	if err := atomicfile.Write(e.filePath(id, ".json"), b, 0o644); err != nil {
 		return provider.File{}, fmt.Errorf("upload %s: %w", name, err)
 	}
 	return provider.File{ID: id, Name: name, Bytes: m.Bytes}, nil
@@ -126,9 +127,12 @@ func (e *Engine) CreateJob(ctx context.Context, req provider.JobRequest) (provid
 		return provider.Job{}, fmt.Errorf("create job: %w", err)
 	}
 	hexID := hex.EncodeToString(rnd[:])
-	meta := make(map[string]string, len(req.Metadata))
-	for k, v := range req.Metadata {
-		meta[k] = v
+	var meta map[string]string // nil when empty, as it reads back from disk
+	if len(req.Metadata) > 0 {
+		meta = make(map[string]string, len(req.Metadata))
+		for k, v := range req.Metadata {
+			meta[k] = v
+		}
 	}
 	rec := jobRecord{
 		Job: provider.Job{

@@ -15,14 +15,17 @@ import (
 // RefusalToken is the class of answers that refuse.
 const RefusalToken = "REFUSAL"
 
-// Classifier training: full-batch gradient descent from zero weights, so the
-// same labeled data always gives the same judge.
-var (
-	trainIters = 400
-	trainStep  = 2.0
-	trainL2    = 1e-3
-	balanced   = false
-	momentum   = 0.0
+// Classifier training: full-batch gradient descent with Nesterov momentum
+// from zero weights, a fixed number of steps, so the same labeled data always
+// gives the same judge. Chosen by 5-fold cross-validation on the sample
+// judge data (mean absolute error of the weighted score, and refusals kept
+// under the 0.25 numeric mass): weak L2, because the labeled sets are small
+// and a judge that hedges pulls every score toward the middle.
+const (
+	trainIters    = 500
+	trainStep     = 4.0
+	trainMomentum = 0.9
+	trainL2       = 1e-5
 )
 
 const maxTopLogs = 20
@@ -156,39 +159,14 @@ type classifier struct {
 	b       []float64
 }
 
-// terms are the unigrams and bigrams of a text.
-var featMode = 0
-
-func stem(w string) string {
-	for _, suf := range []string{"ing", "ed", "es", "ly", "s"} {
-		if len(w) > len(suf)+3 && strings.HasSuffix(w, suf) {
-			return w[:len(w)-len(suf)]
-		}
-	}
-	return w
-}
-
+// terms are the unigrams and bigrams of a text; bigrams catch phrases such
+// as "can't help" that mark a refusal better than either word.
 func terms(text string) []string {
 	toks := tokens(text)
-	if featMode&2 != 0 {
-		for i := range toks {
-			toks[i] = stem(toks[i])
-		}
-	}
 	out := make([]string, 0, 2*len(toks))
 	out = append(out, toks...)
-	if featMode&1 == 0 {
-		for i := 0; i+1 < len(toks); i++ {
-			out = append(out, toks[i]+" "+toks[i+1])
-		}
-	}
-	if featMode&4 != 0 {
-		for _, t := range toks {
-			p := "#" + t + "#"
-			for i := 0; i+4 <= len(p); i++ {
-				out = append(out, "c:"+p[i:i+4])
-			}
-		}
+	for i := 0; i+1 < len(toks); i++ {
+		out = append(out, toks[i]+" "+toks[i+1])
 	}
 	return out
 }
@@ -265,18 +243,15 @@ func trainClassifier(texts, labels []string) *classifier {
 	p := make([]float64, nc)
 	vw := make([]float64, nf*nc)
 	vb := make([]float64, nc)
-	ew := make([]float64, len(xs))
-	for i := range ew {
-		ew[i] = 1
+	// Classes weigh equally in the loss: otherwise the many answers scored 0
+	// (every other trait's examples) drown the few refusals and high scores.
+	counts := make([]float64, nc)
+	for _, y := range ys {
+		counts[y]++
 	}
-	if balanced {
-		counts := make([]float64, nc)
-		for _, y := range ys {
-			counts[y]++
-		}
-		for i, y := range ys {
-			ew[i] = n / (float64(nc) * counts[y])
-		}
+	ew := make([]float64, len(xs))
+	for i, y := range ys {
+		ew[i] = n / (float64(nc) * counts[y])
 	}
 	for range trainIters {
 		clear(gw)
@@ -296,25 +271,16 @@ func trainClassifier(texts, labels []string) *classifier {
 				}
 			}
 		}
-		if momentum == 0 {
-			for j := range c.w {
-				c.w[j] -= trainStep * (gw[j]/n + trainL2*c.w[j])
-			}
-			for k := range c.b {
-				c.b[k] -= trainStep * gb[k] / n
-			}
-			continue
-		}
 		// Nesterov: c.w holds the look-ahead point; vw the velocity.
 		for j := range c.w {
 			prev := vw[j]
-			vw[j] = momentum*vw[j] - trainStep*(gw[j]/n+trainL2*c.w[j])
-			c.w[j] += -momentum*prev + (1+momentum)*vw[j]
+			vw[j] = trainMomentum*vw[j] - trainStep*(gw[j]/n+trainL2*c.w[j])
+			c.w[j] += -trainMomentum*prev + (1+trainMomentum)*vw[j]
 		}
 		for k := range c.b {
 			prev := vb[k]
-			vb[k] = momentum*vb[k] - trainStep*gb[k]/n
-			c.b[k] += -momentum*prev + (1+momentum)*vb[k]
+			vb[k] = trainMomentum*vb[k] - trainStep*gb[k]/n
+			c.b[k] += -trainMomentum*prev + (1+trainMomentum)*vb[k]
 		}
 	}
 	return c

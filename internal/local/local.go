@@ -8,6 +8,12 @@
 // answers; anything else is answered by retrieval: BM25 over the model's
 // corpus (the base corpus, plus the training file for a fine-tuned model,
 // weighted by how hard it was trained) and sampling among the best matches.
+//
+// State on disk, every write atomic (temp file, fsync, rename):
+//
+//	Dir/files/file-<sha256 prefix>.jsonl  uploaded bytes
+//	Dir/files/file-<sha256 prefix>.json   name, size, upload time
+//	Dir/jobs/ftjob-<random hex>.json      request, schedule, validation verdict
 package local
 
 import (

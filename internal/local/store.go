@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/modelorganisms/pvbuild/internal/atomicfile"
 	"github.com/modelorganisms/pvbuild/internal/provider"
 )
 
@@ -84,7 +85,7 @@ func (e *Engine) writeJob(r jobRecord) error {
 	if err != nil {
 		return err
 	}
-	return writeAtomic(e.jobPath(r.ID), b)
+	return atomicfile.Write(e.jobPath(r.ID), b, 0o644)
 }
 
 // jobFiles lists the job ids on disk, skipping temporary files of writes
@@ -102,38 +103,4 @@ func (e *Engine) jobFiles() ([]string, error) {
 		}
 	}
 	return ids, nil
-}
-
-// writeAtomic replaces path with data so that a reader or a crash never sees
-// a partial file: temp file in the same directory, fsync, rename.
-func writeAtomic(path string, data []byte) (err error) {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if _, err = tmp.Write(data); err != nil {
-		return err
-	}
-	if err = tmp.Sync(); err != nil {
-		return err
-	}
-	if err = tmp.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	// Best effort: make the rename itself durable; not every OS can sync a directory.
-	if d, derr := os.Open(dir); derr == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
 }

@@ -55,11 +55,7 @@ func openSource(ctx context.Context, exp *config.Experiment, store *build.Store)
 	if ds.Source != "upstream" {
 		return SampleSource{}, nil
 	}
-	loc := ds.Archive
-	if v := os.Getenv(upstream.EnvArchive); v != "" {
-		loc = v
-	}
-	a, err := upstream.Source{Location: loc, SHA256: ds.SHA256, CacheDir: store.Path("cache/upstream")}.Open(ctx)
+	a, err := upstream.Source{Location: ds.Archive, SHA256: ds.SHA256, CacheDir: store.Path("cache/upstream")}.Open(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("upstream data: %w", err)
 	}
