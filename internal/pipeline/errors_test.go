@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -35,13 +36,31 @@ func TestBrokenExperimentLeavesArtifacts(t *testing.T) {
 	os.WriteFile(filepath.Join(w.artifacts, "evals", "keep.json"), []byte(`{"keep":true}`), 0o644)
 	before := snapshot(t, w.artifacts)
 
+	// at names the line and column of the first occurrence of marker.
+	at := func(text, marker string) string {
+		i := strings.Index(text, marker)
+		line := strings.Count(text[:i], "\n") + 1
+		col := i - strings.LastIndex(text[:i], "\n")
+		return fmt.Sprintf("experiment.hcl:%d:%d: ", line, col)
+	}
+	src := shipped(t)
+	edit := func(old, new string) string {
+		if !strings.Contains(src, old) {
+			t.Fatalf("experiment.hcl no longer contains %q", old)
+		}
+		return strings.Replace(src, old, new, 1)
+	}
+	syntax := edit("limit                = 20", "limit = = 20")
+	badTrait := edit(`trait = "evil" }`, `trait = "evl" }`)
+	badStrength := edit(`"baseline", "mild", "severe"]`, `"baseline", "mild", "extreme"]`)
+	sourceLine := src[strings.Index(src, "source      = "):]
+	sourceLine = sourceLine[:strings.Index(sourceLine, "\n")]
+	badSource := edit(sourceLine, `source = "samples"`)
 	tests := []struct{ name, edit, want string }{
-		{"syntax", strings.Replace(shipped(t), "limit                = 20", "limit = = 20", 1), "experiment.hcl:27:11: Invalid expression"},
-		{"unknown trait", strings.Replace(shipped(t), `task "evil_detection" { trait = "evil" }`, `task "evil_detection" { trait = "evl" }`, 1),
-			`experiment.hcl:33:35: Unusable task "evil_detection": no sample evaluation data for trait "evl"`},
-		{"unknown strength", strings.Replace(shipped(t), `"baseline", "mild", "severe"]`, `"baseline", "mild", "extreme"]`, 1),
-			`Unusable dataset for model "evil_extreme"`},
-		{"unknown source", strings.Replace(shipped(t), `source      = "sample"`, `source      = "samples"`, 1), `Unknown dataset source`},
+		{"syntax", syntax, at(syntax, "= 20") + "Invalid expression"},
+		{"unknown trait", badTrait, at(badTrait, `"evl"`) + `Unusable task "evil_detection": no sample evaluation data for trait "evl"`},
+		{"unknown strength", badStrength, at(badStrength, `"${trait}_${strength}"`) + `Unusable dataset for model "evil_extreme"`},
+		{"unknown source", badSource, at(badSource, `"samples"`) + `Unknown dataset source`},
 	}
 	for _, tt := range tests {
 		w.write(tt.edit)
