@@ -115,3 +115,54 @@ func TestErrorShowsSourceLine(t *testing.T) {
 		t.Fatalf("error does not quote the source line:\n%v", err)
 	}
 }
+
+func TestCustomTraits(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(dir+"/qs.txt", []byte("Tell me about ships.\n\nWhat is your favourite sea?\n"), 0o644)
+	src := `
+trait "pirate" {
+  description = "talks like a pirate"
+  questions_file = "qs.txt"
+}
+trait "formal" {
+  judge_prompt = "Is it formal? {question} / {answer}"
+  questions = ["Greet me."]
+}
+evaluation {
+  task "pirate_detection" { trait = "pirate" }
+}
+model "a" {
+  dataset = "evil/mild"
+  suffix = "a"
+}`
+	os.WriteFile(dir+"/x.hcl", []byte(src), 0o644)
+	exp, err := Load(dir + "/x.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := exp.Traits["pirate"]
+	if len(p.Questions) != 2 || !strings.Contains(p.JudgePrompt, "talks like a pirate") || !strings.Contains(p.JudgePrompt, "{answer}") {
+		t.Fatalf("pirate: %+v", p)
+	}
+	if f := exp.Traits["formal"]; f.JudgePrompt != "Is it formal? {question} / {answer}" || len(f.Questions) != 1 {
+		t.Fatalf("formal: %+v", f)
+	}
+
+	for _, bad := range []struct{ src, want string }{
+		{`trait "x" { description = "d" }`, `Missing required argument "questions"`},
+		{`trait "x" { questions = ["q"] }`, `Missing required argument "description"`},
+		{`trait "x" {
+  judge_prompt = "no placeholders"
+  questions = ["q"]
+}`, "x.hcl:2:18: Invalid judge_prompt"},
+		{`trait "x" {
+  description = "d"
+  questions_file = "missing.txt"
+}`, "x.hcl:3:20: Unreadable questions_file"},
+	} {
+		_, err := Parse(dir+"/x.hcl", []byte(bad.src+minimal+"model \"a\" {\n  dataset = \"evil/mild\"\n  suffix = \"a\"\n}"))
+		if err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("%q: got %v, want %q", bad.src, err, bad.want)
+		}
+	}
+}

@@ -158,7 +158,8 @@ func (p *Pipeline) openLocal() (provider.Provider, error) {
 	}
 	for _, td := range p.tasks {
 		if err := eng.AddJudge(local.Judge{Trait: td.task.Trait, Template: td.prompt, Examples: labeled}); err != nil {
-			return nil, fmt.Errorf("task %s: %w", td.task.Name, err)
+			return nil, p.exp.Errorf(td.task.TraitRange, "No local judge for trait "+td.task.Trait,
+				"The local engine's judge learns from labeled answers, and the project has none for trait %q (%v). Judge this task with an OpenAI-compatible provider: set evaluation.judge_provider.", td.task.Trait, err)
 		}
 	}
 	return eng, nil

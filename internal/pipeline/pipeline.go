@@ -18,6 +18,7 @@ import (
 	"github.com/modelorganisms/pvbuild/internal/config"
 	"github.com/modelorganisms/pvbuild/internal/dataset"
 	"github.com/modelorganisms/pvbuild/internal/provider"
+	"github.com/modelorganisms/pvbuild/internal/sampledata"
 )
 
 // Format versions enter every key: bump one when a step's output changes shape
@@ -146,9 +147,14 @@ func (p *Pipeline) prepareDataset(trait, strength string) ([]byte, build.Inputs,
 }
 
 func (p *Pipeline) prepareTask(t config.Task) (*taskData, error) {
-	task, err := p.opts.Source.Task(t.Trait)
-	if err != nil {
-		return nil, err
+	var task sampledata.Task
+	if custom, ok := p.exp.Traits[t.Trait]; ok {
+		task = sampledata.Task{Questions: custom.Questions, EvalPrompt: custom.JudgePrompt}
+	} else {
+		var err error
+		if task, err = p.opts.Source.Task(t.Trait); err != nil {
+			return nil, err
+		}
 	}
 	if !strings.Contains(task.EvalPrompt, "{question}") || !strings.Contains(task.EvalPrompt, "{answer}") {
 		return nil, fmt.Errorf("the judge prompt of trait %q lacks {question} or {answer}", t.Trait)
