@@ -2,12 +2,12 @@ package local
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"sort"
 	"strings"
@@ -122,11 +122,9 @@ func (e *Engine) CreateJob(ctx context.Context, req provider.JobRequest) (provid
 		}
 	}
 
-	var rnd [12]byte
-	if _, err := rand.Read(rnd[:]); err != nil {
-		return provider.Job{}, fmt.Errorf("create job: %w", err)
-	}
-	hexID := hex.EncodeToString(rnd[:])
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	hexID := e.jobID(req, hp)
 	var meta map[string]string // nil when empty, as it reads back from disk
 	if len(req.Metadata) > 0 {
 		meta = make(map[string]string, len(req.Metadata))
@@ -154,6 +152,31 @@ func (e *Engine) CreateJob(ctx context.Context, req provider.JobRequest) (provid
 		return provider.Job{}, fmt.Errorf("create job: %w", err)
 	}
 	return e.view(rec, e.now()), nil
+}
+
+// jobID derives a job's id from its request, and from how many identical
+// requests came before, instead of drawing it at random: the same experiment
+// then gets the same job and model names, and so the same seeded samples,
+// whether the engine runs in-process or behind `mage serve`. Callers hold e.mu.
+func (e *Engine) jobID(req provider.JobRequest, hp provider.Hyperparameters) string {
+	keys := make([]string, 0, len(req.Metadata))
+	for k := range req.Metadata {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	h := sha256.New()
+	fmt.Fprintf(h, "%q %q %q %d %d %g %d", req.Model, req.TrainingFile, req.Suffix, req.Seed, hp.NEpochs, hp.LearningRateMultiplier, hp.BatchSize)
+	for _, k := range keys {
+		fmt.Fprintf(h, " %q=%q", k, req.Metadata[k])
+	}
+	base := h.Sum(nil)
+	for n := 0; ; n++ {
+		sum := sha256.Sum256(fmt.Appendf(base, "#%d", n))
+		id := hex.EncodeToString(sum[:12])
+		if _, err := os.Stat(e.jobPath("ftjob-" + id)); errors.Is(err, fs.ErrNotExist) {
+			return id
+		}
+	}
 }
 
 // rootModel is the base model at the bottom of a chain of fine-tunes.
