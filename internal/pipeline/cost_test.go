@@ -1,0 +1,67 @@
+package pipeline
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+)
+
+// With a paid provider, plan prices every job and train refuses, before any
+// request, a build above budget_usd.
+func TestBudgetStopsTrainingBeforeAnyRequest(t *testing.T) {
+	var requests atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		http.Error(w, `{"error":{"message":"no"}}`, http.StatusTeapot)
+	}))
+	defer srv.Close()
+	t.Setenv("PROVIDER", "openai")
+	t.Setenv("OPENAI_API_KEY", "sk-test-not-a-real-key")
+	t.Setenv("OPENAI_BASE_URL", srv.URL+"/v1")
+	w := newWorkspace(t, strings.Replace(shipped(t), "budget_usd = 100", "budget_usd = 0.05", 1))
+
+	pl, err := w.load().Plan(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	usd, unpriced, calls := pl.Cost()
+	// 9 sample datasets of 40 short conversations, 3 epochs, $5 per 1M tokens.
+	if unpriced != 0 || usd < 0.05 || usd > 1 || calls != 27*20*2 {
+		t.Fatalf("plan cost $%.4f, %d unpriced, %d calls", usd, unpriced, calls)
+	}
+	if !strings.Contains(pl.Train[0].Submit, "tokens x 3 epochs = $") {
+		t.Fatalf("submit line lacks the estimate: %q", pl.Train[0].Submit)
+	}
+
+	var log bytes.Buffer
+	p, err := Load(context.Background(), w.env(&log))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Connect(); err != nil {
+		t.Fatal(err)
+	}
+	err = p.Train(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "Over budget: Training would submit 9 job(s) estimated at $") || !strings.Contains(err.Error(), "experiment.hcl:") {
+		t.Fatalf("train: %v", err)
+	}
+	if n := requests.Load(); n != 0 {
+		t.Fatalf("%d requests reached the provider", n)
+	}
+}
+
+// Switching to a paid provider without a key is a located error, not a crash
+// or a request without credentials.
+func TestOpenAIWithoutKey(t *testing.T) {
+	t.Setenv("PROVIDER", "openai")
+	t.Setenv("OPENAI_API_KEY", "")
+	w := newWorkspace(t, shipped(t))
+	err := w.load().Connect()
+	if err == nil || !strings.Contains(err.Error(), "OPENAI_API_KEY") || !strings.Contains(err.Error(), "experiment.hcl:") {
+		t.Fatalf("connect: %v", err)
+	}
+}
