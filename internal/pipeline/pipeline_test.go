@@ -208,3 +208,12 @@ func TestShippedExperiment(t *testing.T) {
 		}
 	})
 }
+
+func (w *workspace) readHCL() string {
+	w.t.Helper()
+	b, err := os.ReadFile(w.hcl)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return string(b)
+}

@@ -1,0 +1,72 @@
+package pipeline
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/modelorganisms/pvbuild/internal/provider"
+)
+
+func connected(t *testing.T, w *workspace, log *bytes.Buffer) *Pipeline {
+	t.Helper()
+	p, err := Load(context.Background(), w.env(log))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Connect(); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// evaluate only scores trained models; the others are skipped with a reason,
+// and status shows every job as the provider sees it.
+func TestEvaluateSkipsUntrainedAndStatusShowsJobs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains a model")
+	}
+	w := newWorkspace(t, strings.Replace(shipped(t), `traits    = ["evil", "sycophantic", "hallucinating"]`, `traits    = ["evil"]`, 1))
+	var log bytes.Buffer
+	p := connected(t, w, &log)
+	skipped, err := p.Evaluate(context.Background())
+	if err != nil || len(skipped) != 3 || !strings.Contains(skipped[0].Reason, "training is not done (never built); run train first") {
+		t.Fatalf("evaluate before training: %+v, %v", skipped, err)
+	}
+	rows, err := p.Status(context.Background())
+	if err != nil || len(rows) != 3 || rows[0].State != "not submitted" {
+		t.Fatalf("status before training: %+v, %v", rows, err)
+	}
+
+	// Submit one model's job and look while it runs.
+	w.write(strings.Replace(w.readHCL(), `strengths = ["baseline", "mild", "severe"]`, `strengths = ["severe"]`, 1))
+	p = connected(t, w, &log)
+	key := p.trainInputs(p.exp.Models[0]).Key()
+	if _, err := p.submitOrAdopt(context.Background(), key, p.exp.Models, []string{"evil_severe"}); err != nil {
+		t.Fatal(err)
+	}
+	skipped, err = p.Evaluate(context.Background())
+	if err != nil || len(skipped) != 1 || !strings.Contains(skipped[0].Reason, "job ftjob-") {
+		t.Fatalf("evaluate while training: %+v, %v", skipped, err)
+	}
+	rows, err = p.Status(context.Background())
+	if err != nil || len(rows) != 1 || !strings.HasPrefix(rows[0].JobID, "ftjob-") || provider.Terminal(rows[0].State) {
+		t.Fatalf("status while training: %+v, %v", rows, err)
+	}
+
+	if err := p.Train(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(log.String(), "resuming "+rows[0].JobID) {
+		t.Fatalf("train did not resume the recorded job:\n%s", log.String())
+	}
+	rows, _ = p.Status(context.Background())
+	if len(rows) != 1 || rows[0].State != provider.StatusSucceeded || !strings.HasPrefix(rows[0].FineTunedModel, "ft:") {
+		t.Fatalf("status after training: %+v", rows)
+	}
+	skipped, err = p.Evaluate(context.Background())
+	if err != nil || len(skipped) != 0 {
+		t.Fatalf("evaluate after training: %+v, %v", skipped, err)
+	}
+}
