@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/modelorganisms/pvbuild/internal/config"
 	"github.com/modelorganisms/pvbuild/internal/judge"
@@ -103,6 +104,7 @@ func (p *Pipeline) commitEval(m config.Model, t *taskData, step Step, res *repor
 // has the judge score each answer.
 func (p *Pipeline) evaluate(ctx context.Context, m config.Model, t *taskData, tm TrainedModel) (*report.Eval, error) {
 	e := p.exp.Evaluation
+	created := time.Now().UTC().Truncate(time.Second)
 	samples := make([]report.Sample, len(t.questions)*e.SamplesPerQuestion)
 	errs := make([]error, len(t.questions))
 	var wg sync.WaitGroup
@@ -154,6 +156,6 @@ func (p *Pipeline) evaluate(ctx context.Context, m config.Model, t *taskData, tm
 	}
 	return &report.Eval{
 		Model: m.Name, ModelID: tm.FineTunedModel, Task: t.task.Name, Trait: t.task.Trait,
-		JudgeModel: e.JudgeModel, Metric: judge.Summarise(scores), Samples: samples,
+		JudgeModel: e.JudgeModel, Created: created, Metric: judge.Summarise(scores), Samples: samples,
 	}, nil
 }

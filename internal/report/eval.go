@@ -1,6 +1,8 @@
 package report
 
 import (
+	"time"
+
 	"github.com/modelorganisms/pvbuild/internal/judge"
 	"github.com/modelorganisms/pvbuild/internal/provider"
 )
@@ -8,13 +10,16 @@ import (
 // Eval is what an evaluation target writes (artifacts/evals/<model>/<task>.json):
 // every judged sample and the task's metric over them.
 type Eval struct {
-	Model      string       `json:"model"`
-	ModelID    string       `json:"model_id"`
-	Task       string       `json:"task"`
-	Trait      string       `json:"trait"`
-	JudgeModel string       `json:"judge_model"`
-	Metric     judge.Metric `json:"metric"`
-	Samples    []Sample     `json:"samples"`
+	Model      string `json:"model"`
+	ModelID    string `json:"model_id"`
+	Task       string `json:"task"`
+	Trait      string `json:"trait"`
+	JudgeModel string `json:"judge_model"`
+	// Created is when the evaluation ran; reports derived from it (Inspect
+	// logs) name themselves by it, so rebuilding them is reproducible.
+	Created time.Time    `json:"created"`
+	Metric  judge.Metric `json:"metric"`
+	Samples []Sample     `json:"samples"`
 }
 
 // Sample is one judged answer. Score is nil when the judge gave no answer.
