@@ -26,7 +26,7 @@ import (
 const (
 	datasetFormat = "dataset/1"
 	trainFormat   = "train/1"
-	evalFormat    = "eval/1"
+	evalFormat    = "eval/2"
 	resultsFormat = "results/1"
 )
 
