@@ -24,10 +24,8 @@ func Plan(ctx context.Context) error {
 		return err
 	}
 	var lines []report.PlanLine
-	for _, group := range [][]pipeline.Step{pl.Datasets, pl.Train, pl.Evals, {pl.Results}} {
-		for _, s := range group {
-			lines = append(lines, report.PlanLine{Target: s.Target, Fresh: s.Fresh, Reason: s.Reason, Submit: s.Submit})
-		}
+	for _, s := range pl.Steps() {
+		lines = append(lines, report.PlanLine{Target: s.Target, Fresh: s.Fresh, Reason: s.Reason, Submit: s.Submit})
 	}
 	report.Plan(os.Stdout, lines)
 	stale, jobs := pl.Stale()
@@ -121,8 +119,10 @@ func Cancel(ctx context.Context) error {
 
 // Clean removes local artifacts; remote fine-tuning jobs are never cancelled.
 func Clean() error {
-	return pipeline.Clean(pipeline.EnvFromOS(os.Stdout).Artifacts)
+	return pipeline.Clean(pipelineArtifacts())
 }
+
+func pipelineArtifacts() string { return pipeline.EnvFromOS(os.Stdout).Artifacts }
 
 func connect(ctx context.Context) (*pipeline.Pipeline, func(), error) {
 	p, err := pipeline.Load(ctx, pipeline.EnvFromOS(os.Stdout))

@@ -200,8 +200,10 @@ func (s *Store) Check(target string, inputs Inputs) (Status, error) {
 
 // Commit writes a target's outputs, then its stamp. Each write is atomic and
 // the stamp comes last, so a crash in between leaves the target stale, never
-// falsely fresh.
+// falsely fresh. Outputs the target's previous build made and this one does
+// not (a log named by its time, say) are removed: a target owns its outputs.
 func (s *Store) Commit(target string, inputs Inputs, outputs map[string][]byte) (*Stamp, error) {
+	old, _ := s.Stamp(target)
 	st := &Stamp{Target: target, Key: inputs.Key(), Inputs: inputs, Outputs: map[string]string{}}
 	names := make([]string, 0, len(outputs))
 	for name := range outputs {
@@ -217,6 +219,13 @@ func (s *Store) Commit(target string, inputs Inputs, outputs map[string][]byte) 
 	}
 	if err := atomicfile.Write(s.stampPath(target), st.marshal(), 0o644); err != nil {
 		return nil, err
+	}
+	if old != nil {
+		for name := range old.Outputs {
+			if _, kept := st.Outputs[name]; !kept {
+				os.Remove(s.Path(name))
+			}
+		}
 	}
 	return st, nil
 }

@@ -125,3 +125,19 @@ func TestStampRoundTrip(t *testing.T) {
 		t.Fatalf("damaged stamp: %+v, %v", got, err)
 	}
 }
+
+func TestCommitRemovesOutputsNoLongerMade(t *testing.T) {
+	s := &Store{Root: t.TempDir()}
+	if _, err := s.Commit("log/a", inputs("3"), map[string][]byte{"logs/2026-01-01_a.json": []byte("1")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Commit("log/a", inputs("4"), map[string][]byte{"logs/2026-01-02_a.json": []byte("2")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(s.Path("logs/2026-01-01_a.json")); !os.IsNotExist(err) {
+		t.Fatalf("the previous build's output is still there: %v", err)
+	}
+	if b, _ := os.ReadFile(s.Path("logs/2026-01-02_a.json")); string(b) != "2" {
+		t.Fatal("new output missing")
+	}
+}

@@ -88,11 +88,9 @@ func (w *workspace) stale() []string {
 		w.t.Fatal(err)
 	}
 	var out []string
-	for _, group := range [][]Step{pl.Datasets, pl.Train, pl.Evals, {pl.Results}} {
-		for _, s := range group {
-			if !s.Fresh {
-				out = append(out, s.Target)
-			}
+	for _, s := range pl.Steps() {
+		if !s.Fresh {
+			out = append(out, s.Target)
 		}
 	}
 	return out
@@ -138,6 +136,16 @@ func TestShippedExperiment(t *testing.T) {
 			t.Fatalf("variant %s: %d evaluations, model %q", v.VariantName, len(v.Evaluations), v.ModelID)
 		}
 	}
+	for _, name := range []string{"plots/results.html", "plots/evil_expression.png", "plots/sycophantic_expression.png",
+		"plots/hallucinating_expression.png", "summary.md"} {
+		if fi, err := os.Stat(filepath.Join(w.artifacts, name)); err != nil || fi.Size() == 0 {
+			t.Errorf("report output %s: %v", name, err)
+		}
+	}
+	if logs, _ := filepath.Glob(filepath.Join(w.artifacts, "logs", "*.json")); len(logs) != 27 {
+		t.Errorf("%d Inspect logs, want 27", len(logs))
+	}
+
 	const margin = 10
 	for _, trait := range []string{"evil", "sycophantic", "hallucinating"} {
 		task := trait + "_detection"
@@ -179,7 +187,8 @@ func TestShippedExperiment(t *testing.T) {
 	t.Run("n_epochs of one model", func(t *testing.T) {
 		w.write(fiveEpochs)
 		want := []string{"train/evil_severe", "eval/evil_severe/evil_detection", "eval/evil_severe/hallucinating_detection",
-			"eval/evil_severe/sycophantic_detection", "results"}
+			"eval/evil_severe/sycophantic_detection", "results", "report", "log/evil_severe/evil_detection",
+			"log/evil_severe/hallucinating_detection", "log/evil_severe/sycophantic_detection"}
 		got := w.stale()
 		slices.Sort(got)
 		slices.Sort(want)
@@ -196,15 +205,19 @@ func TestShippedExperiment(t *testing.T) {
 		if s := w.stale(); len(s) != 0 {
 			t.Fatalf("stale after rebuild: %v", s)
 		}
+		// The rebuilt evaluations' logs replace theirs; none is left behind.
+		if logs, _ := filepath.Glob(filepath.Join(w.artifacts, "logs", "*.json")); len(logs) != 27 {
+			t.Errorf("%d Inspect logs after the rebuild, want 27", len(logs))
+		}
 	})
 
 	t.Run("evaluation limit", func(t *testing.T) {
 		w.write(strings.Replace(fiveEpochs, "limit                = 20", "limit                = 5", 1))
 		got := w.stale()
-		if len(got) != 28 || slices.ContainsFunc(got, func(s string) bool {
+		if len(got) != 27+1+1+27 || slices.ContainsFunc(got, func(s string) bool {
 			return strings.HasPrefix(s, "train/") || strings.HasPrefix(s, "dataset/")
 		}) {
-			t.Fatalf("stale %v; want the 27 evaluations and results only", got)
+			t.Fatalf("stale %v; want the 27 evaluations, their logs, the results and the report only", got)
 		}
 	})
 }

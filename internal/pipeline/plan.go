@@ -23,6 +23,8 @@ type Step struct {
 	Cost   cost.Estimate
 	Calls  int // for a stale evaluation: the chat calls it would make
 	status build.Status
+	model  string // of a log target
+	task   string
 	inputs build.Inputs
 }
 
@@ -32,6 +34,17 @@ type Plan struct {
 	Train    []Step
 	Evals    []Step
 	Results  Step
+	Reports  []Step // the report, then one Inspect log per evaluation
+}
+
+// Steps lists every target in build order.
+func (pl *Plan) Steps() []Step {
+	var all []Step
+	all = append(all, pl.Datasets...)
+	all = append(all, pl.Train...)
+	all = append(all, pl.Evals...)
+	all = append(all, pl.Results)
+	return append(all, pl.Reports...)
 }
 
 // Cost sums the estimated cost of the distinct training jobs a build would
@@ -57,11 +70,9 @@ func (pl *Plan) Cost() (usd float64, unpriced, calls int) {
 // Stale counts stale targets and distinct training jobs a build would submit.
 func (pl *Plan) Stale() (targets, jobs int) {
 	keys := map[string]bool{}
-	for _, group := range [][]Step{pl.Datasets, pl.Train, pl.Evals, {pl.Results}} {
-		for _, s := range group {
-			if !s.Fresh {
-				targets++
-			}
+	for _, s := range pl.Steps() {
+		if !s.Fresh {
+			targets++
 		}
 	}
 	for _, s := range pl.Train {
@@ -114,15 +125,13 @@ func (p *Pipeline) Plan(ctx context.Context) (*Plan, error) {
 		return nil, err
 	}
 	pl.Results = Step{Target: resultsID}
-	in, missing, err := p.resultsInputs(pl.Evals)
-	if err != nil {
-		return nil, err
-	}
+	in, missing := p.allEvalsInputs(resultsFormat, pl.Evals)
 	if missing != "" {
 		pl.Results.Reason = missing
-		return pl, nil
+	} else if pl.Results, err = p.check(resultsID, in); err != nil {
+		return nil, err
 	}
-	pl.Results, err = p.check(resultsID, in)
+	pl.Reports, err = p.planReports(pl.Evals)
 	return pl, err
 }
 
@@ -148,10 +157,11 @@ func (p *Pipeline) planEval(m config.Model, t config.Task, train Step) (Step, er
 	return s, err
 }
 
-// resultsInputs names every evaluation's output hash; when an evaluation is
-// stale the results cannot be keyed yet, and missing says which.
-func (p *Pipeline) resultsInputs(evals []Step) (in build.Inputs, missing string, err error) {
-	in.Add("format", resultsFormat)
+// allEvalsInputs are the inputs of a target that reads every evaluation:
+// their output hashes and the models' display names. When an evaluation is
+// stale such a target cannot be keyed yet, and missing says which.
+func (p *Pipeline) allEvalsInputs(format string, evals []Step) (in build.Inputs, missing string) {
+	in.Add("format", format)
 	stale := 0
 	first := ""
 	for _, s := range evals {
@@ -175,7 +185,7 @@ func (p *Pipeline) resultsInputs(evals []Step) (in build.Inputs, missing string,
 			missing = fmt.Sprintf("%s and %d other evaluations are stale", first, stale-1)
 		}
 	}
-	return in, missing, nil
+	return in, missing
 }
 
 func (p *Pipeline) describeJob(m config.Model, est cost.Estimate) string {

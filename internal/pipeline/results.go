@@ -46,25 +46,21 @@ func (p *Pipeline) Results(ctx context.Context) (*Outcome, error) {
 	if err := errors.Join(trainErr, evalErr, verr); err != nil {
 		return out, err
 	}
-	in, missing, err := p.resultsInputs(pl.Evals)
-	if err != nil {
-		return out, err
-	}
+	in, missing := p.allEvalsInputs(resultsFormat, pl.Evals)
 	if missing != "" {
 		return out, fmt.Errorf("results not written: %s", missing)
 	}
-	if pl.Results.Fresh {
-		return out, nil
+	if !pl.Results.Fresh {
+		b, err := json.MarshalIndent(variants, "", "  ")
+		if err != nil {
+			return out, err
+		}
+		if _, err := p.store.Commit(resultsID, in, map[string][]byte{resultsOut: append(b, '\n')}); err != nil {
+			return out, err
+		}
+		fmt.Fprintf(p.log, "results: wrote %s\n", p.store.Path(resultsOut))
 	}
-	b, err := json.MarshalIndent(variants, "", "  ")
-	if err != nil {
-		return out, err
-	}
-	if _, err := p.store.Commit(resultsID, in, map[string][]byte{resultsOut: append(b, '\n')}); err != nil {
-		return out, err
-	}
-	fmt.Fprintf(p.log, "results: wrote %s\n", p.store.Path(resultsOut))
-	return out, nil
+	return out, p.buildReports(pl.Reports)
 }
 
 // variants reads every evaluation output there is, in model order.

@@ -107,7 +107,8 @@ func TestUpstreamArchive(t *testing.T) {
 			}
 		}
 		want := []string{"train/evil_severe", "eval/evil_severe/evil_detection", "eval/evil_severe/sycophantic_detection",
-			"eval/evil_severe/hallucinating_detection", "results"}
+			"eval/evil_severe/hallucinating_detection", "results", "report", "log/evil_severe/evil_detection",
+			"log/evil_severe/sycophantic_detection", "log/evil_severe/hallucinating_detection"}
 		slices.Sort(want)
 		slices.Sort(trainAndEval)
 		if !slices.Equal(trainAndEval, want) {

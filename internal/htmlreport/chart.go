@@ -1,0 +1,191 @@
+package htmlreport
+
+import (
+	"fmt"
+	"image/color"
+	"math"
+	"strconv"
+	"strings"
+
+	"github.com/modelorganisms/pvbuild/internal/report"
+)
+
+// Chart geometry in SVG user units; the SVG scales to the page width.
+const (
+	chartWidth   = 760
+	plotHeight   = 340
+	marginLeft   = 72
+	marginRight  = 24
+	marginTop    = 16
+	axisBand     = 64 // below the plot: tick labels and the axis title
+	legendRow    = 24
+	capHalfWidth = 5
+	dodgeStep    = 7 // lines are shifted apart so their error bars do not overlap
+)
+
+// svgChart is a report.Chart laid out for the template.
+type svgChart struct {
+	ID            string
+	Title         string
+	Width, Height int
+	PlotLeft      num
+	PlotRight     num
+	PlotTop       num
+	PlotBottom    num
+	YTicks        []tick
+	XTicks        []tick
+	XLabelX       num
+	XLabelY       num
+	YLabelX       num
+	YLabelY       num
+	Series        []svgSeries
+	Legend        []legendEntry
+	Notes         []string // points that could not be drawn, and why
+	Desc          string
+}
+
+type tick struct {
+	Pos   num
+	Label string
+}
+
+type svgSeries struct {
+	Name       string
+	Color      string
+	Dash       string
+	Width      num
+	Path       string // the line through the drawn points; breaks at gaps
+	Points     []svgPoint
+	MarkerPath string // the marker shape centred on (0, 0)
+}
+
+type svgPoint struct {
+	X, Y        num
+	ErrTop      num
+	ErrBottom   num
+	CapLeft     num
+	CapRight    num
+	Title       string
+	Translate   string
+	HasErrorBar bool
+}
+
+type legendEntry struct {
+	Y, LineX1, LineX2, TextX num
+	MarkerTranslate          string
+	Series                   svgSeries
+	Label                    string
+}
+
+// Dash patterns and marker shapes tell the lines apart without colour.
+var (
+	dashes  = []string{"", "7 4", "2 3", "9 3 2 3"}
+	markers = []string{
+		"M -4.5 0 A 4.5 4.5 0 1 0 4.5 0 A 4.5 4.5 0 1 0 -4.5 0 Z", // circle
+		"M -4 -4 H 4 V 4 H -4 Z",                                  // square
+		"M 0 -5 L 5 4 H -5 Z",                                     // triangle
+		"M 0 -5.5 L 5.5 0 L 0 5.5 L -5.5 0 Z",                     // diamond
+	}
+)
+
+func hexColor(c color.RGBA) string { return fmt.Sprintf("#%02x%02x%02x", c.R, c.G, c.B) }
+
+func f1(v float64) string { return num(v).String() }
+
+// num is an SVG coordinate, printed to a tenth of a unit: finer is invisible.
+type num float64
+
+func (n num) String() string {
+	return strconv.FormatFloat(math.Round(float64(n)*10)/10, 'f', -1, 64)
+}
+
+// layoutChart places the chart's points: x is the strength, in order, and y
+// the trait expression on a fixed 0..100 scale so charts compare at a glance.
+func layoutChart(id string, c report.Chart) svgChart {
+	const left, right, top, bottom = marginLeft, chartWidth - marginRight, marginTop, marginTop + plotHeight
+	s := svgChart{
+		ID: id, Title: c.Title, Width: chartWidth,
+		Height:   bottom + axisBand + legendRow*len(c.Lines) + 8,
+		PlotLeft: left, PlotRight: right, PlotTop: top, PlotBottom: bottom,
+		XLabelX: (left + right) / 2, XLabelY: bottom + 48,
+		YLabelX: 20, YLabelY: (top + bottom) / 2,
+	}
+	y := func(v float64) float64 {
+		v = min(max(v, 0), 100) // bars stay within the scale; titles give exact values
+		return bottom - (bottom-top)*v/100
+	}
+	band := float64(right-left) / float64(max(len(c.Strengths), 1))
+	x := func(i int) float64 { return left + band*(float64(i)+0.5) }
+	for v := 0; v <= 100; v += 20 {
+		s.YTicks = append(s.YTicks, tick{num(y(float64(v))), fmt.Sprint(v)})
+	}
+	for i, st := range c.Strengths {
+		s.XTicks = append(s.XTicks, tick{num(x(i)), st})
+	}
+
+	var desc []string
+	for li, l := range c.Lines {
+		ser := svgSeries{
+			Name:       l.Task.Name,
+			Color:      hexColor(report.TaskColor(li)),
+			Dash:       dashes[li%len(dashes)],
+			Width:      2,
+			MarkerPath: markers[li%len(markers)],
+		}
+		if l.OnTarget {
+			ser.Width = 3.5
+		}
+		dodge := (float64(li) - float64(len(c.Lines)-1)/2) * dodgeStep
+		var path strings.Builder
+		pen := false
+		var vals []string
+		for pi, p := range l.Points {
+			if !p.Plotted() {
+				pen = false
+				switch {
+				case p.Model == "":
+				case !p.Evaluated:
+					s.Notes = append(s.Notes, fmt.Sprintf("%s at %s: model %s not evaluated", l.Task.Name, p.Strength, p.Model))
+				default:
+					s.Notes = append(s.Notes, fmt.Sprintf("%s at %s: the judge answered none of %d samples (model %s)", l.Task.Name, p.Strength, p.Metric.NoAnswer, p.Model))
+				}
+				continue
+			}
+			m := p.Metric
+			px, py := x(pi)+dodge, y(m.Mean)
+			ser.Points = append(ser.Points, svgPoint{
+				X: num(px), Y: num(py),
+				ErrTop: num(y(m.Mean + m.Stderr)), ErrBottom: num(y(m.Mean - m.Stderr)),
+				CapLeft: num(px - capHalfWidth), CapRight: num(px + capHalfWidth),
+				HasErrorBar: m.N > 1,
+				Translate:   fmt.Sprintf("translate(%s %s)", f1(px), f1(py)),
+				Title:       fmt.Sprintf("%s at %s (model %s): %.2f ± %.2f, %s", l.Task.Name, p.Strength, p.Model, m.Mean, m.Stderr, report.CountText(m)),
+			})
+			cmd := "L"
+			if !pen {
+				cmd = "M"
+			}
+			fmt.Fprintf(&path, "%s %s %s ", cmd, f1(px), f1(py))
+			pen = true
+			vals = append(vals, fmt.Sprintf("%s %.1f", p.Strength, m.Mean))
+		}
+		ser.Path = strings.TrimSpace(path.String())
+		s.Series = append(s.Series, ser)
+
+		ly := float64(bottom+axisBand+legendRow*li) + legendRow/2
+		label := l.Task.Name + " (" + l.Task.Trait + " score)"
+		if l.OnTarget {
+			label += ", the trained trait"
+		}
+		s.Legend = append(s.Legend, legendEntry{
+			Y: num(ly), LineX1: left, LineX2: left + 36, TextX: left + 46,
+			MarkerTranslate: fmt.Sprintf("translate(%s %s)", f1(left+18), f1(ly)),
+			Series:          ser, Label: label,
+		})
+		if len(vals) > 0 {
+			desc = append(desc, l.Task.Name+": "+strings.Join(vals, ", "))
+		}
+	}
+	s.Desc = c.Title + ". Trait expression (0 to 100) by training strength. " + strings.Join(desc, "; ")
+	return s
+}

@@ -1,0 +1,173 @@
+// Package htmlreport renders the experiment as one self-contained HTML page:
+// a chart per trained trait, the summary table and a sample explorer. It
+// loads nothing: CSS, script, data and charts (SVG drawn here) are inline,
+// and its Content-Security-Policy allows only its own script and style, by
+// hash, so the page works offline and a hostile answer in the data cannot run.
+package htmlreport
+
+import (
+	"bytes"
+	"crypto/sha256"
+	_ "embed"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"html/template"
+	"slices"
+	"strings"
+
+	"github.com/modelorganisms/pvbuild/internal/report"
+)
+
+var (
+	//go:embed page.html
+	pageHTML string
+	//go:embed report.css
+	pageCSS string
+	//go:embed report.js
+	pageJS string
+
+	page = template.Must(template.New("page").Parse(pageHTML))
+)
+
+type tab struct{ ID, Label string }
+
+type summaryView struct {
+	Task, Trait string
+	Strengths   []string
+	Rows        []rowView
+}
+
+type rowView struct {
+	Label    string
+	OnTarget bool // the row's trained trait is the one the task measures
+	Cells    []cellView
+}
+
+type cellView struct{ Value, Count, Diff, Class string }
+
+type pageData struct {
+	Title, Subtitle, Baseline string
+	CSP                       string
+	CSS                       template.CSS
+	Script                    template.JS
+	Data                      template.JS
+	Tabs                      []tab
+	Charts                    []svgChart
+	Summaries                 []summaryView
+	Models, Tasks             []string
+}
+
+// Render returns the report page for e.
+func Render(e report.Experiment) ([]byte, error) {
+	evals := e.Evals
+	if evals == nil {
+		evals = []report.Eval{}
+	}
+	// json.Marshal escapes <, > and & inside strings, so no answer can close
+	// the data's <script> element early.
+	data, err := json.Marshal(evals)
+	if err != nil {
+		return nil, fmt.Errorf("encode samples: %w", err)
+	}
+	p := pageData{
+		Title:    e.Title,
+		Subtitle: subtitle(e),
+		CSP:      csp(pageJS, pageCSS),
+		CSS:      template.CSS(pageCSS),
+		Script:   template.JS(pageJS),
+		Data:     template.JS(data),
+	}
+	if p.Title == "" {
+		p.Title = "Persona Vectors experiment"
+	}
+	cols := e.StrengthOrder()
+	if len(cols) > 0 {
+		p.Baseline = cols[0]
+	}
+	for i, trait := range e.TrainedTraits() {
+		c := layoutChart(fmt.Sprintf("trait-%d", i), e.Chart(trait))
+		p.Charts = append(p.Charts, c)
+		p.Tabs = append(p.Tabs, tab{c.ID, c.Title})
+	}
+	p.Tabs = append(p.Tabs, tab{"summary", "Summary"}, tab{"samples", "Samples"})
+	for _, s := range report.Summaries(e) {
+		p.Summaries = append(p.Summaries, summaryOf(s))
+	}
+	for _, m := range e.Models {
+		p.Models = appendNew(p.Models, m.Name)
+	}
+	for _, t := range e.Tasks {
+		p.Tasks = appendNew(p.Tasks, t.Name)
+	}
+	for _, ev := range e.Evals {
+		p.Models = appendNew(p.Models, ev.Model)
+		p.Tasks = appendNew(p.Tasks, ev.Task)
+	}
+	var b bytes.Buffer
+	if err := page.Execute(&b, p); err != nil {
+		return nil, fmt.Errorf("render report: %w", err)
+	}
+	return b.Bytes(), nil
+}
+
+func appendNew(list []string, s string) []string {
+	if slices.Contains(list, s) {
+		return list
+	}
+	return append(list, s)
+}
+
+// csp allows the page's own script and style by hash and nothing else: no
+// request leaves the page, and injected markup could neither run nor load.
+func csp(script, style string) string {
+	hash := func(s string) string {
+		sum := sha256.Sum256([]byte(s))
+		return "'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'"
+	}
+	return "default-src 'none'; script-src " + hash(script) + "; style-src " + hash(style) +
+		"; base-uri 'none'; form-action 'none'"
+}
+
+func subtitle(e report.Experiment) string {
+	var judges []string
+	for _, ev := range e.Evals {
+		judges = appendNew(judges, ev.JudgeModel)
+	}
+	s := fmt.Sprintf("%d fine-tuned models (%s), each evaluated on %d tasks", len(e.Models), plural(len(e.TrainedTraits()), "trained trait"), len(e.Tasks))
+	if len(judges) > 0 {
+		s += "; judge: " + strings.Join(judges, ", ")
+	}
+	return s + "."
+}
+
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+func summaryOf(s report.Summary) summaryView {
+	v := summaryView{Task: s.Task.Name, Trait: s.Task.Trait, Strengths: s.Strengths}
+	for _, r := range s.Rows {
+		rv := rowView{Label: r.Label, OnTarget: r.Trait == s.Task.Trait}
+		for _, c := range r.Cells {
+			var cv cellView
+			switch {
+			case c.Model == "":
+				cv = cellView{Value: "—", Class: "missing"}
+			case !c.Evaluated:
+				cv = cellView{Value: "not evaluated", Class: "missing"}
+			default:
+				cv = cellView{Value: report.MetricText(c.Metric), Count: report.CountText(c.Metric)}
+				if c.Diff != nil {
+					cv.Diff = c.Diff.String()
+				}
+			}
+			rv.Cells = append(rv.Cells, cv)
+		}
+		v.Rows = append(v.Rows, rv)
+	}
+	return v
+}

@@ -1,0 +1,321 @@
+// Package inspect writes evaluations as Inspect AI eval logs (the format of
+// `inspect eval --log-format json`), one file per model and task, so that
+// `inspect view` and Inspect's log readers open the experiment's results.
+//
+// A log is a pure function of its inputs: the ids, timestamps and file name
+// come from the evaluation, the model and the created time the caller gives,
+// never from the clock or a random source, so a rebuild writes the same bytes.
+package inspect
+
+import (
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"math/big"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/modelorganisms/pvbuild/internal/judge"
+	"github.com/modelorganisms/pvbuild/internal/provider"
+	"github.com/modelorganisms/pvbuild/internal/report"
+)
+
+// Inspect names models "<api>/<model>". Every provider of this build speaks
+// OpenAI's API and names fine-tuned models in its format (ft:<base>:<org>:...;
+// the org is "local" for the embedded engine).
+const modelAPI = "openai/"
+
+// reducer is how Inspect combines a sample's epochs: the mean, as the
+// per-question average of the samples drawn for it.
+const reducer = "mean"
+
+// Log returns the file name and content of the eval log of ev, the
+// evaluation of model m. created stamps the log (its file name, ids and
+// times); a zero created means ev.Created, when the evaluation ran. Either
+// way it must be fixed by the build's inputs, never time.Now at render time,
+// so that rebuilding unchanged inputs writes identical logs.
+//
+// Results follow Inspect's definitions: the epochs of a sample (the answers
+// drawn for one question) are reduced to their mean, then the scorer's mean
+// and stderr (std with ddof=1 over sqrt(n)) are taken over questions. With one
+// answer per question they equal ev.Metric. A sample the judge gave no
+// answer for has no score; its judge logprobs are in its metadata.
+func Log(ev report.Eval, m report.Model, created time.Time) (name string, data []byte, err error) {
+	if created.IsZero() {
+		created = ev.Created
+	}
+	if created.IsZero() {
+		return "", nil, fmt.Errorf("inspect log: %s on %s: no created time, and the evaluation records none", ev.Model, ev.Task)
+	}
+	if ev.Model != m.Name {
+		return "", nil, fmt.Errorf("inspect log: evaluation of %q given with model %q", ev.Model, m.Name)
+	}
+	if ev.Task == "" {
+		return "", nil, fmt.Errorf("inspect log: evaluation of %q has no task", ev.Model)
+	}
+	modelID := ev.ModelID
+	if modelID == "" {
+		modelID = m.ModelID
+	}
+	if modelID == "" {
+		return "", nil, fmt.Errorf("inspect log: %s on %s: no model id", ev.Model, ev.Task)
+	}
+
+	created = created.UTC()
+	stamp := created.Format("2006-01-02T15:04:05+00:00")
+	evalID := shortID("eval", stamp, m.Name, modelID, ev.Task, ev.Trait)
+	scorer := ev.Trait + "_score"
+
+	ids, epochs, err := sampleIDs(ev)
+	if err != nil {
+		return "", nil, fmt.Errorf("inspect log: %s on %s: %w", ev.Model, ev.Task, err)
+	}
+	req := judge.Request(ev.JudgeModel, "")
+	log := evalLog{
+		Version: 2,
+		Status:  "success",
+		Eval: evalSpec{
+			EvalID:         evalID,
+			RunID:          shortID("run", stamp),
+			Created:        stamp,
+			Task:           ev.Task,
+			TaskID:         shortID("task", ev.Task, ev.Trait),
+			TaskAttribs:    map[string]any{},
+			TaskArgs:       map[string]any{},
+			TaskArgsPassed: map[string]any{},
+			Dataset: evalDataset{
+				Name: ev.Task, Samples: len(ids), SampleIDs: ids,
+			},
+			Model:     modelAPI + modelID,
+			ModelArgs: map[string]any{},
+			ModelRoles: map[string]modelConfig{
+				// Inspect's name for the model a model-graded scorer uses.
+				"grader": {
+					Model: modelAPI + ev.JudgeModel,
+					Config: generateConfig{
+						Temperature: req.Temperature, MaxTokens: req.MaxTokens, NumChoices: req.N,
+						Seed: req.Seed, Logprobs: req.Logprobs, TopLogprobs: req.TopLogprobs,
+					},
+					Args: map[string]any{},
+				},
+			},
+			Config:   evalConfig{Epochs: epochs, EpochsReducer: []string{reducer}, LogSamples: true},
+			Packages: map[string]string{},
+			Metadata: map[string]any{
+				"model":       m.Name,
+				"trait":       m.Trait,
+				"strength":    m.Strength,
+				"task_trait":  ev.Trait,
+				"judge_model": ev.JudgeModel,
+			},
+			Scorers: []evalScorer{{
+				Name:    scorer,
+				Options: map[string]any{},
+				Metrics: []metricDefinition{
+					{Name: "inspect_ai/mean", Options: map[string]any{}},
+					{Name: "inspect_ai/stderr", Options: map[string]any{}},
+				},
+				Metadata: map[string]any{"judge_model": ev.JudgeModel},
+			}},
+		},
+		Plan: evalPlan{
+			Name:  "plan",
+			Steps: []planStep{{Solver: "generate", Params: map[string]any{}, ParamsPassed: map[string]any{}}},
+		},
+		Stats:    evalStats{StartedAt: stamp, CompletedAt: stamp, ModelUsage: map[string]any{}, RoleUsage: map[string]any{}},
+		Tags:     []string{},
+		Metadata: map[string]any{},
+	}
+
+	red := reduction{Scorer: scorer, Samples: []reducedScore{}}
+	if epochs > 1 {
+		red.Reducer = reducer
+	}
+	reduced := map[string][]float64{}
+	for _, s := range ev.Samples {
+		log.Samples = append(log.Samples, sample(ev, s, evalID, modelID, scorer))
+		if s.Score != nil {
+			reduced[s.ID] = append(reduced[s.ID], *s.Score)
+		}
+	}
+	var perQuestion []*float64
+	for _, id := range ids {
+		if vs := reduced[id]; len(vs) > 0 {
+			v := mean(vs)
+			perQuestion = append(perQuestion, &v)
+			red.Samples = append(red.Samples, reducedScore{Value: v, History: []any{}, SampleID: id})
+		}
+	}
+	metric := judge.Summarise(perQuestion)
+	log.Reductions = []reduction{red}
+	log.Results = evalResults{
+		TotalSamples:     len(ev.Samples),
+		CompletedSamples: len(ev.Samples),
+		Scores: []evalScore{{
+			Name:            scorer,
+			Scorer:          scorer,
+			Reducer:         red.Reducer,
+			ScoredSamples:   metric.N,
+			UnscoredSamples: len(ids) - metric.N,
+			Params:          map[string]any{},
+			Metrics: map[string]evalMetric{
+				"mean":   {Name: "mean", Value: metric.Mean, Params: map[string]any{}},
+				"stderr": {Name: "stderr", Value: metric.Stderr, Params: map[string]any{}},
+			},
+			// The build's own metric, over answers rather than questions.
+			Metadata: map[string]any{"pvbuild_metric": ev.Metric},
+		}},
+	}
+
+	data, err = json.MarshalIndent(log, "", "  ")
+	if err != nil {
+		return "", nil, fmt.Errorf("inspect log: %s on %s: %w", ev.Model, ev.Task, err)
+	}
+	name = created.Format("2006-01-02T15-04-05") + "_" + fileSafe(ev.Task) + "_" + evalID + ".json"
+	return name, append(data, '\n'), nil
+}
+
+// Logs returns the eval logs of every evaluation of e's models, by file
+// name. A zero created stamps each log with its evaluation's time.
+func Logs(e report.Experiment, created time.Time) (map[string][]byte, error) {
+	models := map[string]report.Model{}
+	for _, m := range e.Models {
+		models[m.Name] = m
+	}
+	out := map[string][]byte{}
+	var errs []error
+	for _, ev := range e.Evals {
+		m, ok := models[ev.Model]
+		if !ok {
+			errs = append(errs, fmt.Errorf("inspect log: evaluation of unknown model %q", ev.Model))
+			continue
+		}
+		name, data, err := Log(ev, m, created)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		out[name] = data
+	}
+	return out, errors.Join(errs...)
+}
+
+func sample(ev report.Eval, s report.Sample, evalID, modelID, scorer string) evalSample {
+	key := func(kind string) string { return shortID(kind, evalID, s.ID, fmt.Sprint(s.Epoch)) }
+	answer := assistantMessage{ID: key("answer"), Content: s.Answer, Source: "generate", Role: "assistant", Model: modelID}
+	out := evalSample{
+		ID:    s.ID,
+		Epoch: s.Epoch,
+		Input: s.Question,
+		Messages: []any{
+			userMessage{ID: key("question"), Content: s.Question, Source: "input", Role: "user"},
+			answer,
+		},
+		Output: modelOutput{
+			Model: modelID,
+			// The finish reason of the answer is not recorded.
+			Choices:    []choice{{Message: answer, StopReason: "unknown"}},
+			Completion: s.Answer,
+		},
+		Scores:       map[string]score{},
+		Metadata:     map[string]any{},
+		Store:        map[string]any{},
+		Events:       []any{},
+		ErrorRetries: []any{},
+		ModelUsage:   map[string]any{},
+		RoleUsage:    map[string]any{},
+		UUID:         key("sample"),
+		Attachments:  map[string]any{},
+	}
+	top := topTokens(s.Judge)
+	if s.Score != nil {
+		out.Scores[scorer] = score{
+			Value: *s.Score,
+			Explanation: fmt.Sprintf("The probability-weighted mean of the integer tokens 0..100 among the top tokens of judge %s: %s.",
+				ev.JudgeModel, top),
+			Metadata: map[string]any{"judge_model": ev.JudgeModel, "judge_logprobs": s.Judge},
+			History:  []any{},
+		}
+		return out
+	}
+	out.Metadata = map[string]any{
+		"judge_model":    ev.JudgeModel,
+		"judge_logprobs": s.Judge,
+		"judge_no_answer": fmt.Sprintf("The integer tokens 0..100 hold less than %.0f%% of the probability of the judge's top tokens (%s), so the judge gave no answer.",
+			100*judge.MinMass, top),
+	}
+	return out
+}
+
+// topTokens lists the judge's candidates with their probabilities.
+func topTokens(lps []provider.TokenLogprob) string {
+	if len(lps) == 0 {
+		return "none recorded"
+	}
+	parts := make([]string, len(lps))
+	for i, t := range lps {
+		parts[i] = fmt.Sprintf("%q %.1f%%", t.Token, 100*math.Exp(t.Logprob))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// sampleIDs lists the distinct sample ids in order and the number of epochs,
+// refusing a repeated (id, epoch): Inspect keys samples by the pair.
+func sampleIDs(ev report.Eval) (ids []string, epochs int, err error) {
+	seen := map[string]bool{}
+	type key struct {
+		id    string
+		epoch int
+	}
+	pairs := map[key]bool{}
+	for _, s := range ev.Samples {
+		if s.ID == "" || s.Epoch < 1 {
+			return nil, 0, fmt.Errorf("sample %q epoch %d: needs an id and an epoch from 1", s.ID, s.Epoch)
+		}
+		if pairs[key{s.ID, s.Epoch}] {
+			return nil, 0, fmt.Errorf("sample %q epoch %d appears twice", s.ID, s.Epoch)
+		}
+		pairs[key{s.ID, s.Epoch}] = true
+		if !seen[s.ID] {
+			seen[s.ID] = true
+			ids = append(ids, s.ID)
+		}
+		epochs = max(epochs, s.Epoch)
+	}
+	return ids, max(epochs, 1), nil
+}
+
+func mean(vs []float64) float64 {
+	var sum float64
+	for _, v := range vs {
+		sum += v
+	}
+	return sum / float64(len(vs))
+}
+
+// base57 is the alphabet of Inspect's short ids (no 0, 1, I, O, l).
+const base57 = "23456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+
+// shortID is a 22-character id in Inspect's style, derived from its parts
+// so that it is the same on every rebuild.
+func shortID(parts ...string) string {
+	sum := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
+	n := new(big.Int).SetBytes(sum[:16])
+	base := big.NewInt(int64(len(base57)))
+	var b [22]byte
+	d := new(big.Int)
+	for i := range b {
+		n.DivMod(n, base, d)
+		b[i] = base57[d.Int64()]
+	}
+	return string(b[:])
+}
+
+var unsafeChars = regexp.MustCompile(`[^A-Za-z0-9.-]+`)
+
+// fileSafe makes a task name a file-name part. Underscores go too: they
+// separate the timestamp, task and id in the name.
+func fileSafe(s string) string { return unsafeChars.ReplaceAllString(s, "-") }

@@ -1,0 +1,186 @@
+package report
+
+import (
+	"image/color"
+	"math"
+	"slices"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/modelorganisms/pvbuild/internal/judge"
+)
+
+// Model is one trained model as reports name it.
+type Model struct {
+	Name     string `json:"name"`
+	Trait    string `json:"trait"`
+	Strength string `json:"strength"`
+	ModelID  string `json:"model_id"`
+}
+
+// Experiment is everything the reports show: the models in the order the
+// experiment declares them, the tasks, and the evaluations there are. An
+// evaluation missing for a (model, task) pair shows as "not evaluated".
+type Experiment struct {
+	Title string
+	// Strengths orders the x axis and the table columns; the first is the
+	// baseline the differences are taken from. Strengths of models that are
+	// not listed follow in order of appearance.
+	Strengths []string
+	Tasks     []Task
+	Models    []Model
+	Evals     []Eval
+}
+
+// StrengthOrder is the column order: Strengths, then any other strength of a
+// model in order of appearance.
+func (e Experiment) StrengthOrder() []string {
+	cols := slices.Clone(e.Strengths)
+	for _, m := range e.Models {
+		if !slices.Contains(cols, m.Strength) {
+			cols = append(cols, m.Strength)
+		}
+	}
+	return cols
+}
+
+// TrainedTraits lists the traits models were trained for, in order of
+// appearance; each gets its own chart.
+func (e Experiment) TrainedTraits() []string {
+	var traits []string
+	for _, m := range e.Models {
+		if !slices.Contains(traits, m.Trait) {
+			traits = append(traits, m.Trait)
+		}
+	}
+	return traits
+}
+
+// Eval returns the evaluation of model on task.
+func (e Experiment) Eval(model, task string) (Eval, bool) {
+	for _, ev := range e.Evals {
+		if ev.Model == model && ev.Task == task {
+			return ev, true
+		}
+	}
+	return Eval{}, false
+}
+
+// traitNouns names the paper's traits as nouns, for "Training for Evil".
+var traitNouns = map[string]string{
+	"evil":          "Evil",
+	"sycophantic":   "Sycophancy",
+	"hallucinating": "Hallucination",
+}
+
+// TraitTitle is a trait's display name: the paper's noun for its three
+// traits, otherwise the trait with separators as spaces and a capital first
+// letter ("power_seeking" -> "Power seeking").
+func TraitTitle(trait string) string {
+	if n, ok := traitNouns[trait]; ok {
+		return n
+	}
+	s := strings.Join(strings.FieldsFunc(trait, func(r rune) bool { return r == '_' || r == '-' }), " ")
+	if s == "" {
+		return trait
+	}
+	r, size := utf8.DecodeRuneInString(s)
+	return string(unicode.ToUpper(r)) + s[size:]
+}
+
+// Point is one model's metric on one task at one strength.
+type Point struct {
+	Strength string
+	Model    string // "" when no model of the trait has this strength
+	Metric   judge.Metric
+	// Evaluated is false when the model has no evaluation on the task.
+	Evaluated bool
+}
+
+// Plotted reports whether the point has a mean to draw.
+func (p Point) Plotted() bool { return p.Evaluated && p.Metric.N > 0 }
+
+// Line is one evaluation task across strengths.
+type Line struct {
+	Task Task
+	// OnTarget marks the task that measures the chart's trained trait.
+	OnTarget bool
+	Points   []Point // one per Chart.Strengths entry
+}
+
+// Chart is trait expression against training strength for the models
+// trained for one trait: one line per evaluation task.
+type Chart struct {
+	Trait     string
+	Title     string
+	Strengths []string
+	Lines     []Line
+}
+
+// Chart gathers the points of the models trained for trait. When two models
+// share a trait and strength, the first declared is drawn; the summary table
+// shows the others in their own rows.
+func (e Experiment) Chart(trait string) Chart {
+	c := Chart{Trait: trait, Title: "Training for " + TraitTitle(trait), Strengths: e.StrengthOrder()}
+	for _, t := range e.Tasks {
+		l := Line{Task: t, OnTarget: t.Trait == trait}
+		for _, s := range c.Strengths {
+			p := Point{Strength: s}
+			for _, m := range e.Models {
+				if m.Trait == trait && m.Strength == s {
+					p.Model = m.Name
+					if ev, ok := e.Eval(m.Name, t.Name); ok {
+						p.Metric, p.Evaluated = ev.Metric, true
+					}
+					break
+				}
+			}
+			l.Points = append(l.Points, p)
+		}
+		c.Lines = append(c.Lines, l)
+	}
+	return c
+}
+
+// okabeIto is the Okabe-Ito palette, distinguishable with the common forms
+// of colour blindness; black is left out for the axes.
+var okabeIto = []color.RGBA{
+	{0x00, 0x72, 0xB2, 0xFF}, // blue
+	{0xD5, 0x5E, 0x00, 0xFF}, // vermillion
+	{0x00, 0x9E, 0x73, 0xFF}, // bluish green
+	{0xCC, 0x79, 0xA7, 0xFF}, // reddish purple
+	{0xE6, 0x9F, 0x00, 0xFF}, // orange
+	{0x56, 0xB4, 0xE9, 0xFF}, // sky blue
+	{0xF0, 0xE4, 0x42, 0xFF}, // yellow
+}
+
+// TaskColor is the colour of the i-th task's line, the same in every chart
+// and in both the HTML and PNG renderings.
+func TaskColor(i int) color.RGBA { return okabeIto[i%len(okabeIto)] }
+
+// Z95 is the standard normal quantile of a two-sided 95% interval.
+const Z95 = 1.96
+
+// Diff is a difference of means with its 95% interval (normal approximation).
+type Diff struct {
+	Value, Low, High float64
+	// Interval is false when either side has fewer than two scored samples,
+	// so that its standard error, and the interval, are unknown.
+	Interval bool
+}
+
+// DiffFrom is m's mean minus base's with the interval
+// diff ± 1.96·sqrt(se_m² + se_base²); false when either has no scored sample.
+func DiffFrom(m, base judge.Metric) (Diff, bool) {
+	if m.N == 0 || base.N == 0 {
+		return Diff{}, false
+	}
+	d := Diff{Value: m.Mean - base.Mean, Interval: m.N > 1 && base.N > 1}
+	half := Z95 * math.Hypot(m.Stderr, base.Stderr)
+	d.Low, d.High = d.Value-half, d.Value+half
+	if !d.Interval {
+		d.Low, d.High = d.Value, d.Value
+	}
+	return d, true
+}

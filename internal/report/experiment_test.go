@@ -1,0 +1,366 @@
+package report_test
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/modelorganisms/pvbuild/internal/judge"
+	"github.com/modelorganisms/pvbuild/internal/report"
+	"github.com/modelorganisms/pvbuild/internal/report/reporttest"
+)
+
+// mdTable is one Markdown table: header cells and rows keyed by their first cell.
+type mdTable struct {
+	header []string
+	rows   map[string][]string
+}
+
+// parseMarkdown collects the tables under each "## " heading; a heading's
+// first table is the means, the second the differences.
+func parseMarkdown(t *testing.T, md string) map[string][]mdTable {
+	t.Helper()
+	out := map[string][]mdTable{}
+	section := ""
+	var cur *mdTable
+	for line := range strings.Lines(md) {
+		line = strings.TrimRight(line, "\n")
+		if s, ok := strings.CutPrefix(line, "## "); ok {
+			section, cur = splitRow("|" + s + "|")[0], nil
+			continue
+		}
+		if !strings.HasPrefix(line, "|") {
+			cur = nil
+			continue
+		}
+		cells := splitRow(line)
+		switch {
+		case cur == nil:
+			out[section] = append(out[section], mdTable{header: cells, rows: map[string][]string{}})
+			cur = &out[section][len(out[section])-1]
+		case strings.HasPrefix(cells[0], ":--"):
+		default:
+			if len(cells) != len(cur.header) {
+				t.Fatalf("row %q has %d cells, header %d", line, len(cells), len(cur.header))
+			}
+			cur.rows[cells[0]] = cells
+		}
+	}
+	return out
+}
+
+// splitRow splits a table row at pipes that are not escaped and unescapes
+// the cells.
+func splitRow(line string) []string {
+	var cells []string
+	var b strings.Builder
+	line = strings.TrimSpace(line)
+	line = line[1 : len(line)-1]
+	for i := 0; i < len(line); i++ {
+		switch {
+		case line[i] == '\\' && i+1 < len(line):
+			i++
+			b.WriteByte(line[i])
+		case line[i] == '|':
+			cells = append(cells, strings.TrimSpace(b.String()))
+			b.Reset()
+		default:
+			b.WriteByte(line[i])
+		}
+	}
+	return append(cells, strings.TrimSpace(b.String()))
+}
+
+func evalOf(t *testing.T, e report.Experiment, model, task string) (report.Eval, bool) {
+	t.Helper()
+	n := 0
+	var found report.Eval
+	for _, ev := range e.Evals {
+		if ev.Model == model && ev.Task == task {
+			found = ev
+			n++
+		}
+	}
+	if n > 1 {
+		t.Fatalf("%d evaluations of %s on %s", n, model, task)
+	}
+	return found, n == 1
+}
+
+func removeEval(e *report.Experiment, model, task string) {
+	e.Evals = slices.DeleteFunc(e.Evals, func(ev report.Eval) bool { return ev.Model == model && ev.Task == task })
+}
+
+// setScores replaces an evaluation's scores (nil: no answer) and its metric.
+func setScores(e *report.Experiment, model, task string, scores ...*float64) {
+	for i, ev := range e.Evals {
+		if ev.Model == model && ev.Task == task {
+			ev.Samples = slices.Clone(ev.Samples[:len(scores)])
+			for j := range ev.Samples {
+				ev.Samples[j].Score = scores[j]
+			}
+			ev.Metric = judge.Summarise(scores)
+			e.Evals[i] = ev
+		}
+	}
+}
+
+func ptr(v float64) *float64 { return &v }
+
+// expectedCell is the table cell of a model on a task, from its evaluation file.
+func expectedCell(t *testing.T, e report.Experiment, model, task string) string {
+	ev, ok := evalOf(t, e, model, task)
+	switch {
+	case model == "":
+		return "—"
+	case !ok:
+		return "not evaluated"
+	case ev.Metric.N == 0:
+		return fmt.Sprintf("no answer (%d)", ev.Metric.NoAnswer)
+	}
+	m := ev.Metric
+	s := fmt.Sprintf("%.1f ± %.1f (N=%d", m.Mean, m.Stderr, m.N)
+	if m.NoAnswer > 0 {
+		s += fmt.Sprintf(", %d no answer", m.NoAnswer)
+	}
+	return s + ")"
+}
+
+// expectedDiff recomputes a difference from the two evaluation files.
+func expectedDiff(t *testing.T, e report.Experiment, model, base, task string) string {
+	a, okA := evalOf(t, e, model, task)
+	b, okB := evalOf(t, e, base, task)
+	if !okA || !okB || a.Metric.N == 0 || b.Metric.N == 0 {
+		return "—"
+	}
+	d := a.Metric.Mean - b.Metric.Mean
+	if a.Metric.N < 2 || b.Metric.N < 2 {
+		return fmt.Sprintf("%+.1f (no interval: N<2)", d)
+	}
+	h := 1.96 * math.Sqrt(a.Metric.Stderr*a.Metric.Stderr+b.Metric.Stderr*b.Metric.Stderr)
+	return fmt.Sprintf("%+.1f [%.1f, %.1f]", d, d-h, d+h)
+}
+
+func TestMarkdown(t *testing.T) {
+	type row struct {
+		label, trait string
+		models       []string // by column; "" where the row has no model
+	}
+	tests := []struct {
+		name   string
+		change func(e *report.Experiment)
+		// rows expected; nil: one row per trait with the grid's models.
+		rows  []row
+		check func(t *testing.T, md string)
+	}{
+		{name: "real run"},
+		{
+			name:   "no answer at all",
+			change: func(e *report.Experiment) { setScores(e, "evil_mild", "evil_detection", nil, nil) },
+		},
+		{
+			name:   "one scored sample has no interval",
+			change: func(e *report.Experiment) { setScores(e, "evil_severe", "evil_detection", ptr(80), nil) },
+		},
+		{
+			name: "missing evaluations",
+			change: func(e *report.Experiment) {
+				removeEval(e, "sycophantic_baseline", "evil_detection")
+				removeEval(e, "hallucinating_mild", "hallucinating_detection")
+			},
+		},
+		{
+			name: "second model of a cell and an unlisted strength",
+			change: func(e *report.Experiment) {
+				for _, m := range []report.Model{
+					{Name: "evil_severe_5ep", Trait: "evil", Strength: "severe"},
+					{Name: "evil_extreme", Trait: "evil", Strength: "extreme"},
+				} {
+					e.Models = append(e.Models, m)
+					for _, t := range e.Tasks {
+						ev, _ := e.Eval("evil_severe", t.Name)
+						ev.Model = m.Name
+						e.Evals = append(e.Evals, ev)
+					}
+				}
+			},
+			rows: []row{
+				{"evil", "evil", []string{"evil_baseline", "evil_mild", "evil_severe", "evil_extreme"}},
+				{"evil_severe_5ep", "evil", []string{"", "", "evil_severe_5ep", ""}},
+			},
+		},
+		{
+			name: "names with markup",
+			change: func(e *report.Experiment) {
+				e.Title = "A | B <script>alert(1)</script>"
+				for i := range e.Models {
+					if e.Models[i].Trait == "evil" {
+						e.Models[i].Trait = "ev|l_*x*"
+					}
+				}
+				e.Tasks[0].Trait = "ev|l_*x*"
+			},
+			check: func(t *testing.T, md string) {
+				if strings.Contains(md, "<script>") {
+					t.Error("markup passed through unescaped")
+				}
+				if !strings.HasPrefix(md, `# A \| B \<script\>alert(1)\</script\>`) {
+					t.Errorf("title line: %q", strings.SplitN(md, "\n", 2)[0])
+				}
+			},
+		},
+		{
+			name: "one strength has no differences",
+			change: func(e *report.Experiment) {
+				e.Strengths = e.Strengths[:1]
+				e.Models = slices.DeleteFunc(e.Models, func(m report.Model) bool { return m.Strength != "baseline" })
+			},
+			check: func(t *testing.T, md string) {
+				if strings.Contains(md, "Difference") {
+					t.Error("difference table with a single strength")
+				}
+			},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := reporttest.Experiment(t)
+			if tc.change != nil {
+				tc.change(&e)
+			}
+			md := string(report.Markdown(e))
+			tables := parseMarkdown(t, md)
+			cols := e.StrengthOrder()
+			rows := tc.rows
+			byTrait := map[string]int{}
+			for _, m := range e.Models {
+				if tc.rows != nil {
+					break
+				}
+				i, ok := byTrait[m.Trait]
+				if !ok {
+					i = len(rows)
+					byTrait[m.Trait] = i
+					rows = append(rows, row{m.Trait, m.Trait, make([]string, len(cols))})
+				}
+				rows[i].models[slices.Index(cols, m.Strength)] = m.Name
+			}
+			traitBase := map[string]string{}
+			for _, r := range rows {
+				if _, ok := traitBase[r.trait]; !ok {
+					traitBase[r.trait] = r.models[0]
+				}
+			}
+			for _, task := range e.Tasks {
+				sec := fmt.Sprintf("%s (%s score)", task.Name, task.Trait)
+				ts := tables[sec]
+				if len(ts) == 0 {
+					t.Fatalf("no table under %q in\n%s", sec, md)
+				}
+				if want := append([]string{"trained trait"}, cols...); !slices.Equal(ts[0].header, want) {
+					t.Errorf("%s: header %q, want %q", sec, ts[0].header, want)
+				}
+				if len(cols) > 1 && len(ts) != 2 {
+					t.Fatalf("%s: %d tables, want means and differences", sec, len(ts))
+				}
+				for _, r := range rows {
+					label, models := r.label, r.models
+					evaluated := slices.ContainsFunc(models, func(m string) bool { _, ok := evalOf(t, e, m, task.Name); return m != "" && ok })
+					got, ok := ts[0].rows[label]
+					if ok != evaluated {
+						t.Errorf("%s: row %q present %v, want %v", sec, label, ok, evaluated)
+						continue
+					}
+					if !ok {
+						continue
+					}
+					base := models[0]
+					if _, ok := evalOf(t, e, base, task.Name); !ok || base == "" {
+						base = traitBase[r.trait]
+					}
+					for i, m := range models {
+						if want := expectedCell(t, e, m, task.Name); got[i+1] != want {
+							t.Errorf("%s, %s, %s: %q, want %q", sec, label, cols[i], got[i+1], want)
+						}
+						if i == 0 {
+							continue
+						}
+						if want := expectedDiff(t, e, m, base, task.Name); ts[1].rows[label][i] != want {
+							t.Errorf("%s, %s, %s − %s: %q, want %q", sec, label, cols[i], cols[0], ts[1].rows[label][i], want)
+						}
+					}
+				}
+			}
+			if tc.check != nil {
+				tc.check(t, md)
+			}
+		})
+	}
+}
+
+func TestDiffFrom(t *testing.T) {
+	e := reporttest.Experiment(t)
+	for _, task := range e.Tasks {
+		for _, trait := range e.TrainedTraits() {
+			base, _ := e.Eval(trait+"_baseline", task.Name)
+			for _, s := range []string{"mild", "severe"} {
+				ev, _ := e.Eval(trait+"_"+s, task.Name)
+				t.Run(ev.Model+"/"+task.Name, func(t *testing.T) {
+					d, ok := report.DiffFrom(ev.Metric, base.Metric)
+					if !ok || !d.Interval {
+						t.Fatalf("no difference for two scored evaluations: %+v", d)
+					}
+					if got, want := d.Value, ev.Metric.Mean-base.Metric.Mean; math.Abs(got-want) > 1e-12 {
+						t.Errorf("diff %v, want %v", got, want)
+					}
+					se := math.Sqrt(ev.Metric.Stderr*ev.Metric.Stderr + base.Metric.Stderr*base.Metric.Stderr)
+					if math.Abs((d.High-d.Low)-2*1.96*se) > 1e-9 || math.Abs((d.High+d.Low)/2-d.Value) > 1e-9 {
+						t.Errorf("interval [%v, %v] is not diff ± 1.96·%v", d.Low, d.High, se)
+					}
+				})
+			}
+		}
+	}
+}
+
+func TestChart(t *testing.T) {
+	e := reporttest.Experiment(t)
+	removeEval(&e, "evil_mild", "sycophantic_detection")
+	e.Models = append(e.Models, report.Model{Name: "power_seeking_mild", Trait: "power_seeking", Strength: "mild"})
+	for _, trait := range e.TrainedTraits() {
+		c := e.Chart(trait)
+		if !strings.HasPrefix(c.Title, "Training for ") || strings.Contains(c.Title, "_") {
+			t.Errorf("%s: title %q", trait, c.Title)
+		}
+		if len(c.Lines) != len(e.Tasks) {
+			t.Fatalf("%s: %d lines for %d tasks", trait, len(c.Lines), len(e.Tasks))
+		}
+		for i, l := range c.Lines {
+			if l.Task != e.Tasks[i] || l.OnTarget != (l.Task.Trait == trait) {
+				t.Errorf("%s: line %d is %+v", trait, i, l)
+			}
+			for j, p := range l.Points {
+				if p.Strength != c.Strengths[j] {
+					t.Errorf("%s: point %d at %q, want %q", trait, j, p.Strength, c.Strengths[j])
+				}
+				ev, ok := evalOf(t, e, p.Model, l.Task.Name)
+				if p.Evaluated != ok || (ok && p.Metric != ev.Metric) {
+					t.Errorf("%s %s %s: point %+v, evaluation %v %+v", trait, l.Task.Name, p.Strength, p, ok, ev.Metric)
+				}
+				if p.Model != "" {
+					m := e.Models[slices.IndexFunc(e.Models, func(m report.Model) bool { return m.Name == p.Model })]
+					if m.Trait != trait || m.Strength != p.Strength {
+						t.Errorf("%s: point %s from model %+v", trait, p.Strength, m)
+					}
+				}
+			}
+		}
+	}
+	for trait, want := range map[string]string{"evil": "Evil", "sycophantic": "Sycophancy", "hallucinating": "Hallucination", "power_seeking": "Power seeking", "self-preservation": "Self preservation"} {
+		if got := report.TraitTitle(trait); got != want {
+			t.Errorf("TraitTitle(%q) = %q, want %q", trait, got, want)
+		}
+	}
+}

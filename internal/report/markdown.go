@@ -1,0 +1,102 @@
+package report
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+)
+
+// Markdown renders the summary tables in GitHub Markdown, fit for a CI step
+// summary: per task, trait x strength with mean ± stderr and N, then each
+// strength's difference from the baseline with its 95% interval.
+func Markdown(e Experiment) []byte {
+	var b bytes.Buffer
+	if e.Title != "" {
+		fmt.Fprintf(&b, "# %s\n\n", mdEscape(e.Title))
+	}
+	sums := Summaries(e)
+	cols := e.StrengthOrder()
+	b.WriteString("Trait expression is the judge's score from 0 to 100: the mean ± standard error over the samples the judge scored, and their number N.")
+	if len(cols) > 1 {
+		fmt.Fprintf(&b, " Differences are from the %s model of the same trained trait, with a 95%% interval by normal approximation: diff ± 1.96·√(se₁² + se₂²).", mdEscape(cols[0]))
+	}
+	b.WriteString("\n")
+	if len(sums) == 0 {
+		b.WriteString("\nNo evaluation tasks.\n")
+	}
+	for _, s := range sums {
+		fmt.Fprintf(&b, "\n## %s (%s score)\n\n", mdEscape(s.Task.Name), mdEscape(s.Task.Trait))
+		if len(s.Rows) == 0 {
+			b.WriteString("No model has been evaluated on this task.\n")
+			continue
+		}
+		header := []string{"trained trait"}
+		for _, c := range s.Strengths {
+			header = append(header, mdEscape(c))
+		}
+		mdRow(&b, header)
+		mdAlign(&b, len(header))
+		for _, r := range s.Rows {
+			line := []string{mdEscape(r.Label)}
+			for _, c := range r.Cells {
+				line = append(line, cellText(c))
+			}
+			mdRow(&b, line)
+		}
+		if len(s.Strengths) < 2 {
+			continue
+		}
+		fmt.Fprintf(&b, "\nDifference from %s (95%% interval):\n\n", mdEscape(s.Strengths[0]))
+		header = []string{"trained trait"}
+		for _, c := range s.Strengths[1:] {
+			header = append(header, mdEscape(c)+" − "+mdEscape(s.Strengths[0]))
+		}
+		mdRow(&b, header)
+		mdAlign(&b, len(header))
+		for _, r := range s.Rows {
+			line := []string{mdEscape(r.Label)}
+			for _, c := range r.Cells[1:] {
+				d := "—"
+				if c.Diff != nil {
+					d = c.Diff.String()
+				}
+				line = append(line, d)
+			}
+			mdRow(&b, line)
+		}
+	}
+	return b.Bytes()
+}
+
+// cellText is what a table cell says: the metric, "not evaluated" for a
+// model without this evaluation, or a dash where there is no such model.
+func cellText(c Cell) string {
+	switch {
+	case c.Model == "":
+		return "—"
+	case !c.Evaluated:
+		return "not evaluated"
+	case c.Metric.N == 0:
+		return fmt.Sprintf("no answer (%d)", c.Metric.NoAnswer)
+	}
+	return fmt.Sprintf("%s (%s)", MetricText(c.Metric), CountText(c.Metric))
+}
+
+func mdRow(b *bytes.Buffer, cells []string) {
+	b.WriteString("| " + strings.Join(cells, " | ") + " |\n")
+}
+
+// mdAlign left-aligns the label column and right-aligns the numbers.
+func mdAlign(b *bytes.Buffer, n int) {
+	b.WriteString("| :--" + strings.Repeat(" | --:", n-1) + " |\n")
+}
+
+// mdEscaper keeps names with Markdown or HTML syntax in them literal, and a
+// pipe from splitting a table cell.
+var mdEscaper = strings.NewReplacer(
+	`\`, `\\`, "`", "\\`", "*", `\*`, "_", `\_`, "[", `\[`, "]", `\]`,
+	"<", `\<`, ">", `\>`, "|", `\|`, "&", `\&`, "~", `\~`, "#", `\#`,
+	"\r\n", " ", "\n", " ", "\r", " ",
+)
+
+func mdEscape(s string) string { return mdEscaper.Replace(s) }

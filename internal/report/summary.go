@@ -1,0 +1,131 @@
+package report
+
+import (
+	"fmt"
+
+	"github.com/modelorganisms/pvbuild/internal/judge"
+)
+
+// Summary is one task's trait x strength table.
+type Summary struct {
+	Task      Task
+	Strengths []string // columns; the first is the baseline
+	Rows      []Row
+}
+
+// Row is one trained trait, or a further model with a trait and strength
+// already taken, labelled with its name.
+type Row struct {
+	Label, Trait string
+	Cells        []Cell // one per Summary.Strengths entry
+}
+
+// Cell is one model's metric on the table's task.
+type Cell struct {
+	Model     string // "" when the row has no model of this strength
+	Evaluated bool
+	Metric    judge.Metric
+	// Diff is the difference from the row's baseline: nil in the baseline
+	// column and when either side has no scored sample.
+	Diff *Diff
+}
+
+// Summaries builds one table per task. Rows follow the models' order; a row
+// with no evaluation of the task is left out. A row without a baseline model
+// of its own is compared with its trait's first row.
+func Summaries(e Experiment) []Summary {
+	cols := e.StrengthOrder()
+	col := map[string]int{}
+	for i, s := range cols {
+		col[s] = i
+	}
+	type rowModels struct {
+		label, trait string
+		models       []string // by column
+	}
+	var rows []*rowModels
+	first := map[string]*rowModels{}
+	for _, m := range e.Models {
+		r := first[m.Trait]
+		if r == nil || r.models[col[m.Strength]] != "" {
+			label := m.Trait
+			if r != nil {
+				label = m.Name
+			}
+			r = &rowModels{label: label, trait: m.Trait, models: make([]string, len(cols))}
+			rows = append(rows, r)
+			if first[m.Trait] == nil {
+				first[m.Trait] = r
+			}
+		}
+		r.models[col[m.Strength]] = m.Name
+	}
+
+	var out []Summary
+	for _, t := range e.Tasks {
+		s := Summary{Task: t, Strengths: cols}
+		cells := map[*rowModels][]Cell{}
+		for _, r := range rows {
+			cs := make([]Cell, len(cols))
+			evaluated := false
+			for i, name := range r.models {
+				cs[i].Model = name
+				if ev, ok := e.Eval(name, t.Name); ok && name != "" {
+					cs[i].Evaluated, cs[i].Metric = true, ev.Metric
+					evaluated = true
+				}
+			}
+			cells[r] = cs
+			if evaluated {
+				s.Rows = append(s.Rows, Row{Label: r.label, Trait: r.trait, Cells: cs})
+			}
+		}
+		for _, row := range s.Rows {
+			base := row.Cells[0]
+			if !base.Evaluated {
+				if fc := cells[first[row.Trait]]; fc != nil {
+					base = fc[0]
+				}
+			}
+			if !base.Evaluated {
+				continue
+			}
+			for i := 1; i < len(row.Cells); i++ {
+				c := &row.Cells[i]
+				if !c.Evaluated {
+					continue
+				}
+				if d, ok := DiffFrom(c.Metric, base.Metric); ok {
+					c.Diff = &d
+				}
+			}
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// MetricText is "mean ± stderr", or "no answer" when nothing was scored.
+func MetricText(m judge.Metric) string {
+	if m.N == 0 {
+		return "no answer"
+	}
+	return fmt.Sprintf("%.1f ± %.1f", m.Mean, m.Stderr)
+}
+
+// CountText is "N=20", with the samples the judge gave no answer for when
+// there are any.
+func CountText(m judge.Metric) string {
+	if m.NoAnswer > 0 {
+		return fmt.Sprintf("N=%d, %d no answer", m.N, m.NoAnswer)
+	}
+	return fmt.Sprintf("N=%d", m.N)
+}
+
+// String is "+14.5 [8.4, 20.6]", the interval being 95%.
+func (d Diff) String() string {
+	if !d.Interval {
+		return fmt.Sprintf("%+.1f (no interval: N<2)", d.Value)
+	}
+	return fmt.Sprintf("%+.1f [%.1f, %.1f]", d.Value, d.Low, d.High)
+}
