@@ -10,6 +10,7 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -380,6 +381,9 @@ func (c *Client) Events(ctx context.Context, jobID string) ([]Event, error) {
 		after = next
 	}
 	// OpenAI pages newest first; a build log reads better in order.
+	// Pages come newest first; reverse, then order by time, so events within
+	// one second keep their true order.
+	slices.Reverse(events)
 	sort.SliceStable(events, func(i, j int) bool { return events[i].CreatedAt.Before(events[j].CreatedAt) })
 	return events, nil
 }

@@ -1,0 +1,189 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"net/http"
+	"regexp"
+	"sync"
+	"time"
+)
+
+// Faults make the server misbehave on purpose, so that clients' retry and
+// recovery paths can be tested against it. The zero value injects nothing.
+//
+// Each /v1 request draws one number from a generator seeded with Seed, in
+// order of arrival, and that number picks at most one of the rate faults:
+// the same sequence of requests meets the same faults.
+type Faults struct {
+	Seed uint64
+	// RateLimitRate is the fraction of requests refused with 429
+	// rate_limit_exceeded, asking to retry after RetryAfter (default 1s).
+	RateLimitRate float64
+	RetryAfter    time.Duration
+	// ServerErrorRate is the fraction answered 500 server_error, before any
+	// work is done.
+	ServerErrorRate float64
+	// DropRate is the fraction whose connection is closed without an answer,
+	// before any work is done.
+	DropRate float64
+	// LostResponseRate is the fraction served in full whose answer is then
+	// lost with the connection: a job is created, say, but the client cannot
+	// know. This is what a client's "list before creating again" is for.
+	LostResponseRate float64
+	// Latency is added before every answer.
+	Latency time.Duration
+	// FailJobs makes jobs fail: a job created while a rule matches runs as
+	// usual, then ends failed with the rule's error instead of succeeding.
+	// The first matching rule applies.
+	FailJobs []JobFailure
+}
+
+// JobFailure is a rule for Faults.FailJobs.
+type JobFailure struct {
+	Suffix  *regexp.Regexp // matches the job's suffix; nil matches every job
+	Code    string         // job.error.code, e.g. "server_error"
+	Message string         // job.error.message
+	Param   string         // job.error.param; may be empty
+}
+
+// Validate reports rates outside [0, 1] or summing above 1, negative
+// durations, and failure rules without a message.
+func (f Faults) Validate() error {
+	var errs []error
+	sum := 0.0
+	for _, r := range []struct {
+		name string
+		v    float64
+	}{
+		{"rate-limit rate", f.RateLimitRate},
+		{"server-error rate", f.ServerErrorRate},
+		{"drop rate", f.DropRate},
+		{"lost-response rate", f.LostResponseRate},
+	} {
+		if r.v < 0 || r.v > 1 || math.IsNaN(r.v) {
+			errs = append(errs, fmt.Errorf("%s %v outside [0, 1]", r.name, r.v))
+		}
+		sum += r.v
+	}
+	if sum > 1 {
+		errs = append(errs, fmt.Errorf("fault rates sum to %v, above 1", sum))
+	}
+	if f.RetryAfter < 0 || f.Latency < 0 {
+		errs = append(errs, fmt.Errorf("negative retry-after %s or latency %s", f.RetryAfter, f.Latency))
+	}
+	for i, j := range f.FailJobs {
+		if j.Message == "" {
+			errs = append(errs, fmt.Errorf("job failure rule %d has no message", i))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("invalid faults: %w", err)
+	}
+	return nil
+}
+
+// SetFaults replaces the faults injected from now on and restarts their
+// sequence from f.Seed. Jobs already created keep their fate.
+func (s *Server) SetFaults(f Faults) error {
+	if err := f.Validate(); err != nil {
+		return err
+	}
+	if f.RetryAfter == 0 {
+		f.RetryAfter = time.Second
+	}
+	f.FailJobs = append([]JobFailure(nil), f.FailJobs...)
+	s.faults.mu.Lock()
+	defer s.faults.mu.Unlock()
+	s.faults.f = f
+	s.faults.rng = rand.New(rand.NewPCG(f.Seed, f.Seed^0x9e3779b97f4a7c15))
+	return nil
+}
+
+type faultState struct {
+	mu  sync.Mutex
+	f   Faults
+	rng *rand.Rand
+}
+
+type faultKind int
+
+const (
+	faultNone faultKind = iota
+	faultRateLimit
+	faultServerError
+	faultDrop
+	faultLostResponse
+)
+
+type fault struct {
+	kind       faultKind
+	latency    time.Duration
+	retryAfter time.Duration
+}
+
+// drawFault decides the fate of one request.
+func (s *Server) drawFault() fault {
+	s.faults.mu.Lock()
+	defer s.faults.mu.Unlock()
+	f := s.faults.f
+	out := fault{latency: f.Latency, retryAfter: f.RetryAfter}
+	if f.RateLimitRate+f.ServerErrorRate+f.DropRate+f.LostResponseRate == 0 {
+		return out // no draw, so enabling latency alone does not shift the sequence
+	}
+	u := s.faults.rng.Float64()
+	for _, c := range []struct {
+		rate float64
+		kind faultKind
+	}{
+		{f.RateLimitRate, faultRateLimit},
+		{f.ServerErrorRate, faultServerError},
+		{f.DropRate, faultDrop},
+		{f.LostResponseRate, faultLostResponse},
+	} {
+		if u < c.rate {
+			out.kind = c.kind
+			return out
+		}
+		u -= c.rate
+	}
+	return out
+}
+
+// jobFailure returns the injected failure for a new job with this suffix.
+func (s *Server) jobFailure(suffix string) (JobFailure, bool) {
+	s.faults.mu.Lock()
+	defer s.faults.mu.Unlock()
+	for _, j := range s.faults.f.FailJobs {
+		if j.Suffix == nil || j.Suffix.MatchString(suffix) {
+			return j, true
+		}
+	}
+	return JobFailure{}, false
+}
+
+// drop closes the connection without an answer, as a crashed server or a
+// proxy would. The body is read first so that the client sees the
+// connection close rather than a reset while still sending.
+func drop(w http.ResponseWriter, r *http.Request) {
+	io.Copy(io.Discard, io.LimitReader(r.Body, maxUploadBytes))
+	if hj, ok := w.(http.Hijacker); ok {
+		if conn, _, err := hj.Hijack(); err == nil {
+			conn.Close()
+			return
+		}
+	}
+	// HTTP/2, or a writer that cannot be hijacked: the server resets the
+	// stream or closes the connection, still without an answer.
+	panic(http.ErrAbortHandler)
+}
+
+// discardWriter swallows an answer that is to be lost.
+type discardWriter struct{ h http.Header }
+
+func (d discardWriter) Header() http.Header         { return d.h }
+func (d discardWriter) Write(b []byte) (int, error) { return len(b), nil }
+func (d discardWriter) WriteHeader(int)             {}
