@@ -154,22 +154,14 @@ func (e *Engine) CreateJob(ctx context.Context, req provider.JobRequest) (provid
 	return e.view(rec, e.now()), nil
 }
 
-// jobID derives a job's id from its request, and from how many identical
-// requests came before, instead of drawing it at random: the same experiment
-// then gets the same job and model names, and so the same seeded samples,
-// whether the engine runs in-process or behind `mage serve`. Callers hold e.mu.
+// jobID derives a job's id from what it trains (model, data, suffix, seed,
+// hyperparameters) and from how many identical jobs came before, instead of
+// drawing it at random: the same experiment then gets the same job and model
+// names, and so the same seeded samples, whether the engine runs in-process
+// or behind `mage serve`. Metadata is left out: it labels a job, it does not
+// change what is trained. Callers hold e.mu.
 func (e *Engine) jobID(req provider.JobRequest, hp provider.Hyperparameters) string {
-	keys := make([]string, 0, len(req.Metadata))
-	for k := range req.Metadata {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	h := sha256.New()
-	fmt.Fprintf(h, "%q %q %q %d %d %g %d", req.Model, req.TrainingFile, req.Suffix, req.Seed, hp.NEpochs, hp.LearningRateMultiplier, hp.BatchSize)
-	for _, k := range keys {
-		fmt.Fprintf(h, " %q=%q", k, req.Metadata[k])
-	}
-	base := h.Sum(nil)
+	base := fmt.Appendf(nil, "%q %q %q %d %d %g %d", req.Model, req.TrainingFile, req.Suffix, req.Seed, hp.NEpochs, hp.LearningRateMultiplier, hp.BatchSize)
 	for n := 0; ; n++ {
 		sum := sha256.Sum256(fmt.Appendf(base, "#%d", n))
 		id := hex.EncodeToString(sum[:12])
