@@ -1,7 +1,6 @@
 package pipeline
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io/fs"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/modelorganisms/pvbuild/internal/local"
+	"github.com/modelorganisms/pvbuild/internal/server"
 )
 
 // TestMain lets the test binary act as a `train` run in a child process, so
@@ -50,22 +50,47 @@ func childTrain(hcl, artifacts string) int {
 
 // Killing train at random points, including between a job's creation and
 // its record, never submits a fine-tune twice and never leaves a corrupt
-// artifact.
+// artifact: on the in-process engine, and over HTTP with responses lost.
 func TestKilledTrainNeverSubmitsTwice(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs many child processes")
 	}
-	w := newWorkspace(t, shipped(t))
+	t.Run("local", func(t *testing.T) {
+		w := newWorkspace(t, shipped(t))
+		killRepeatedly(t, w)
+		eng, err := local.Default(filepath.Join(w.artifacts, "local-engine"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n, err := eng.Submissions(); err != nil || n != 9 {
+			t.Fatalf("%d jobs submitted for 9 distinct models (%v)", n, err)
+		}
+	})
+	t.Run("served", func(t *testing.T) {
+		srv := serve(t, server.Faults{Seed: 3, LostResponseRate: 0.1})
+		w := newWorkspace(t, shipped(t))
+		killRepeatedly(t, w)
+		if c := srv.Counters(); c.JobCreations != 9 {
+			t.Fatalf("%d jobs created for 9 distinct models (%d responses lost)", c.JobCreations, c.InjectedLost)
+		}
+	})
+}
+
+// killRepeatedly runs train in child processes killed at random moments,
+// every third one dying right after a job's creation, then once to the end.
+func killRepeatedly(t *testing.T, w *workspace) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	const trials = 20
-	for i := range trials {
+	child := func() *exec.Cmd {
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
 		cmd.Env = append(os.Environ(), "PVBUILD_CHILD_EXPERIMENT="+w.hcl, "PVBUILD_CHILD_ARTIFACTS="+w.artifacts)
+		return cmd
+	}
+	for i := range trials {
+		cmd := child()
 		if i%3 == 0 {
 			cmd.Env = append(cmd.Env, "PVBUILD_CHILD_DIE_AFTER_CREATE=1")
 		}
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
@@ -73,23 +98,8 @@ func TestKilledTrainNeverSubmitsTwice(t *testing.T) {
 		cmd.Process.Kill()
 		cmd.Wait()
 	}
-	// A last run, not killed, finishes the job.
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "PVBUILD_CHILD_EXPERIMENT="+w.hcl, "PVBUILD_CHILD_ARTIFACTS="+w.artifacts)
-	if out, err := cmd.CombinedOutput(); err != nil {
+	if out, err := child().CombinedOutput(); err != nil {
 		t.Fatalf("final train: %v\n%s", err, out)
-	}
-
-	eng, err := local.Default(filepath.Join(w.artifacts, "local-engine"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, err := eng.Submissions()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n != 9 {
-		t.Fatalf("%d jobs submitted for 9 distinct models", n)
 	}
 	for _, s := range w.stale() {
 		if strings.HasPrefix(s, "train/") || strings.HasPrefix(s, "dataset/") {
@@ -101,11 +111,8 @@ func TestKilledTrainNeverSubmitsTwice(t *testing.T) {
 		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".json") {
 			return err
 		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			t.Error(err)
-		} else if !json.Valid(b) {
-			t.Errorf("corrupt artifact %s", path)
+		if b, err := os.ReadFile(path); err != nil || !json.Valid(b) {
+			t.Errorf("corrupt artifact %s (%v)", path, err)
 		}
 		return nil
 	})
