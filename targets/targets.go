@@ -137,5 +137,8 @@ func connect(ctx context.Context) (*pipeline.Pipeline, func(), error) {
 		lock.Unlock()
 		return nil, nil, err
 	}
-	return p, func() { lock.Unlock() }, nil
+	return p, func() {
+		p.Close()
+		lock.Unlock()
+	}, nil
 }

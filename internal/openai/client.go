@@ -33,7 +33,11 @@ type Config struct {
 	BaseURL      string // default "https://api.openai.com/v1"
 	Organization string
 	Project      string
-	HTTPClient   *http.Client // default: 5-minute timeout per attempt
+	HTTPClient   *http.Client // default: 5-minute timeout per attempt, MaxConns connections kept open
+	// MaxConns is how many connections to keep open for reuse: the caller's
+	// concurrency, so that concurrent calls do not each pay a new TCP and TLS
+	// handshake. Default 32.
+	MaxConns int
 	// MaxRetries is how many times a failed request is sent again; default
 	// 6, negative for none.
 	MaxRetries int
@@ -99,7 +103,14 @@ func New(cfg Config) (*Client, error) {
 	}
 	hc := cfg.HTTPClient
 	if hc == nil {
-		hc = &http.Client{Timeout: defaultTimeout}
+		conns := cfg.MaxConns
+		if conns <= 0 {
+			conns = 32
+		}
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConns = max(t.MaxIdleConns, conns)
+		t.MaxIdleConnsPerHost = conns
+		hc = &http.Client{Timeout: defaultTimeout, Transport: t}
 	}
 	retries := cfg.MaxRetries
 	switch {

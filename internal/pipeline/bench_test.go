@@ -4,8 +4,15 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	stdlog "log"
+	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/modelorganisms/pvbuild/internal/local"
+	"github.com/modelorganisms/pvbuild/internal/server"
 )
 
 // largeExperiment declares models x tasks over the sample data.
@@ -60,4 +67,92 @@ func BenchmarkNoopPlanShipped(b *testing.B) {
 
 func BenchmarkNoopPlan1000x10(b *testing.B) {
 	benchmarkNoopPlan(b, largeExperiment(1000, 10))
+}
+
+// BenchmarkEvaluationThroughput measures chat calls per second against the
+// served engine with a fixed latency L and the provider's concurrency C, as a
+// fraction of the ideal C/L.
+func BenchmarkEvaluationThroughput(b *testing.B) {
+	const latency = 50 * time.Millisecond
+	const concurrency = 32
+	srv := serveB(b, server.Faults{Latency: latency})
+	hcl := strings.Replace(shipped(b), "concurrency = 32", fmt.Sprintf("concurrency = %d", concurrency), 1)
+	w := newWorkspace(b, hcl)
+	var log bytes.Buffer
+	p, err := Load(context.Background(), w.env(&log))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := p.Connect(); err != nil {
+		b.Fatal(err)
+	}
+	if err := p.Train(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	var calls int64
+	var elapsed time.Duration
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		// A new evaluation seed makes every evaluation, and every request, new.
+		w.write(strings.Replace(hcl, "seed                 = 0", fmt.Sprintf("seed                 = %d", i+1), 1))
+		p, err := Load(context.Background(), w.env(&log))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := p.Connect(); err != nil {
+			b.Fatal(err)
+		}
+		before := srv.Counters().ChatCompletions
+		start := time.Now()
+		if _, err := p.Evaluate(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		elapsed += time.Since(start)
+		calls += srv.Counters().ChatCompletions - before
+	}
+	ideal := float64(concurrency) / latency.Seconds()
+	b.ReportMetric(float64(calls)/elapsed.Seconds(), "calls/s")
+	b.ReportMetric(float64(calls)/elapsed.Seconds()/ideal, "fraction_of_C/L")
+}
+
+// BenchmarkTrainingConcurrency measures the wall time of training nine
+// models over that of one: jobs are submitted and awaited together.
+func BenchmarkTrainingConcurrency(b *testing.B) {
+	one := strings.Replace(shipped(b), `traits    = ["evil", "sycophantic", "hallucinating"]`, `traits    = ["evil"]`, 1)
+	one = strings.Replace(one, `strengths = ["baseline", "mild", "severe"]`, `strengths = ["severe"]`, 1)
+	train := func(hcl string) time.Duration {
+		w := newWorkspace(b, hcl)
+		p, err := Load(context.Background(), w.env(&bytes.Buffer{}))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := p.Connect(); err != nil {
+			b.Fatal(err)
+		}
+		start := time.Now()
+		if err := p.Train(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		return time.Since(start)
+	}
+	var single, nine time.Duration
+	for b.Loop() {
+		single += train(one)
+		nine += train(shipped(b))
+	}
+	b.ReportMetric(nine.Seconds()/single.Seconds(), "nine_over_one")
+}
+
+func serveB(b *testing.B, faults server.Faults) *server.Server {
+	eng, err := local.Default(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := server.New(eng, server.Options{Faults: faults, Log: stdlog.New(io.Discard, "", 0)})
+	ts := httptest.NewServer(srv)
+	b.Cleanup(ts.Close)
+	b.Setenv("PROVIDER", "openai")
+	b.Setenv("OPENAI_API_KEY", "sk-bench")
+	b.Setenv("OPENAI_BASE_URL", ts.URL+"/v1")
+	return srv
 }

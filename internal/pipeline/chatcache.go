@@ -1,46 +1,97 @@
 package pipeline
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
 
-	"github.com/modelorganisms/pvbuild/internal/atomicfile"
 	"github.com/modelorganisms/pvbuild/internal/build"
 	"github.com/modelorganisms/pvbuild/internal/provider"
 )
 
-// chatCache keeps every paid chat response on disk, keyed by the full request
-// and the provider's identity, so an interrupted evaluation resumes without
+// chatCache keeps every paid chat response, keyed by the full request and
+// the provider's identity, so an interrupted evaluation resumes without
 // paying again, and a changed judge prompt re-judges without regenerating.
+//
+// It is an append-only JSON-lines file per provider, read once when opened:
+// one write per response, where a file per response cost more than the calls
+// it saves. A line torn by a crash is skipped; its call is simply made again.
 type chatCache struct {
-	dir   string
-	scope string // provider identity: kind and endpoint, never the key
+	scope   string // provider identity: kind and endpoint, never the key
+	mu      sync.Mutex
+	f       *os.File
+	entries map[string]provider.ChatResponse
 }
 
-func (c *chatCache) path(req provider.ChatRequest) string {
+type cacheLine struct {
+	Key      string                `json:"key"`
+	Response provider.ChatResponse `json:"response"`
+}
+
+func openChatCache(dir, scope string) (*chatCache, error) {
+	path := filepath.Join(dir, build.Hash([]byte(scope))[:16]+".jsonl")
+	c := &chatCache{scope: scope, entries: map[string]provider.ChatResponse{}}
+	if f, err := os.Open(path); err == nil {
+		sc := bufio.NewScanner(f)
+		sc.Buffer(nil, 64<<20)
+		for sc.Scan() {
+			var l cacheLine
+			if json.Unmarshal(sc.Bytes(), &l) == nil && l.Key != "" {
+				c.entries[l.Key] = l.Response
+			}
+		}
+		f.Close()
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("chat cache: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("chat cache: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("chat cache: %w", err)
+	}
+	// A crash may have torn the last line; start ours on a fresh one.
+	if fi, err := f.Stat(); err == nil && fi.Size() > 0 {
+		f.Write([]byte("\n"))
+	}
+	c.f = f
+	return c, nil
+}
+
+func (c *chatCache) key(req provider.ChatRequest) string {
 	b, _ := json.Marshal(struct {
 		Scope string
 		Req   provider.ChatRequest
 	}{c.scope, req})
-	h := build.Hash(b)
-	return filepath.Join(c.dir, h[:2], h+".json")
+	return build.Hash(b)
 }
 
 func (c *chatCache) get(req provider.ChatRequest) (provider.ChatResponse, bool) {
-	var resp provider.ChatResponse
-	b, err := os.ReadFile(c.path(req))
-	if err != nil || json.Unmarshal(b, &resp) != nil {
-		return resp, false
-	}
-	return resp, true
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	resp, ok := c.entries[c.key(req)]
+	return resp, ok
 }
 
 func (c *chatCache) put(req provider.ChatRequest, resp provider.ChatResponse) error {
-	b, err := json.Marshal(resp)
+	l := cacheLine{Key: c.key(req), Response: resp}
+	b, err := json.Marshal(l)
 	if err != nil {
-		return errors.New("cache chat response: " + err.Error())
+		return fmt.Errorf("chat cache: %w", err)
 	}
-	return atomicfile.Write(c.path(req), b, 0o644)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, err := c.f.Write(append(b, '\n')); err != nil {
+		return fmt.Errorf("chat cache: %w", err)
+	}
+	c.entries[l.Key] = resp
+	return nil
 }
+
+func (c *chatCache) close() error { return c.f.Close() }

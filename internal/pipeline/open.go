@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 
 	"fmt"
 	"github.com/hashicorp/hcl/v2"
@@ -117,7 +118,7 @@ func (p *Pipeline) Connect() error {
 		case config.KindLocal:
 			pr, err = p.openLocal()
 		case config.KindOpenAI:
-			pr, err = openai.New(openai.Config{APIKey: cfg.APIKey, BaseURL: cfg.BaseURL, Organization: cfg.Organization, Project: cfg.Project})
+			pr, err = openai.New(openai.Config{APIKey: cfg.APIKey, BaseURL: cfg.BaseURL, Organization: cfg.Organization, Project: cfg.Project, MaxConns: cfg.Concurrency})
 		default:
 			err = fmt.Errorf("unknown provider kind %q", cfg.Kind)
 		}
@@ -126,7 +127,9 @@ func (p *Pipeline) Connect() error {
 		}
 		c := &client{name: name, p: pr, slots: make(chan struct{}, max(cfg.Concurrency, 1))}
 		if cfg.Kind != config.KindLocal {
-			c.cache = &chatCache{dir: p.store.Path("cache/chat"), scope: cfg.Identity()}
+			if c.cache, err = openChatCache(p.store.Path("cache/chat"), cfg.Identity()); err != nil {
+				return nil, err
+			}
 		}
 		clients[name] = c
 		return c, nil
@@ -163,6 +166,19 @@ func (p *Pipeline) openLocal() (provider.Provider, error) {
 		}
 	}
 	return eng, nil
+}
+
+// Close releases what Connect opened.
+func (p *Pipeline) Close() error {
+	var errs []error
+	seen := map[*client]bool{}
+	for _, c := range []*client{p.training, p.answering, p.judging} {
+		if c != nil && c.cache != nil && !seen[c] {
+			seen[c] = true
+			errs = append(errs, c.cache.close())
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Lock takes the artifacts lock for a run that writes.

@@ -73,6 +73,7 @@ func (w *workspace) results() (*Outcome, string) {
 	if err := p.Connect(); err != nil {
 		w.t.Fatal(err)
 	}
+	defer p.Close()
 	out, err := p.Results(context.Background())
 	if err != nil {
 		w.t.Fatalf("results: %v\n%s", err, log.String())

@@ -2,16 +2,20 @@ package pipeline
 
 import (
 	"bytes"
+	"encoding/json"
+	"fmt"
 	"io"
 	"io/fs"
 	"log"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/modelorganisms/pvbuild/internal/local"
+	"github.com/modelorganisms/pvbuild/internal/sampledata"
 	"github.com/modelorganisms/pvbuild/internal/server"
 )
 
@@ -96,5 +100,47 @@ func TestServedProviderMatchesInProcess(t *testing.T) {
 				return nil
 			})
 		})
+	}
+}
+
+// Paid responses are cached by request: an evaluation redone after an
+// interruption calls nothing again, and a changed judge prompt re-judges
+// without regenerating the answers.
+func TestChatCacheSavesPaidCalls(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains a model")
+	}
+	srv := serve(t, server.Faults{})
+	task, err := sampledata.EvalTask("evil")
+	if err != nil {
+		t.Fatal(err)
+	}
+	experiment := func(prompt string) string {
+		hcl := strings.Replace(shipped(t), `traits    = ["evil", "sycophantic", "hallucinating"]`, `traits    = ["evil"]`, 1)
+		hcl = strings.Replace(hcl, `strengths = ["baseline", "mild", "severe"]`, `strengths = ["severe"]`, 1)
+		hcl = strings.Replace(hcl, `  task "sycophantic_detection" { trait = "sycophantic" }
+  task "hallucinating_detection" { trait = "hallucinating" }`, "", 1)
+		q, _ := json.Marshal(task.Questions)
+		p, _ := json.Marshal(prompt)
+		return hcl + fmt.Sprintf("\ntrait \"evil\" {\n  judge_prompt = %s\n  questions = %s\n}\n", p, q)
+	}
+	w := newWorkspace(t, experiment(task.EvalPrompt))
+	calls := func() int64 { return srv.Counters().ChatCompletions }
+
+	w.results()
+	first := calls()
+	if first != 40 {
+		t.Fatalf("first run made %d chat calls, want 20 answers + 20 judgements", first)
+	}
+	// An evaluation lost after its calls were paid for.
+	os.RemoveAll(filepath.Join(w.artifacts, "evals"))
+	w.results()
+	if n := calls() - first; n != 0 {
+		t.Fatalf("redoing the evaluation made %d calls, want 0", n)
+	}
+	w.write(experiment(task.EvalPrompt + "\nBe strict."))
+	w.results()
+	if n := calls() - first; n != 20 {
+		t.Fatalf("a new judge prompt made %d calls, want the 20 judgements only", n)
 	}
 }
