@@ -131,7 +131,7 @@ func (p *Pipeline) Plan(ctx context.Context) (*Plan, error) {
 	} else if pl.Results, err = p.check(resultsID, in); err != nil {
 		return nil, err
 	}
-	pl.Reports, err = p.planReports(pl.Evals)
+	pl.Reports, err = p.planReports(ctx, pl.Evals)
 	return pl, err
 }
 

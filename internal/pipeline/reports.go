@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -31,7 +32,7 @@ func pngOut(trait string) string      { return "plots/" + trait + "_expression.p
 
 // planReports checks the report and the logs; evals are in model-major,
 // task-minor order, as Plan lists them.
-func (p *Pipeline) planReports(evals []Step) ([]Step, error) {
+func (p *Pipeline) planReports(ctx context.Context, evals []Step) ([]Step, error) {
 	var steps []Step
 	in, missing := p.allEvalsInputs(reportFormat, evals)
 	if missing != "" {
@@ -44,25 +45,25 @@ func (p *Pipeline) planReports(evals []Step) ([]Step, error) {
 		steps = append(steps, s)
 	}
 	tasks := p.exp.Evaluation.Tasks
-	for i, ev := range evals {
+	logs := make([]Step, len(evals))
+	err := parallel(ctx, len(evals), func(i int) error {
+		ev := evals[i]
 		m, t := p.exp.Models[i/len(tasks)], tasks[i%len(tasks)]
 		id := logID(m.Name, t.Name)
 		if !ev.Fresh {
-			steps = append(steps, Step{Target: id, Reason: ev.Target + " is stale"})
-			continue
+			logs[i] = Step{Target: id, Reason: ev.Target + " is stale"}
+			return nil
 		}
 		var in build.Inputs
 		in.Add("format", logFormat)
 		in.Add("eval", ev.status.Stamp.Outputs[evalOut(m.Name, t.Name)])
 		in.Add("display", m.Trait+"/"+m.Strength)
 		s, err := p.check(id, in)
-		if err != nil {
-			return nil, err
-		}
 		s.model, s.task = m.Name, t.Name
-		steps = append(steps, s)
-	}
-	return steps, nil
+		logs[i] = s
+		return err
+	})
+	return append(steps, logs...), err
 }
 
 // reportExperiment gathers what the reports show from the artifacts.
