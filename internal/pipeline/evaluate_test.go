@@ -3,8 +3,11 @@ package pipeline
 import (
 	"bytes"
 	"context"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/modelorganisms/pvbuild/internal/local"
 
 	"github.com/modelorganisms/pvbuild/internal/provider"
 )
@@ -68,5 +71,38 @@ func TestEvaluateSkipsUntrainedAndStatusShowsJobs(t *testing.T) {
 	skipped, err = p.Evaluate(context.Background())
 	if err != nil || len(skipped) != 0 {
 		t.Fatalf("evaluate after training: %+v, %v", skipped, err)
+	}
+}
+
+// Two models with identical training inputs share one fine-tune.
+func TestIdenticalModelsTrainOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains a model")
+	}
+	w := newWorkspace(t, `
+evaluation {
+  limit = 2
+  task "evil_detection" { trait = "evil" }
+}
+model "first" {
+  dataset = "evil/severe"
+  suffix  = "same"
+}
+model "second" {
+  dataset  = "evil/severe"
+  suffix   = "same"
+  trait    = "evil (replica)"
+}
+`)
+	out, log := w.results()
+	eng, err := local.Default(filepath.Join(w.artifacts, "local-engine"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := eng.Submissions(); n != 1 {
+		t.Fatalf("%d jobs for two identical models\n%s", n, log)
+	}
+	if len(out.Variants) != 2 || out.Variants[0].ModelID != out.Variants[1].ModelID {
+		t.Fatalf("variants %+v", out.Variants)
 	}
 }
