@@ -448,3 +448,16 @@ func describeFilter(metadata map[string]string) string {
 	}
 	return "with metadata " + strings.Join(parts, ",")
 }
+
+// JobEvents returns a job's events, oldest first, as the build reports them.
+func (c *Client) JobEvents(ctx context.Context, jobID string) ([]provider.Event, error) {
+	events, err := c.Events(ctx, jobID)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]provider.Event, len(events))
+	for i, e := range events {
+		out[i] = provider.Event{CreatedAt: e.CreatedAt, Level: e.Level, Message: e.Message}
+	}
+	return out, nil
+}

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -142,5 +144,49 @@ func TestChatCacheSavesPaidCalls(t *testing.T) {
 	w.results()
 	if n := calls() - first; n != 20 {
 		t.Fatalf("a new judge prompt made %d calls, want the 20 judgements only", n)
+	}
+}
+
+// A job the provider fails is reported with its code and message, in
+// train's error and in status, and does not stop the other models.
+func TestFailedJobIsReportedAndIsolated(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains nine models")
+	}
+	serve(t, server.Faults{FailJobs: []server.JobFailure{{
+		Suffix: regexp.MustCompile(`^pv-evil-severe$`), Code: "invalid_training_file",
+		Message: "The job failed due to an invalid training file.", Param: "training_file",
+	}}})
+	w := newWorkspace(t, shipped(t))
+	var log bytes.Buffer
+	p := connected(t, w, &log)
+	defer p.Close()
+	err := p.Train(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "model evil_severe: job ftjob-") ||
+		!strings.Contains(err.Error(), "failed: invalid_training_file: The job failed due to an invalid training file.") {
+		t.Fatalf("train: %v", err)
+	}
+	stale := w.stale()
+	for _, s := range stale {
+		if strings.HasPrefix(s, "train/") && s != "train/evil_severe" {
+			t.Errorf("%s was not trained: one failure stopped the others", s)
+		}
+	}
+	rows, err := p.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, r := range rows {
+		if r.Models == "evil_severe" {
+			found = r.State == "failed" && strings.Contains(r.Error, "invalid_training_file") && r.LastEvent != ""
+		}
+	}
+	if !found {
+		t.Fatalf("status does not show the failure with its last event: %+v", rows)
+	}
+	skipped, err := p.Evaluate(context.Background())
+	if err != nil || len(skipped) != 1 || !strings.Contains(skipped[0].Reason, "failed: invalid_training_file") {
+		t.Fatalf("evaluate: %+v, %v", skipped, err)
 	}
 }

@@ -35,6 +35,7 @@ func (p *Pipeline) Status(ctx context.Context) ([]report.JobRow, error) {
 					row.Error = job.Error.Error()
 				}
 				rec.FinishedAt = job.FinishedAt
+				row.LastEvent = p.lastEvent(ctx, rec.JobID)
 			}
 			end := rec.FinishedAt
 			if end.IsZero() {
@@ -48,9 +49,7 @@ func (p *Pipeline) Status(ctx context.Context) ([]report.JobRow, error) {
 	recorded := map[string]bool{}
 	for _, rec := range recs {
 		for _, m := range rec.Models {
-			if rec.Status != provider.StatusFailed && rec.Status != provider.StatusCancelled {
-				recorded[m] = true
-			}
+			recorded[m] = true // a failed job's row says what became of it
 		}
 	}
 	for _, m := range p.exp.Models {
@@ -66,4 +65,17 @@ func (p *Pipeline) Status(ctx context.Context) ([]report.JobRow, error) {
 		}
 	}
 	return rows, nil
+}
+
+// lastEvent is the newest line of a job's log, when the provider keeps one.
+func (p *Pipeline) lastEvent(ctx context.Context, jobID string) string {
+	el, ok := p.training.p.(provider.EventLister)
+	if !ok {
+		return ""
+	}
+	events, err := el.JobEvents(ctx, jobID)
+	if err != nil || len(events) == 0 {
+		return ""
+	}
+	return events[len(events)-1].Message
 }

@@ -128,3 +128,15 @@ type ChatResponse struct {
 	Model   string
 	Choices []Choice
 }
+
+// Event is one entry of a job's log, e.g. "Step 120/300: training loss=0.52".
+type Event struct {
+	CreatedAt time.Time
+	Level     string // info, warn or error
+	Message   string
+}
+
+// EventLister is implemented by providers that keep a log per job.
+type EventLister interface {
+	JobEvents(ctx context.Context, jobID string) ([]Event, error)
+}

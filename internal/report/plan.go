@@ -39,19 +39,32 @@ func Plan(w io.Writer, lines []PlanLine) {
 // JobRow is one training job in the status table.
 type JobRow struct {
 	Models, JobID, State, FineTunedModel, Error string
+	LastEvent                                   string // the provider's newest log line, if it keeps one
 	Elapsed                                     time.Duration
 }
 
 // Jobs prints the status table of training jobs.
 func Jobs(w io.Writer, rows []JobRow) error {
 	tbl := tablewriter.NewTable(w, tablewriter.WithHeaderAutoFormat(tw.Off))
-	tbl.Header("model", "job id", "state", "fine-tuned model", "elapsed", "error")
+	withEvents := false
+	for _, r := range rows {
+		withEvents = withEvents || r.LastEvent != ""
+	}
+	header := []any{"model", "job id", "state", "fine-tuned model", "elapsed", "error"}
+	if withEvents {
+		header = append(header, "last event")
+	}
+	tbl.Header(header...)
 	for _, r := range rows {
 		elapsed := ""
 		if r.JobID != "" {
 			elapsed = r.Elapsed.String()
 		}
-		if err := tbl.Append(r.Models, r.JobID, r.State, r.FineTunedModel, elapsed, r.Error); err != nil {
+		cells := []any{r.Models, r.JobID, r.State, r.FineTunedModel, elapsed, r.Error}
+		if withEvents {
+			cells = append(cells, r.LastEvent)
+		}
+		if err := tbl.Append(cells...); err != nil {
 			return err
 		}
 	}
