@@ -12,7 +12,7 @@ import (
 	"github.com/modelorganisms/pvbuild/internal/server"
 )
 
-// Serve serves the local engine as an OpenAI-compatible API on addr (e.g. 127.0.0.1:8080) until interrupted.
+// Serve serves the local engine as an OpenAI-compatible API at addr, such as 127.0.0.1:8080, until interrupted.
 //
 // State lives in artifacts/serve-engine. SERVE_API_KEY requires a bearer
 // token; SERVE_429_RATE, SERVE_500_RATE, SERVE_DROP_RATE, SERVE_LOST_RATE

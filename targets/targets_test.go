@@ -18,7 +18,7 @@ func TestMageListsTargets(t *testing.T) {
 	if err != nil {
 		t.Fatalf("go run mage.go -l: %v\n%s", err, out)
 	}
-	for _, target := range []string{"plan", "train", "status", "evaluate", "results", "cancel", "clean"} {
+	for _, target := range []string{"plan", "train", "status", "evaluate", "results", "cancel", "clean", "serve"} {
 		found := false
 		for _, line := range strings.Split(string(out), "\n") {
 			fields := strings.Fields(line)
