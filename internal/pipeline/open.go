@@ -3,12 +3,12 @@ package pipeline
 import (
 	"context"
 	"errors"
-
 	"fmt"
-	"github.com/hashicorp/hcl/v2"
 	"io"
 	"os"
 	"path/filepath"
+
+	"github.com/hashicorp/hcl/v2"
 
 	"github.com/modelorganisms/pvbuild/internal/build"
 	"github.com/modelorganisms/pvbuild/internal/config"

@@ -8,7 +8,6 @@ import (
 	"os"
 
 	"github.com/modelorganisms/pvbuild/internal/judge"
-
 	"github.com/modelorganisms/pvbuild/internal/report"
 )
 
