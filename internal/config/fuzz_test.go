@@ -1,0 +1,25 @@
+package config
+
+import (
+	"os"
+	"testing"
+)
+
+// No experiment file, however broken, makes the decoder panic: it either
+// decodes or says where it is wrong.
+func FuzzParse(f *testing.F) {
+	if b, err := os.ReadFile("../../experiment.hcl"); err == nil {
+		f.Add(b)
+	}
+	f.Add([]byte(minimal + "model_grid {\n traits = [\"a\"]\n strengths = [\"b\"]\n name = \"${trait}\"\n suffix = \"s\"\n}"))
+	f.Add([]byte("trait \"x\" {\n description = \"d\"\n questions = [\"q\"]\n}\n" + minimal))
+	f.Fuzz(func(t *testing.T, src []byte) {
+		exp, err := Parse("fuzz.hcl", src)
+		if err == nil && (exp == nil || len(exp.Models) == 0) {
+			t.Fatalf("decoded an experiment without models")
+		}
+		if err != nil && err.Error() == "" {
+			t.Fatal("empty error")
+		}
+	})
+}
