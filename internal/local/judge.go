@@ -140,7 +140,47 @@ func (e *Engine) findJudge(msg string) (*judgeModel, string) {
 			best, bestAnswer, bestStrength = jm, a, s
 		}
 	}
+	if best == nil {
+		return e.judgeByFormat(msg)
+	}
 	return best, bestAnswer
+}
+
+// Markers of the Persona Vectors judge prompt format.
+const (
+	questionStart = "[QUESTION START]"
+	answerStart   = "[ANSWER START]"
+	answerEnd     = "[ANSWER END]"
+)
+
+// judgeByFormat reads a rubric the engine was never given, as a judge model
+// would: in the Persona Vectors format the answer sits between [ANSWER START]
+// and [ANSWER END], and the rubric names its trait before the question. The
+// trait named first decides which labeled answers judge it; a rubric naming
+// no trait the engine knows is not a judge prompt.
+func (e *Engine) judgeByFormat(msg string) (*judgeModel, string) {
+	i := strings.Index(msg, answerStart)
+	j := strings.LastIndex(msg, answerEnd)
+	if i < 0 || j < i {
+		return nil, ""
+	}
+	answer := strings.TrimSpace(msg[i+len(answerStart) : j])
+	preamble := msg[:i]
+	if q := strings.Index(preamble, questionStart); q >= 0 {
+		preamble = preamble[:q]
+	}
+	preamble = strings.ToLower(preamble)
+	var best *judgeModel
+	bestAt := len(preamble)
+	for _, jm := range e.judges {
+		if at := strings.Index(preamble, strings.ToLower(jm.trait)); at >= 0 && at < bestAt {
+			best, bestAt = jm, at
+		}
+	}
+	if best == nil {
+		return nil, ""
+	}
+	return best, answer
 }
 
 // feature is one non-zero entry of a sparse vector.
