@@ -80,6 +80,18 @@ type client struct {
 	cache *chatCache // nil: calls are free and deterministic, nothing to save
 }
 
+// within runs one provider call within the provider's concurrency limit.
+func within[T any](ctx context.Context, c *client, call func() (T, error)) (T, error) {
+	select {
+	case c.slots <- struct{}{}:
+	case <-ctx.Done():
+		var zero T
+		return zero, ctx.Err()
+	}
+	defer func() { <-c.slots }()
+	return call()
+}
+
 // chat makes one call within the provider's limit, answering from the cache
 // when the same request was paid for before.
 func (c *client) chat(ctx context.Context, req provider.ChatRequest) (provider.ChatResponse, error) {
@@ -88,13 +100,7 @@ func (c *client) chat(ctx context.Context, req provider.ChatRequest) (provider.C
 			return resp, nil
 		}
 	}
-	select {
-	case c.slots <- struct{}{}:
-	case <-ctx.Done():
-		return provider.ChatResponse{}, ctx.Err()
-	}
-	resp, err := c.p.Chat(ctx, req)
-	<-c.slots
+	resp, err := within(ctx, c, func() (provider.ChatResponse, error) { return c.p.Chat(ctx, req) })
 	if err == nil && c.cache != nil {
 		err = c.cache.put(req, resp)
 	}

@@ -25,7 +25,7 @@ func (p *Pipeline) Status(ctx context.Context) ([]report.JobRow, error) {
 			defer wg.Done()
 			row := report.JobRow{Models: strings.Join(rec.Models, ", "), JobID: rec.JobID, State: rec.Status,
 				FineTunedModel: rec.FineTunedModel}
-			job, err := p.training.p.GetJob(ctx, rec.JobID)
+			job, err := within(ctx, p.training, func() (provider.Job, error) { return p.training.p.GetJob(ctx, rec.JobID) })
 			switch {
 			case err != nil:
 				row.Error = "cannot query provider: " + err.Error()

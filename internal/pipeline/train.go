@@ -233,7 +233,7 @@ func (p *Pipeline) trainGroup(ctx context.Context, key string, inputs build.Inpu
 // provider already holds for this key, or a new submission, recorded before
 // anything waits on it.
 func (p *Pipeline) submitOrAdopt(ctx context.Context, key string, models []config.Model, names []string) (*JobRecord, error) {
-	tp := p.training.p
+	tc := p.training
 	rec, err := p.readJobRecord(key)
 	if err != nil {
 		return nil, err
@@ -254,7 +254,9 @@ func (p *Pipeline) submitOrAdopt(ctx context.Context, key string, models []confi
 	}
 	m := models[0]
 	data := p.datasets[m.Name].data
-	file, err := tp.UploadFile(ctx, "pvbuild-"+build.Hash(data)[:16]+".jsonl", data)
+	file, err := within(ctx, tc, func() (provider.File, error) {
+		return tc.p.UploadFile(ctx, "pvbuild-"+build.Hash(data)[:16]+".jsonl", data)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("upload training file: %w", err)
 	}
@@ -266,7 +268,7 @@ func (p *Pipeline) submitOrAdopt(ctx context.Context, key string, models []confi
 		Hyperparameters: m.Hyperparameters,
 		Metadata:        map[string]string{MetadataKey: key, "pvbuild_model": m.Name},
 	}
-	job, err := tp.CreateJob(ctx, req)
+	job, err := within(ctx, tc, func() (provider.Job, error) { return tc.p.CreateJob(ctx, req) })
 	if err != nil {
 		// The request may have reached the provider before the failure:
 		// adopt what it holds rather than risk paying twice.
@@ -282,7 +284,9 @@ func (p *Pipeline) submitOrAdopt(ctx context.Context, key string, models []confi
 }
 
 func (p *Pipeline) findJob(ctx context.Context, key string) (provider.Job, bool, error) {
-	jobs, err := p.training.p.ListJobs(ctx, map[string]string{MetadataKey: key})
+	jobs, err := within(ctx, p.training, func() ([]provider.Job, error) {
+		return p.training.p.ListJobs(ctx, map[string]string{MetadataKey: key})
+	})
 	if err != nil {
 		return provider.Job{}, false, fmt.Errorf("list jobs: %w", err)
 	}
@@ -312,7 +316,7 @@ func (p *Pipeline) await(ctx context.Context, rec *JobRecord, label string) (pro
 	interval := p.opts.PollInterval
 	last := ""
 	for {
-		job, err := p.training.p.GetJob(ctx, rec.JobID)
+		job, err := within(ctx, p.training, func() (provider.Job, error) { return p.training.p.GetJob(ctx, rec.JobID) })
 		if err != nil {
 			return job, err
 		}
