@@ -73,8 +73,12 @@ func BenchmarkNoopPlan1000x10(b *testing.B) {
 // served engine with a fixed latency L and the provider's concurrency C, as a
 // fraction of the ideal C/L.
 func BenchmarkEvaluationThroughput(b *testing.B) {
-	const latency = 50 * time.Millisecond
-	const concurrency = 32
+	for _, latency := range []time.Duration{50 * time.Millisecond, 200 * time.Millisecond} {
+		b.Run(fmt.Sprintf("L=%v/C=32", latency), func(b *testing.B) { benchmarkThroughput(b, latency, 32) })
+	}
+}
+
+func benchmarkThroughput(b *testing.B, latency time.Duration, concurrency int) {
 	srv := serveB(b, server.Faults{Latency: latency})
 	hcl := strings.Replace(shipped(b), "concurrency = 32", fmt.Sprintf("concurrency = %d", concurrency), 1)
 	w := newWorkspace(b, hcl)
