@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/modelorganisms/pvbuild/internal/config"
 	"github.com/modelorganisms/pvbuild/internal/local"
 
 	"github.com/modelorganisms/pvbuild/internal/provider"
@@ -104,5 +105,32 @@ model "second" {
 	}
 	if len(out.Variants) != 2 || out.Variants[0].ModelID != out.Variants[1].ModelID {
 		t.Fatalf("variants %+v", out.Variants)
+	}
+}
+
+// cancel cancels the running jobs, and only those, and says which.
+func TestCancelRunningJobs(t *testing.T) {
+	w := newWorkspace(t, strings.Replace(strings.Replace(shipped(t),
+		`traits    = ["evil", "sycophantic", "hallucinating"]`, `traits    = ["evil"]`, 1),
+		`strengths = ["baseline", "mild", "severe"]`, `strengths = ["mild", "severe"]`, 1))
+	p := connected(t, w, &bytes.Buffer{})
+	ctx := context.Background()
+	for _, m := range p.exp.Models {
+		if _, err := p.submitOrAdopt(ctx, p.trainInputs(m).Key(), []config.Model{m}, []string{m.Name}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cancelled, err := p.Cancel(ctx)
+	if err != nil || len(cancelled) != 2 {
+		t.Fatalf("cancel: %+v, %v", cancelled, err)
+	}
+	rows, _ := p.Status(ctx)
+	for _, r := range rows {
+		if r.State != provider.StatusCancelled {
+			t.Fatalf("after cancel: %+v", rows)
+		}
+	}
+	if again, err := p.Cancel(ctx); err != nil || len(again) != 0 {
+		t.Fatalf("second cancel: %+v, %v", again, err)
 	}
 }
