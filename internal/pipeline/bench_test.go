@@ -4,14 +4,10 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
-	stdlog "log"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/modelorganisms/pvbuild/internal/local"
 	"github.com/modelorganisms/pvbuild/internal/server"
 )
 
@@ -34,13 +30,7 @@ func largeExperiment(models, tasks int) string {
 func benchmarkNoopPlan(b *testing.B, hcl string) {
 	w := newWorkspace(b, hcl)
 	var log bytes.Buffer
-	p, err := Load(context.Background(), w.env(&log))
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := p.Connect(); err != nil {
-		b.Fatal(err)
-	}
+	p := connected(b, w, &log)
 	if _, err := p.Results(context.Background()); err != nil {
 		b.Fatal(err)
 	}
@@ -79,18 +69,11 @@ func BenchmarkEvaluationThroughput(b *testing.B) {
 }
 
 func benchmarkThroughput(b *testing.B, latency time.Duration, concurrency int) {
-	srv := serveB(b, server.Faults{Latency: latency})
+	srv := serve(b, server.Faults{Latency: latency})
 	hcl := strings.Replace(shipped(b), "concurrency = 32", fmt.Sprintf("concurrency = %d", concurrency), 1)
 	w := newWorkspace(b, hcl)
 	var log bytes.Buffer
-	p, err := Load(context.Background(), w.env(&log))
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := p.Connect(); err != nil {
-		b.Fatal(err)
-	}
-	if err := p.Train(context.Background()); err != nil {
+	if err := connected(b, w, &log).Train(context.Background()); err != nil {
 		b.Fatal(err)
 	}
 	var calls int64
@@ -125,14 +108,7 @@ func BenchmarkTrainingConcurrency(b *testing.B) {
 	one := strings.Replace(shipped(b), `traits    = ["evil", "sycophantic", "hallucinating"]`, `traits    = ["evil"]`, 1)
 	one = strings.Replace(one, `strengths = ["baseline", "mild", "severe"]`, `strengths = ["severe"]`, 1)
 	train := func(hcl string) time.Duration {
-		w := newWorkspace(b, hcl)
-		p, err := Load(context.Background(), w.env(&bytes.Buffer{}))
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := p.Connect(); err != nil {
-			b.Fatal(err)
-		}
+		p := connected(b, newWorkspace(b, hcl), &bytes.Buffer{})
 		start := time.Now()
 		if err := p.Train(context.Background()); err != nil {
 			b.Fatal(err)
@@ -145,18 +121,4 @@ func BenchmarkTrainingConcurrency(b *testing.B) {
 		nine += train(shipped(b))
 	}
 	b.ReportMetric(nine.Seconds()/single.Seconds(), "nine_over_one")
-}
-
-func serveB(b *testing.B, faults server.Faults) *server.Server {
-	eng, err := local.Default(b.TempDir())
-	if err != nil {
-		b.Fatal(err)
-	}
-	srv := server.New(eng, server.Options{Faults: faults, Log: stdlog.New(io.Discard, "", 0)})
-	ts := httptest.NewServer(srv)
-	b.Cleanup(ts.Close)
-	b.Setenv("PROVIDER", "openai")
-	b.Setenv("OPENAI_API_KEY", "sk-bench")
-	b.Setenv("OPENAI_BASE_URL", ts.URL+"/v1")
-	return srv
 }

@@ -13,7 +13,7 @@ import (
 	"github.com/modelorganisms/pvbuild/internal/provider"
 )
 
-func connected(t *testing.T, w *workspace, log *bytes.Buffer) *Pipeline {
+func connected(t testing.TB, w *workspace, log *bytes.Buffer) *Pipeline {
 	t.Helper()
 	p, err := Load(context.Background(), w.env(log))
 	if err != nil {

@@ -23,7 +23,7 @@ import (
 
 // serve runs the local engine behind the OpenAI-compatible server, as
 // `mage serve` does, and points the experiment's openai provider at it.
-func serve(t *testing.T, faults server.Faults) *server.Server {
+func serve(t testing.TB, faults server.Faults) *server.Server {
 	t.Helper()
 	eng, err := local.Default(t.TempDir())
 	if err != nil {
