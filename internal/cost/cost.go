@@ -10,6 +10,7 @@ import (
 	"github.com/tiktoken-go/tokenizer"
 
 	"github.com/modelorganisms/pvbuild/internal/dataset"
+	"github.com/modelorganisms/pvbuild/internal/provider"
 )
 
 // TrainingPricePerMillion is OpenAI's standard fine-tuning price in USD per
@@ -36,23 +37,49 @@ var (
 	codecErr  error
 )
 
-// TrainingTokens counts the tokens one epoch over examples is billed for.
-func TrainingTokens(examples []dataset.Example) (int, error) {
+// Tokens counts the o200k_base tokens of s.
+func Tokens(s string) (int, error) {
 	codecOnce.Do(func() { codec, codecErr = tokenizer.Get(tokenizer.O200kBase) })
 	if codecErr != nil {
 		return 0, fmt.Errorf("o200k_base vocabulary: %w", codecErr)
 	}
+	if s == "" {
+		return 0, nil
+	}
+	n, err := codec.Count(s)
+	if err != nil {
+		return 0, fmt.Errorf("count tokens: %w", err)
+	}
+	return n, nil
+}
+
+// ConversationTokens counts a conversation as OpenAI bills chat: each
+// message's role and content plus framing, and the priming of the reply.
+func ConversationTokens(msgs []provider.Message) (int, error) {
+	total := tokensPerConversation
+	for _, m := range msgs {
+		content, err := Tokens(m.Content)
+		if err != nil {
+			return 0, err
+		}
+		role, err := Tokens(m.Role)
+		if err != nil {
+			return 0, err
+		}
+		total += tokensPerMessage + role + content
+	}
+	return total, nil
+}
+
+// TrainingTokens counts the tokens one epoch over examples is billed for.
+func TrainingTokens(examples []dataset.Example) (int, error) {
 	total := 0
 	for _, ex := range examples {
-		total += tokensPerConversation
-		for _, m := range ex.Messages {
-			n, err := codec.Count(m.Content)
-			if err != nil {
-				return 0, fmt.Errorf("count tokens: %w", err)
-			}
-			r, _ := codec.Count(m.Role)
-			total += tokensPerMessage + n + r
+		n, err := ConversationTokens(ex.Messages)
+		if err != nil {
+			return 0, err
 		}
+		total += n
 	}
 	return total, nil
 }

@@ -6,11 +6,9 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/tiktoken-go/tokenizer"
-
+	"github.com/modelorganisms/pvbuild/internal/cost"
 	"github.com/modelorganisms/pvbuild/internal/local"
 	"github.com/modelorganisms/pvbuild/internal/provider"
 )
@@ -284,38 +282,17 @@ func utf8Bytes(s string) []int {
 	return out
 }
 
-// Token counts for usage, in o200k_base (gpt-4o and gpt-4.1's vocabulary).
-// A vocabulary that fails to load leaves usage at zero rather than failing
-// the completion.
-var (
-	codecOnce sync.Once
-	codec     tokenizer.Codec
-)
-
+// countTokens counts for usage in o200k_base (gpt-4o and gpt-4.1's
+// vocabulary). A vocabulary that fails to load leaves usage at zero rather
+// than failing the completion.
 func countTokens(s string) int {
-	codecOnce.Do(func() {
-		c, err := tokenizer.Get(tokenizer.O200kBase)
-		if err == nil {
-			codec = c
-		}
-	})
-	if codec == nil || s == "" {
-		return 0
-	}
-	n, err := codec.Count(s)
-	if err != nil {
-		return 0
-	}
+	n, _ := cost.Tokens(s)
 	return n
 }
 
-// promptTokens counts as OpenAI bills chat prompts: 3 tokens of framing per
-// message and 3 to prime the reply.
+// promptTokens counts a prompt as OpenAI bills it.
 func promptTokens(msgs []provider.Message) int {
-	n := 3
-	for _, m := range msgs {
-		n += 3 + countTokens(m.Role) + countTokens(m.Content)
-	}
+	n, _ := cost.ConversationTokens(msgs)
 	return n
 }
 
