@@ -191,7 +191,9 @@ func (p *Pipeline) checkBudget(byKey map[string]config.Model) error {
 	if total > t.BudgetUSD {
 		return p.exp.Errorf(t.BudgetRange, "Over budget", "Training would submit %d job(s) estimated at $%.2f in total, above budget_usd = %g. Nothing was submitted.", n, total, t.BudgetUSD)
 	}
-	fmt.Fprintf(p.log, "training: %d job(s) estimated at $%.2f, within budget_usd = %g\n", n, total, t.BudgetUSD)
+	if total > 0 {
+		fmt.Fprintf(p.log, "training: %d job(s) estimated at $%.2f, within budget_usd = %g\n", n, total, t.BudgetUSD)
+	}
 	return nil
 }
 
