@@ -21,7 +21,8 @@ type Skipped struct {
 
 // Evaluate scores every trained model on every task. Models whose training is
 // not finished are skipped and returned with the reason. All stale
-// evaluations run at once, their chat calls bounded by Options.Concurrency.
+// evaluations run at once, their chat calls bounded by each provider's
+// concurrency limit.
 func (p *Pipeline) Evaluate(ctx context.Context) ([]Skipped, error) {
 	var skipped []Skipped
 	type job struct {
