@@ -54,11 +54,12 @@ func Train(ctx context.Context) error {
 
 // Status shows the training jobs: model, job id, state, fine-tuned model, elapsed time and error.
 func Status(ctx context.Context) error {
-	p, unlock, err := connect(ctx)
+	// No lock: status is read while train runs.
+	p, err := connectUnlocked(ctx)
 	if err != nil {
 		return err
 	}
-	defer unlock()
+	defer p.Close()
 	rows, err := p.Status(ctx)
 	if err != nil {
 		return err
@@ -102,11 +103,12 @@ func Results(ctx context.Context) error {
 
 // Cancel cancels the experiment's running training jobs and prints what it cancelled.
 func Cancel(ctx context.Context) error {
-	p, unlock, err := connect(ctx)
+	// No lock: cancel is for jobs a running train is waiting on.
+	p, err := connectUnlocked(ctx)
 	if err != nil {
 		return err
 	}
-	defer unlock()
+	defer p.Close()
 	cancelled, err := p.Cancel(ctx)
 	for _, rec := range cancelled {
 		fmt.Printf("cancelled %s (%s): %s\n", rec.JobID, strings.Join(rec.Models, ", "), rec.Status)
@@ -123,6 +125,14 @@ func Clean() error {
 }
 
 func pipelineArtifacts() string { return pipeline.EnvFromOS(os.Stdout).Artifacts }
+
+func connectUnlocked(ctx context.Context) (*pipeline.Pipeline, error) {
+	p, err := pipeline.Load(ctx, pipeline.EnvFromOS(os.Stdout))
+	if err != nil {
+		return nil, err
+	}
+	return p, p.Connect()
+}
 
 func connect(ctx context.Context) (*pipeline.Pipeline, func(), error) {
 	p, err := pipeline.Load(ctx, pipeline.EnvFromOS(os.Stdout))

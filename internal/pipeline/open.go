@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"github.com/hashicorp/hcl/v2"
 
@@ -77,7 +78,13 @@ type client struct {
 	name  string
 	p     provider.Provider
 	slots chan struct{}
-	cache *chatCache // nil: calls are free and deterministic, nothing to save
+	// The response cache, opened on the first call so that commands that make
+	// none (status, cancel) write nothing. No cacheDir: calls are free and
+	// deterministic, nothing to save.
+	cacheDir, scope string
+	cacheOnce       sync.Once
+	cache           *chatCache
+	cacheErr        error
 }
 
 // within runs one provider call within the provider's concurrency limit.
@@ -95,7 +102,11 @@ func within[T any](ctx context.Context, c *client, call func() (T, error)) (T, e
 // chat makes one call within the provider's limit, answering from the cache
 // when the same request was paid for before.
 func (c *client) chat(ctx context.Context, req provider.ChatRequest) (provider.ChatResponse, error) {
-	if c.cache != nil {
+	if c.cacheDir != "" {
+		c.cacheOnce.Do(func() { c.cache, c.cacheErr = openChatCache(c.cacheDir, c.scope) })
+		if c.cacheErr != nil {
+			return provider.ChatResponse{}, c.cacheErr
+		}
 		if resp, ok := c.cache.get(req); ok {
 			return resp, nil
 		}
@@ -107,8 +118,8 @@ func (c *client) chat(ctx context.Context, req provider.ChatRequest) (provider.C
 	return resp, err
 }
 
-// Connect opens the providers the experiment names. Call it while holding
-// the store's lock: the local engine keeps its state under artifacts/.
+// Connect opens the providers the experiment names. Commands that build hold
+// the store's lock; status and cancel need not, and write no artifact.
 func (p *Pipeline) Connect() error {
 	clients := map[string]*client{}
 	open := func(name string, rng hcl.Range, role string) (*client, error) {
@@ -133,9 +144,7 @@ func (p *Pipeline) Connect() error {
 		}
 		c := &client{name: name, p: pr, slots: make(chan struct{}, max(cfg.Concurrency, 1))}
 		if cfg.Kind != config.KindLocal {
-			if c.cache, err = openChatCache(p.store.Path("cache/chat"), cfg.Identity()); err != nil {
-				return nil, err
-			}
+			c.cacheDir, c.scope = p.store.Path("cache/chat"), cfg.Identity()
 		}
 		clients[name] = c
 		return c, nil
