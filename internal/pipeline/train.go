@@ -312,6 +312,16 @@ func (p *Pipeline) record(key string, names []string, job provider.Job) (*JobRec
 	return rec, nil
 }
 
+// maxPollInterval caps the growing wait between polls: a remote fine-tune
+// takes minutes to hours and is polled at most twice a minute once it has
+// run a while; the local engine's take seconds.
+func (p *Pipeline) maxPollInterval() time.Duration {
+	if p.exp.Providers[p.exp.Training.Provider].Kind == config.KindLocal {
+		return 8 * p.opts.PollInterval
+	}
+	return 30 * time.Second
+}
+
 // await polls a job until it ends, with growing, jittered intervals, and
 // keeps its record current.
 func (p *Pipeline) await(ctx context.Context, rec *JobRecord, label string) (provider.Job, error) {
@@ -336,7 +346,7 @@ func (p *Pipeline) await(ctx context.Context, rec *JobRecord, label string) (pro
 			return job, ctx.Err()
 		case <-time.After(interval + jitter):
 		}
-		interval = min(interval*3/2, 8*p.opts.PollInterval)
+		interval = min(interval*3/2, p.maxPollInterval())
 	}
 }
 
