@@ -326,14 +326,15 @@ func (p *Pipeline) maxPollInterval() time.Duration {
 // keeps its record current.
 func (p *Pipeline) await(ctx context.Context, rec *JobRecord, label string) (provider.Job, error) {
 	interval := p.opts.PollInterval
-	last := ""
+	last, lastSaid := "", time.Now()
 	for {
 		job, err := within(ctx, p.training, func() (provider.Job, error) { return p.training.p.GetJob(ctx, rec.JobID) })
 		if err != nil {
 			return job, err
 		}
-		if job.Status != last {
-			last = job.Status
+		// Say each change of state, and that a long job is still alive.
+		if job.Status != last || time.Since(lastSaid) > 5*time.Minute {
+			last, lastSaid = job.Status, time.Now()
 			fmt.Fprintf(p.log, "train %s: %s %s (%s)\n", label, job.ID, job.Status, time.Since(rec.SubmittedAt).Round(100*time.Millisecond))
 		}
 		if provider.Terminal(job.Status) {
