@@ -10,6 +10,7 @@ import (
 	"io"
 	"path"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
@@ -82,6 +83,8 @@ func New(exp *config.Experiment, opts Options) (*Pipeline, error) {
 	if opts.Log == nil {
 		opts.Log = io.Discard
 	}
+	// Progress comes from many goroutines at once; one line at a time.
+	opts.Log = &lockedWriter{w: opts.Log}
 	p := &Pipeline{exp: exp, opts: opts, store: opts.Store, log: opts.Log,
 		datasets: map[string]*datasetTarget{}, tasks: map[string]*taskData{}}
 
@@ -236,4 +239,16 @@ func (p *Pipeline) readTrained(model string) (TrainedModel, error) {
 	var tm TrainedModel
 	err := readJSON(p.store.Path(trainOut(model)), &tm)
 	return tm, err
+}
+
+// lockedWriter serialises writes to w.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(b)
 }
