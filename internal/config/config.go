@@ -472,6 +472,12 @@ func decodeModel(name string, body hcl.Body, ctx *hcl.EvalContext, defaults prov
 	m.Trait, m.Strength = trait, strength
 	setString(&m.Trait, a.Trait)
 	setString(&m.Strength, a.Strength)
+	// Traits name report files (plots/<trait>_expression.png).
+	for _, v := range []struct{ attr, val string }{{"trait", m.Trait}, {"strength", m.Strength}} {
+		if !safeName.MatchString(v.val) || strings.Contains(v.val, "..") {
+			return Model{}, hcl.Diagnostics{unsafeName(v.attr, v.val, attrRange(body, v.attr, m.DatasetRange))}
+		}
+	}
 	return m, hyper(&m.Hyperparameters, a.NEpochs, a.LearningRateMultiplier, a.BatchSize, body)
 }
 

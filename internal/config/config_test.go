@@ -166,3 +166,22 @@ model "a" {
 		}
 	}
 }
+
+func TestDisplayNamesCannotEscapeArtifacts(t *testing.T) {
+	_, err := Parse("x.hcl", []byte(minimal+"model \"m\" {\n  dataset = \"evil/mild\"\n  suffix = \"m\"\n  trait = \"../../pwned\"\n}"))
+	if err == nil || !strings.Contains(err.Error(), `x.hcl:8:11: Invalid trait name: "../../pwned" cannot name files`) {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestProviderIdentityIsNormalised(t *testing.T) {
+	a := Provider{Kind: KindOpenAI, BaseURL: "https://API.openai.com/v1/"}
+	b := Provider{Kind: KindOpenAI, BaseURL: "https://api.openai.com/v1"}
+	c := Provider{Kind: KindOpenAI, BaseURL: "https://user:s3cret@gw.example/v1?key=s3cret"}
+	if a.Identity() != b.Identity() {
+		t.Fatalf("%q != %q", a.Identity(), b.Identity())
+	}
+	if strings.Contains(c.Identity(), "s3cret") {
+		t.Fatalf("credentials in identity: %q", c.Identity())
+	}
+}

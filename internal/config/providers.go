@@ -2,7 +2,9 @@ package config
 
 import (
 	"fmt"
+	"net/url"
 	"os"
+	"strings"
 
 	"github.com/hashicorp/hcl/v2"
 )
@@ -30,12 +32,28 @@ type Provider struct {
 const DefaultOpenAIBaseURL = "https://api.openai.com/v1"
 
 // Identity is what distinguishes one provider's models and jobs from another's:
-// kind and endpoint, never the key.
+// kind and endpoint, never the key. The URL is normalised (scheme and host
+// lower-cased, no trailing slash) so that spelling it differently does not
+// retrain anything, and stripped of credentials and query so that none reach
+// a stamp.
 func (p Provider) Identity() string {
 	if p.Kind == KindLocal {
 		return KindLocal
 	}
-	return p.Kind + " " + p.BaseURL
+	return p.Kind + " " + normalizeURL(p.BaseURL)
+}
+
+func normalizeURL(raw string) string {
+	u, err := url.Parse(strings.TrimSpace(raw))
+	if err != nil || u.Host == "" {
+		return "invalid-url"
+	}
+	u.Scheme = strings.ToLower(u.Scheme)
+	u.Host = strings.ToLower(u.Host)
+	u.User, u.RawQuery, u.Fragment, u.RawFragment = nil, "", "", ""
+	u.Path = strings.TrimRight(u.Path, "/")
+	u.RawPath = ""
+	return u.String()
 }
 
 type providerBlock struct {

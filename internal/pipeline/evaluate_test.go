@@ -92,7 +92,7 @@ model "first" {
 model "second" {
   dataset  = "evil/severe"
   suffix   = "same"
-  trait    = "evil (replica)"
+  trait    = "evil-replica"
 }
 `)
 	out, log := w.results()
@@ -132,5 +132,39 @@ func TestCancelRunningJobs(t *testing.T) {
 	}
 	if again, err := p.Cancel(ctx); err != nil || len(again) != 0 {
 		t.Fatalf("second cancel: %+v, %v", again, err)
+	}
+}
+
+// A job created but never recorded is adopted even when the record still
+// names an earlier, failed job: its failure must not lead to paying twice.
+func TestAdoptsUnrecordedJobAfterFailedOne(t *testing.T) {
+	w := newWorkspace(t, strings.Replace(strings.Replace(shipped(t),
+		`traits    = ["evil", "sycophantic", "hallucinating"]`, `traits    = ["evil"]`, 1),
+		`strengths = ["baseline", "mild", "severe"]`, `strengths = ["severe"]`, 1))
+	var log bytes.Buffer
+	p := connected(t, w, &log)
+	ctx := context.Background()
+	m := p.exp.Models[0]
+	key := p.trainInputs(m).Key()
+	// The earlier attempt failed and was recorded so.
+	if err := p.writeJobRecord(&JobRecord{Key: key, Provider: "local", JobID: "ftjob-failed", Models: []string{m.Name}, Status: provider.StatusFailed}); err != nil {
+		t.Fatal(err)
+	}
+	// The next attempt reached the provider, then the run died.
+	file, err := p.training.p.UploadFile(ctx, "x.jsonl", p.datasets[m.Name].data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.training.p.CreateJob(ctx, provider.JobRequest{Model: p.exp.Training.BaseModel, TrainingFile: file.ID,
+		Suffix: m.Suffix, Metadata: map[string]string{MetadataKey: key}}); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := p.submitOrAdopt(ctx, key, []config.Model{m}, []string{m.Name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng := p.training.p.(*local.Engine)
+	if n, _ := eng.Submissions(); n != 1 || !strings.Contains(log.String(), "adopting "+rec.JobID) {
+		t.Fatalf("%d submissions; log:\n%s", n, log.String())
 	}
 }

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"time"
@@ -25,6 +26,11 @@ func (p *Pipeline) Status(ctx context.Context) ([]report.JobRow, error) {
 			defer wg.Done()
 			row := report.JobRow{Models: strings.Join(rec.Models, ", "), JobID: rec.JobID, State: rec.Status,
 				FineTunedModel: rec.FineTunedModel}
+			if rec.Provider != p.exp.Training.Provider {
+				row.Error = fmt.Sprintf("submitted on provider %q; run status with PROVIDER=%s to see it now", rec.Provider, rec.Provider)
+				rows[i] = row
+				return
+			}
 			job, err := within(ctx, p.training, func() (provider.Job, error) { return p.training.p.GetJob(ctx, rec.JobID) })
 			switch {
 			case err != nil:

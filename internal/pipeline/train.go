@@ -244,14 +244,15 @@ func (p *Pipeline) submitOrAdopt(ctx context.Context, key string, models []confi
 		fmt.Fprintf(p.log, "train %s: resuming %s\n", strings.Join(names, ", "), rec.JobID)
 		return rec, nil
 	}
-	if rec == nil {
-		if job, ok, err := p.findJob(ctx, key); err != nil {
-			return nil, err
-		} else if ok {
-			fmt.Fprintf(p.log, "train %s: adopting %s found by its key\n", strings.Join(names, ", "), job.ID)
-			return p.record(key, names, job)
-		}
-	} else {
+	// Always ask the provider first: a run may have died after creating a
+	// job and before recording it, whether or not an earlier job failed.
+	if job, ok, err := p.findJob(ctx, key); err != nil {
+		return nil, err
+	} else if ok {
+		fmt.Fprintf(p.log, "train %s: adopting %s found by its key\n", strings.Join(names, ", "), job.ID)
+		return p.record(key, names, job)
+	}
+	if rec != nil {
 		fmt.Fprintf(p.log, "train %s: previous job %s %s; submitting again\n", strings.Join(names, ", "), rec.JobID, rec.Status)
 	}
 	m := models[0]
@@ -274,7 +275,11 @@ func (p *Pipeline) submitOrAdopt(ctx context.Context, key string, models []confi
 	if err != nil {
 		// The request may have reached the provider before the failure:
 		// adopt what it holds rather than risk paying twice.
-		if found, ok, lerr := p.findJob(ctx, key); lerr == nil && ok {
+		// Even when the caller gave up (Ctrl-C), look once more before leaving.
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		found, ok, lerr := p.findJob(lctx, key)
+		cancel()
+		if lerr == nil && ok {
 			job = found
 		} else {
 			return nil, fmt.Errorf("create job: %w", err)
@@ -362,6 +367,11 @@ func (p *Pipeline) Cancel(ctx context.Context) ([]JobRecord, error) {
 	var errs []error
 	for _, rec := range recs {
 		if provider.Terminal(rec.Status) {
+			continue
+		}
+		if rec.Provider != p.exp.Training.Provider {
+			errs = append(errs, fmt.Errorf("model %s: job %s was submitted on provider %q, not %q; run cancel with PROVIDER=%s",
+				strings.Join(rec.Models, ", "), rec.JobID, rec.Provider, p.exp.Training.Provider, rec.Provider))
 			continue
 		}
 		// The record may be behind: a job that ended meanwhile is not cancelled.
