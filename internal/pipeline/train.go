@@ -16,6 +16,8 @@ import (
 	"github.com/modelorganisms/pvbuild/internal/atomicfile"
 	"github.com/modelorganisms/pvbuild/internal/build"
 	"github.com/modelorganisms/pvbuild/internal/config"
+	"github.com/modelorganisms/pvbuild/internal/local"
+	"github.com/modelorganisms/pvbuild/internal/openai"
 	"github.com/modelorganisms/pvbuild/internal/provider"
 )
 
@@ -327,6 +329,27 @@ func (p *Pipeline) maxPollInterval() time.Duration {
 	return 30 * time.Second
 }
 
+// sleep waits about d, with jitter so that many jobs do not poll in step.
+func sleep(ctx context.Context, d time.Duration) error {
+	jitter := time.Duration(rand.Int64N(int64(d)/5 + 1))
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d + jitter):
+		return nil
+	}
+}
+
+// permanent reports errors that polling again cannot cure: the job is
+// unknown, or the request is refused (bad key, no access).
+func permanent(err error) bool {
+	var api *openai.APIError
+	if errors.As(err, &api) {
+		return api.Status >= 400 && api.Status < 500 && api.Status != 408 && api.Status != 429
+	}
+	return errors.Is(err, local.ErrJobNotFound)
+}
+
 // await polls a job until it ends, with growing, jittered intervals, and
 // keeps its record current.
 func (p *Pipeline) await(ctx context.Context, rec *JobRecord, label string) (provider.Job, error) {
@@ -334,8 +357,18 @@ func (p *Pipeline) await(ctx context.Context, rec *JobRecord, label string) (pro
 	last, lastSaid := "", time.Now()
 	for {
 		job, err := within(ctx, p.training, func() (provider.Job, error) { return p.training.p.GetJob(ctx, rec.JobID) })
-		if err != nil {
+		switch {
+		case err == nil:
+		case ctx.Err() != nil || permanent(err):
 			return job, err
+		default:
+			// The provider is down for a while; the job runs on regardless.
+			fmt.Fprintf(p.log, "train %s: %s: cannot poll (%v); trying again\n", label, rec.JobID, err)
+			if err := sleep(ctx, interval); err != nil {
+				return job, err
+			}
+			interval = min(interval*3/2, p.maxPollInterval())
+			continue
 		}
 		// Say each change of state, and that a long job is still alive.
 		if job.Status != last || time.Since(lastSaid) > 5*time.Minute {
@@ -346,11 +379,8 @@ func (p *Pipeline) await(ctx context.Context, rec *JobRecord, label string) (pro
 			rec.Status, rec.FineTunedModel, rec.Error, rec.FinishedAt = job.Status, job.FineTunedModel, job.Error, job.FinishedAt
 			return job, p.writeJobRecord(rec)
 		}
-		jitter := time.Duration(rand.Int64N(int64(interval)/5 + 1))
-		select {
-		case <-ctx.Done():
-			return job, ctx.Err()
-		case <-time.After(interval + jitter):
+		if err := sleep(ctx, interval); err != nil {
+			return job, err
 		}
 		interval = min(interval*3/2, p.maxPollInterval())
 	}
