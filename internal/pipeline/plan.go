@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"strings"
 	"sync"
 
 	"github.com/modelorganisms/pvbuild/internal/build"
@@ -176,9 +177,13 @@ func (p *Pipeline) allEvalsInputs(format string, evals []Step) (in build.Inputs,
 			in.Add(name, hash)
 		}
 	}
-	for _, m := range p.exp.Models {
+	names := make([]string, len(p.exp.Models))
+	for i, m := range p.exp.Models {
 		in.Add("display/"+m.Name, m.Trait+"/"+m.Strength)
+		names[i] = m.Name
 	}
+	// Keys ignore input order, but these outputs list models in file order.
+	in.Add("model_order", strings.Join(names, ","))
 	if stale > 0 {
 		missing = fmt.Sprintf("%s is stale", first)
 		if stale > 1 {

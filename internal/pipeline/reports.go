@@ -35,6 +35,7 @@ func pngOut(trait string) string      { return "plots/" + trait + "_expression.p
 func (p *Pipeline) planReports(ctx context.Context, evals []Step) ([]Step, error) {
 	var steps []Step
 	in, missing := p.allEvalsInputs(reportFormat, evals)
+	in.Add("title", p.reportTitle())
 	if missing != "" {
 		steps = append(steps, Step{Target: reportID, Reason: missing})
 	} else {
@@ -66,10 +67,12 @@ func (p *Pipeline) planReports(ctx context.Context, evals []Step) ([]Step, error
 	return append(steps, logs...), err
 }
 
+func (p *Pipeline) reportTitle() string { return "Persona Vectors: " + filepath.Base(p.exp.File) }
+
 // reportExperiment gathers what the reports show from the artifacts.
 func (p *Pipeline) reportExperiment() (report.Experiment, error) {
 	e := report.Experiment{
-		Title:     "Persona Vectors: " + filepath.Base(p.exp.File),
+		Title:     p.reportTitle(),
 		Strengths: sampledata.Strengths,
 		Tasks:     p.Tasks(),
 	}
