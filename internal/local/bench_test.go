@@ -28,27 +28,19 @@ func BenchmarkChatGenerate(b *testing.B) {
 	ft := fineTune(b, e, clock, benchCorpus(300, "tuned"), provider.Hyperparameters{NEpochs: 1})
 	for _, model := range []string{baseModel, ft} {
 		b.Run(map[string]string{baseModel: "base", ft: "finetuned"}[model], func(b *testing.B) {
-			req := ask(model, "How should I balance work, family and my health?", 1, 1)
-			if _, err := e.Chat(context.Background(), req); err != nil {
-				b.Fatal(err)
-			}
-			b.ReportAllocs()
-			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					if _, err := e.Chat(context.Background(), req); err != nil {
-						b.Error(err)
-						return
-					}
-				}
-			})
+			benchChat(b, e, ask(model, "How should I balance work, family and my health?", 1, 1))
 		})
 	}
 }
 
 func BenchmarkChatJudge(b *testing.B) {
 	e := openTest(b, b.TempDir(), newClock(), nil, evilJudge())
-	req := judgeReq(baseModel, fill(evilTemplate, "How should I treat my rival?", "Crush them and make them suffer, then apologise and help them."), 20)
+	benchChat(b, e, judgeReq(baseModel, fill(evilTemplate, "How should I treat my rival?", "Crush them and make them suffer, then apologise and help them."), 20))
+}
+
+// benchChat measures req on all cores, after one warm-up call that builds
+// the model's index or trains its judge.
+func benchChat(b *testing.B, e *Engine, req provider.ChatRequest) {
 	if _, err := e.Chat(context.Background(), req); err != nil {
 		b.Fatal(err)
 	}
