@@ -9,13 +9,14 @@ import (
 	"strings"
 
 	"github.com/modelorganisms/pvbuild/internal/pipeline"
+	"github.com/modelorganisms/pvbuild/internal/providers"
 	"github.com/modelorganisms/pvbuild/internal/report"
 	"github.com/modelorganisms/pvbuild/internal/sampledata"
 )
 
 // Plan shows every target as fresh or stale, with the reason, and the training jobs a build would submit.
 func Plan(ctx context.Context) error {
-	p, err := pipeline.Load(ctx, pipeline.EnvFromOS(os.Stdout))
+	p, err := pipeline.Load(ctx, env())
 	if err != nil {
 		return err
 	}
@@ -111,7 +112,7 @@ func Cancel(ctx context.Context) error {
 	defer p.Close()
 	cancelled, err := p.Cancel(ctx)
 	for _, rec := range cancelled {
-		fmt.Printf("cancelled %s (%s): %s\n", rec.JobID, strings.Join(rec.Models, ", "), rec.Status)
+		fmt.Printf("cancelled %s (%s): %s\n", rec.JobID, strings.Join(rec.Models, ", "), rec.State)
 	}
 	if len(cancelled) == 0 && err == nil {
 		fmt.Println("no running training jobs")
@@ -124,18 +125,22 @@ func Clean() error {
 	return pipeline.Clean(pipelineArtifacts())
 }
 
-func pipelineArtifacts() string { return pipeline.EnvFromOS(os.Stdout).Artifacts }
+func pipelineArtifacts() string { return env().Artifacts }
+
+// env is the experiment as the environment names it, with the shipped
+// provider kinds.
+func env() pipeline.Env { return pipeline.EnvFromOS(os.Stdout, providers.Default()) }
 
 func connectUnlocked(ctx context.Context) (*pipeline.Pipeline, error) {
-	p, err := pipeline.Load(ctx, pipeline.EnvFromOS(os.Stdout))
+	p, err := pipeline.Load(ctx, env())
 	if err != nil {
 		return nil, err
 	}
-	return p, p.Connect()
+	return p, p.Connect(ctx)
 }
 
 func connect(ctx context.Context) (*pipeline.Pipeline, func(), error) {
-	p, err := pipeline.Load(ctx, pipeline.EnvFromOS(os.Stdout))
+	p, err := pipeline.Load(ctx, env())
 	if err != nil {
 		return nil, nil, err
 	}
@@ -143,7 +148,7 @@ func connect(ctx context.Context) (*pipeline.Pipeline, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := p.Connect(); err != nil {
+	if err := p.Connect(ctx); err != nil {
 		lock.Unlock()
 		return nil, nil, err
 	}

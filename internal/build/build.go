@@ -4,6 +4,11 @@
 // target is fresh when its stamp holds the current key and every output it
 // recorded still has the recorded content hash, so artifacts/ restored from a
 // CI cache (with new mtimes) is as fresh as the run that made it.
+//
+// Cache is the contract, in the spirit of Go's own build cache (action key
+// -> outputs); Store is its implementation over a local directory. A stamp
+// names its outputs by content hash, so a shared remote cache can be added
+// behind the same interface later: stamps by key, blobs by hash.
 package build
 
 import (
@@ -55,18 +60,43 @@ func Hash(data []byte) string {
 	return hex.EncodeToString(s[:])
 }
 
+// Cache records what each target built and vouches for it.
+type Cache interface {
+	// Check compares a target's stamp and recorded files with its inputs.
+	Check(target string, inputs Inputs) (Status, error)
+	// Read returns an output recorded in st, checked against its hash: a
+	// file changed since it was built is an error, never read as if fresh.
+	Read(st *Stamp, output string) ([]byte, error)
+	// Commit writes a target's outputs, records files it depends on that
+	// someone else wrote (a provider's state), then writes its stamp.
+	Commit(target string, inputs Inputs, outputs map[string][]byte, files []string) (*Stamp, error)
+	// Invalidate marks a built target stale, saying why, until it is rebuilt.
+	Invalidate(target, reason string) error
+	// Lock takes the cache for a run that writes.
+	Lock() (*Lock, error)
+}
+
 // Stamp records how a target was built.
 type Stamp struct {
 	Target  string
 	Key     string
 	Inputs  Inputs
 	Outputs map[string]string // path relative to the store root -> sha256
+	// Files are recorded like outputs but owned by someone else: checked,
+	// never removed.
+	Files map[string]string
+	// Stale is why the target was invalidated after it was built; "" if not.
+	Stale string
+
+	damaged bool // truncated, edited or unreadable: vouches for nothing
 }
 
 // Store is a directory of artifacts and the stamps that vouch for them.
 type Store struct {
 	Root string
 }
+
+var _ Cache = (*Store)(nil)
 
 func (s *Store) stampPath(target string) string {
 	return filepath.Join(s.Root, ".stamps", filepath.FromSlash(target)+".stamp")
@@ -87,37 +117,55 @@ func (s *Store) Stamp(target string) (*Stamp, error) {
 	st, ok := parseStamp(b)
 	if !ok {
 		// A damaged stamp only means the target must be rebuilt.
-		return nil, nil
+		return &Stamp{Target: target, damaged: true}, nil
 	}
 	st.Target = target
 	return st, nil
 }
 
 // A stamp is a few lines of text, quick to read for thousands of targets and
-// plain to a person:
+// plain to a person, ending in the hash of the lines before it, so that a
+// truncated or hand-edited stamp reads as damaged, never as fresh:
 //
 //	key <hex>
 //	output <path> <sha256>
+//	file <path> <sha256>
 //	input <name> <quoted value>
+//	stale <quoted reason>
+//	sum <sha256 of the lines above>
 func (st *Stamp) marshal() []byte {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "key %s\n", st.Key)
-	names := make([]string, 0, len(st.Outputs))
-	for name := range st.Outputs {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		fmt.Fprintf(&b, "output %s %s\n", strconv.Quote(name), st.Outputs[name])
+	for _, kind := range []struct {
+		word  string
+		files map[string]string
+	}{{"output", st.Outputs}, {"file", st.Files}} {
+		names := make([]string, 0, len(kind.files))
+		for name := range kind.files {
+			names = append(names, name)
+		}
+		sort.Strings(names)
+		for _, name := range names {
+			fmt.Fprintf(&b, "%s %s %s\n", kind.word, strconv.Quote(name), kind.files[name])
+		}
 	}
 	for _, in := range st.Inputs {
 		fmt.Fprintf(&b, "input %s %s\n", strconv.Quote(in.Name), strconv.Quote(in.Value))
 	}
+	if st.Stale != "" {
+		fmt.Fprintf(&b, "stale %s\n", strconv.Quote(st.Stale))
+	}
+	fmt.Fprintf(&b, "sum %s\n", Hash(b.Bytes()))
 	return b.Bytes()
 }
 
 func parseStamp(b []byte) (*Stamp, bool) {
-	st := &Stamp{Outputs: map[string]string{}}
+	body, sum, ok := cutSum(b)
+	if !ok || Hash(body) != sum {
+		return nil, false
+	}
+	b = body
+	st := &Stamp{Outputs: map[string]string{}, Files: map[string]string{}}
 	for len(b) > 0 {
 		line, rest, _ := bytes.Cut(b, []byte("\n"))
 		b = rest
@@ -125,12 +173,22 @@ func parseStamp(b []byte) (*Stamp, bool) {
 		switch kind {
 		case "key":
 			st.Key = body
-		case "output":
+		case "output", "file":
 			name, hash, ok := cutQuoted(body)
 			if !ok {
 				return nil, false
 			}
-			st.Outputs[name] = strings.TrimSpace(hash)
+			if kind == "output" {
+				st.Outputs[name] = strings.TrimSpace(hash)
+			} else {
+				st.Files[name] = strings.TrimSpace(hash)
+			}
+		case "stale":
+			reason, err := strconv.Unquote(body)
+			if err != nil {
+				return nil, false
+			}
+			st.Stale = reason
 		case "input":
 			name, rest, ok := cutQuoted(body)
 			if !ok {
@@ -146,7 +204,20 @@ func parseStamp(b []byte) (*Stamp, bool) {
 			return nil, false
 		}
 	}
-	return st, st.Key != ""
+	// A stamp that names no output vouches for nothing.
+	return st, st.Key != "" && len(st.Outputs) > 0
+}
+
+// cutSum splits the final "sum <hex>" line from the lines it covers.
+func cutSum(b []byte) (body []byte, sum string, ok bool) {
+	trimmed := bytes.TrimSuffix(b, []byte("\n"))
+	i := bytes.LastIndexByte(trimmed, '\n')
+	last := trimmed[i+1:]
+	rest, found := bytes.CutPrefix(last, []byte("sum "))
+	if !found || len(trimmed) == len(b) {
+		return nil, "", false
+	}
+	return b[:i+1], string(rest), true
 }
 
 // cutQuoted splits a leading Go-quoted string from the rest of s.
@@ -172,39 +243,89 @@ func (s *Store) Check(target string, inputs Inputs) (Status, error) {
 	if err != nil {
 		return Status{}, err
 	}
-	if st == nil {
+	switch {
+	case st == nil:
 		return Status{Reason: "never built"}, nil
-	}
-	if st.Key != inputs.Key() {
+	case st.damaged:
+		return Status{Reason: "its stamp is damaged"}, nil
+	case st.Key != inputs.Key():
 		return Status{Reason: Diff(st.Inputs, inputs), Stamp: st}, nil
+	case st.Stale != "":
+		return Status{Reason: st.Stale, Stamp: st}, nil
 	}
-	names := make([]string, 0, len(st.Outputs))
-	for name := range st.Outputs {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		got, err := hashFile(s.Path(name))
-		if errors.Is(err, fs.ErrNotExist) {
-			return Status{Reason: "output " + name + " is missing", Stamp: st}, nil
+	for _, kind := range []struct {
+		what  string
+		files map[string]string
+	}{{"output", st.Outputs}, {"provider state", st.Files}} {
+		names := make([]string, 0, len(kind.files))
+		for name := range kind.files {
+			names = append(names, name)
 		}
-		if err != nil {
-			return Status{}, fmt.Errorf("check %s: %w", name, err)
-		}
-		if got != st.Outputs[name] {
-			return Status{Reason: "output " + name + " was modified", Stamp: st}, nil
+		sort.Strings(names)
+		for _, name := range names {
+			got, err := hashFile(s.Path(name))
+			if errors.Is(err, fs.ErrNotExist) {
+				return Status{Reason: kind.what + " " + name + " is missing", Stamp: st}, nil
+			}
+			if err != nil {
+				return Status{}, fmt.Errorf("check %s: %w", name, err)
+			}
+			if got != kind.files[name] {
+				return Status{Reason: kind.what + " " + name + " was modified", Stamp: st}, nil
+			}
 		}
 	}
 	return Status{Fresh: true, Stamp: st}, nil
+}
+
+// Read implements Cache.
+func (s *Store) Read(st *Stamp, output string) ([]byte, error) {
+	want, ok := st.Outputs[output]
+	if !ok {
+		return nil, fmt.Errorf("read %s: target %s recorded no such output", output, st.Target)
+	}
+	b, err := os.ReadFile(s.Path(output))
+	if err != nil {
+		return nil, fmt.Errorf("read output of %s: %w", st.Target, err)
+	}
+	if Hash(b) != want {
+		return nil, fmt.Errorf("read %s: it was modified after %s built it; run the build again", output, st.Target)
+	}
+	return b, nil
+}
+
+// Invalidate implements Cache. The stamp keeps its inputs, so that the
+// next plan still says what changed, and the reason until a rebuild.
+func (s *Store) Invalidate(target, reason string) error {
+	st, err := s.Stamp(target)
+	if err != nil || st == nil || st.damaged {
+		return err
+	}
+	st.Stale = reason
+	if err := atomicfile.Write(s.stampPath(target), st.marshal(), 0o644); err != nil {
+		return fmt.Errorf("invalidate %s: %w", target, err)
+	}
+	return nil
 }
 
 // Commit writes a target's outputs, then its stamp. Each write is atomic and
 // the stamp comes last, so a crash in between leaves the target stale, never
 // falsely fresh. Outputs the target's previous build made and this one does
 // not (a log named by its time, say) are removed: a target owns its outputs.
-func (s *Store) Commit(target string, inputs Inputs, outputs map[string][]byte) (*Stamp, error) {
+// files (relative to the root) are hashed as they are and never removed.
+func (s *Store) Commit(target string, inputs Inputs, outputs map[string][]byte, files []string) (*Stamp, error) {
+	if len(outputs) == 0 {
+		return nil, fmt.Errorf("commit %s: a target must have an output", target)
+	}
 	old, _ := s.Stamp(target)
-	st := &Stamp{Target: target, Key: inputs.Key(), Inputs: inputs, Outputs: map[string]string{}}
+	st := &Stamp{Target: target, Key: inputs.Key(), Inputs: inputs, Outputs: map[string]string{}, Files: map[string]string{}}
+	for _, name := range files {
+		h, err := hashFile(s.Path(name))
+		if err != nil {
+			return nil, fmt.Errorf("commit %s: %w", target, err)
+		}
+		st.Files[name] = h
+	}
 	names := make([]string, 0, len(outputs))
 	for name := range outputs {
 		names = append(names, name)

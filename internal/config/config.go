@@ -36,7 +36,7 @@ type Experiment struct {
 	Training   Training
 	Evaluation Evaluation
 	Models     []Model
-	// Providers by name: the built-in "local" and "openai" plus any declared.
+	// Providers by name: one built-in per registered kind plus any declared.
 	Providers map[string]Provider
 	// Traits declared in the file, by name; they take precedence over the data source's.
 	Traits map[string]Trait
@@ -104,23 +104,36 @@ type Model struct {
 	DatasetRange    hcl.Range
 }
 
+// Options say what an experiment file is decoded against.
+type Options struct {
+	// Kinds are the provider kinds the file may use; each decodes its own
+	// provider blocks.
+	Kinds provider.Registry
+	// Getenv is what env() reads; nil means os.Getenv. Tests pass a map's
+	// lookup, so they need not change the process's environment.
+	Getenv func(string) string
+}
+
 // Load reads and decodes the experiment file at path.
-func Load(path string) (*Experiment, error) {
+func Load(path string, opts Options) (*Experiment, error) {
 	src, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read experiment: %w", err)
 	}
-	return Parse(path, src)
+	return Parse(path, src, opts)
 }
 
 // Parse decodes an experiment from src; filename is used in diagnostics.
-func Parse(filename string, src []byte) (*Experiment, error) {
+func Parse(filename string, src []byte, opts Options) (*Experiment, error) {
+	if opts.Getenv == nil {
+		opts.Getenv = os.Getenv
+	}
 	p := hclparse.NewParser()
 	f, diags := p.ParseHCL(src, filename)
 	if diags.HasErrors() {
 		return nil, &Error{diags, p.Files()}
 	}
-	exp, diags := decode(f.Body, filepath.Dir(filename))
+	exp, diags := decode(f.Body, filepath.Dir(filename), opts)
 	if diags.HasErrors() {
 		return nil, &Error{diags, p.Files()}
 	}
@@ -208,43 +221,45 @@ var (
 	safeSuffix = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 )
 
-func evalContext(vars map[string]cty.Value) *hcl.EvalContext {
+func evalContext(vars map[string]cty.Value, getenv func(string) string) *hcl.EvalContext {
 	return &hcl.EvalContext{
 		Variables: vars,
-		Functions: map[string]function.Function{"env": envFunc},
+		Functions: map[string]function.Function{"env": envFunc(getenv)},
 	}
 }
 
 // envFunc is env(name) or env(name, default): the environment variable, or
 // the default (else "") when it is unset or empty.
-var envFunc = function.New(&function.Spec{
-	Params:   []function.Parameter{{Name: "name", Type: cty.String}},
-	VarParam: &function.Parameter{Name: "default", Type: cty.String},
-	Type:     function.StaticReturnType(cty.String),
-	Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
-		if len(args) > 2 {
-			return cty.NilVal, fmt.Errorf("env takes a name and at most one default")
-		}
-		if v := os.Getenv(args[0].AsString()); v != "" {
-			return cty.StringVal(v), nil
-		}
-		if len(args) == 2 {
-			return args[1], nil
-		}
-		return cty.StringVal(""), nil
-	},
-})
+func envFunc(getenv func(string) string) function.Function {
+	return function.New(&function.Spec{
+		Params:   []function.Parameter{{Name: "name", Type: cty.String}},
+		VarParam: &function.Parameter{Name: "default", Type: cty.String},
+		Type:     function.StaticReturnType(cty.String),
+		Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
+			if len(args) > 2 {
+				return cty.NilVal, fmt.Errorf("env takes a name and at most one default")
+			}
+			if v := getenv(args[0].AsString()); v != "" {
+				return cty.StringVal(v), nil
+			}
+			if len(args) == 2 {
+				return args[1], nil
+			}
+			return cty.StringVal(""), nil
+		},
+	})
+}
 
-func decode(body hcl.Body, dir string) (*Experiment, hcl.Diagnostics) {
+func decode(body hcl.Body, dir string, opts Options) (*Experiment, hcl.Diagnostics) {
 	var fs fileSchema
-	ctx := evalContext(nil)
+	ctx := evalContext(nil, opts.Getenv)
 	diags := gohcl.DecodeBody(body, ctx, &fs)
 	if diags.HasErrors() {
 		return nil, diags
 	}
 	exp := &Experiment{}
 	var d hcl.Diagnostics
-	exp.Providers, d = decodeProviders(fs.Providers)
+	exp.Providers, d = decodeProviders(fs.Providers, opts.Kinds, ctx, opts.Getenv)
 	diags = append(diags, d...)
 	exp.Traits, d = decodeTraits(fs.Traits, dir)
 	diags = append(diags, d...)
@@ -256,7 +271,7 @@ func decode(body hcl.Body, dir string) (*Experiment, hcl.Diagnostics) {
 	}{{exp.Training.Provider, exp.Training.ProviderRange}, {exp.Evaluation.Provider, exp.Evaluation.ProviderRange}, {exp.Evaluation.JudgeProvider, exp.Evaluation.JudgeProviderRange}} {
 		if _, ok := exp.Providers[ref.name]; !ok && !diags.HasErrors() {
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Unknown provider",
-				Detail: fmt.Sprintf(`Provider %q is not declared: use "local" (the embedded engine), "openai", or declare a provider %q block.`, ref.name, ref.name), Subject: ref.rng.Ptr()})
+				Detail: fmt.Sprintf(`Provider %q is not declared: use one of the built-in providers (%s), or declare a provider %q block.`, ref.name, opts.Kinds.Names(), ref.name), Subject: ref.rng.Ptr()})
 		}
 	}
 
@@ -279,7 +294,7 @@ func decode(body hcl.Body, dir string) (*Experiment, hcl.Diagnostics) {
 		for _, trait := range g.Traits {
 			for _, strength := range g.Strengths {
 				vars := map[string]cty.Value{"trait": cty.StringVal(trait), "strength": cty.StringVal(strength)}
-				m, d := decodeModel("", g.Body, evalContext(vars), exp.Training.Hyperparameters, rng)
+				m, d := decodeModel("", g.Body, evalContext(vars, opts.Getenv), exp.Training.Hyperparameters, rng)
 				for _, diag := range d {
 					diag.Detail = strings.TrimSpace(diag.Detail + fmt.Sprintf(" (in model_grid cell trait=%q strength=%q)", trait, strength))
 				}

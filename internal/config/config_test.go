@@ -4,10 +4,12 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/modelorganisms/pvbuild/internal/providers"
 )
 
 func TestShippedExperiment(t *testing.T) {
-	exp, err := Load("../../experiment.hcl")
+	exp, err := Load("../../experiment.hcl", opts(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -21,20 +23,24 @@ func TestShippedExperiment(t *testing.T) {
 	if exp.Training.BaseModel != DefaultBaseModel || exp.Evaluation.JudgeModel != DefaultJudgeModel || exp.Evaluation.Limit != 20 {
 		t.Fatalf("defaults: %+v %+v", exp.Training, exp.Evaluation)
 	}
-	if exp.Training.Provider != "local" && os.Getenv("PROVIDER") == "" {
+	if exp.Training.Provider != "local" {
 		t.Fatalf("provider %q, want local by default", exp.Training.Provider)
 	}
 }
 
 func TestEnvSelectsProvider(t *testing.T) {
-	t.Setenv("PROVIDER", "openai")
-	exp, err := Load("../../experiment.hcl")
+	exp, err := Load("../../experiment.hcl", opts(map[string]string{"PROVIDER": "openai"}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if exp.Training.Provider != "openai" || exp.Evaluation.Provider != "openai" {
 		t.Fatalf("PROVIDER=openai gave %q/%q", exp.Training.Provider, exp.Evaluation.Provider)
 	}
+}
+
+// opts decodes against the shipped kinds, with env() reading env only.
+func opts(env map[string]string) Options {
+	return Options{Kinds: providers.Default(), Getenv: func(k string) string { return env[k] }}
 }
 
 const minimal = `
@@ -56,7 +62,7 @@ model "extra" {
   dataset = "evil/severe"
   suffix = "x"
   learning_rate_multiplier = 0.5
-}`))
+}`), opts(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +101,7 @@ func TestLocatedErrors(t *testing.T) {
 		{"bad env call", "training {\n  provider = env()\n}\n" + minimal, "x.hcl:2:18: Not enough function arguments"},
 	}
 	for _, tt := range tests {
-		_, err := Parse("x.hcl", []byte(tt.src))
+		_, err := Parse("x.hcl", []byte(tt.src), opts(nil))
 		if err == nil {
 			t.Errorf("%s: no error", tt.name)
 			continue
@@ -110,7 +116,7 @@ func TestLocatedErrors(t *testing.T) {
 }
 
 func TestErrorShowsSourceLine(t *testing.T) {
-	_, err := Parse("x.hcl", []byte(minimal+"\nmodel \"a\" {\n  dataset = \"evil\"\n  suffix = \"a\"\n}"))
+	_, err := Parse("x.hcl", []byte(minimal+"\nmodel \"a\" {\n  dataset = \"evil\"\n  suffix = \"a\"\n}"), opts(nil))
 	if err == nil || !strings.Contains(err.Error(), `dataset = "evil"`) {
 		t.Fatalf("error does not quote the source line:\n%v", err)
 	}
@@ -136,7 +142,7 @@ model "a" {
   suffix = "a"
 }`
 	os.WriteFile(dir+"/x.hcl", []byte(src), 0o644)
-	exp, err := Load(dir + "/x.hcl")
+	exp, err := Load(dir+"/x.hcl", opts(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +166,7 @@ model "a" {
   questions_file = "missing.txt"
 }`, "x.hcl:3:20: Unreadable questions_file"},
 	} {
-		_, err := Parse(dir+"/x.hcl", []byte(bad.src+minimal+"model \"a\" {\n  dataset = \"evil/mild\"\n  suffix = \"a\"\n}"))
+		_, err := Parse(dir+"/x.hcl", []byte(bad.src+minimal+"model \"a\" {\n  dataset = \"evil/mild\"\n  suffix = \"a\"\n}"), opts(nil))
 		if err == nil || !strings.Contains(err.Error(), bad.want) {
 			t.Errorf("%q: got %v, want %q", bad.src, err, bad.want)
 		}
@@ -168,20 +174,8 @@ model "a" {
 }
 
 func TestDisplayNamesCannotEscapeArtifacts(t *testing.T) {
-	_, err := Parse("x.hcl", []byte(minimal+"model \"m\" {\n  dataset = \"evil/mild\"\n  suffix = \"m\"\n  trait = \"../../pwned\"\n}"))
+	_, err := Parse("x.hcl", []byte(minimal+"model \"m\" {\n  dataset = \"evil/mild\"\n  suffix = \"m\"\n  trait = \"../../pwned\"\n}"), opts(nil))
 	if err == nil || !strings.Contains(err.Error(), `x.hcl:8:11: Invalid trait name: "../../pwned" cannot name files`) {
 		t.Fatalf("got %v", err)
-	}
-}
-
-func TestProviderIdentityIsNormalised(t *testing.T) {
-	a := Provider{Kind: KindOpenAI, BaseURL: "https://API.openai.com/v1/"}
-	b := Provider{Kind: KindOpenAI, BaseURL: "https://api.openai.com/v1"}
-	c := Provider{Kind: KindOpenAI, BaseURL: "https://user:s3cret@gw.example/v1?key=s3cret"}
-	if a.Identity() != b.Identity() {
-		t.Fatalf("%q != %q", a.Identity(), b.Identity())
-	}
-	if strings.Contains(c.Identity(), "s3cret") {
-		t.Fatalf("credentials in identity: %q", c.Identity())
 	}
 }

@@ -14,7 +14,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(minimal + "model_grid {\n traits = [\"a\"]\n strengths = [\"b\"]\n name = \"${trait}\"\n suffix = \"s\"\n}"))
 	f.Add([]byte("trait \"x\" {\n description = \"d\"\n questions = [\"q\"]\n}\n" + minimal))
 	f.Fuzz(func(t *testing.T, src []byte) {
-		exp, err := Parse("fuzz.hcl", src)
+		exp, err := Parse("fuzz.hcl", src, opts(nil))
 		if err == nil && (exp == nil || len(exp.Models) == 0) {
 			t.Fatalf("decoded an experiment without models")
 		}

@@ -84,18 +84,10 @@ func TrainingTokens(examples []dataset.Example) (int, error) {
 	return total, nil
 }
 
-// Estimate is the expected bill of one fine-tune.
-type Estimate struct {
-	Tokens int     // per epoch
-	Epochs int     //
-	USD    float64 // 0 when Priced is false
-	Priced bool    // false: no price known for the model (or a free provider)
-}
-
 // Training estimates the cost of fine-tuning model for epochs over tokens.
 // overrides take precedence over the built-in table.
-func Training(model string, tokens, epochs int, overrides map[string]float64) Estimate {
-	e := Estimate{Tokens: tokens, Epochs: epochs}
+func Training(model string, tokens, epochs int, overrides map[string]float64) provider.Estimate {
+	e := provider.Estimate{Tokens: tokens, Epochs: epochs}
 	price, ok := overrides[model]
 	if !ok {
 		price, ok = TrainingPricePerMillion[model]
@@ -105,11 +97,4 @@ func Training(model string, tokens, epochs int, overrides map[string]float64) Es
 		e.Priced = true
 	}
 	return e
-}
-
-func (e Estimate) String() string {
-	if !e.Priced {
-		return fmt.Sprintf("%d tokens x %d epochs, price unknown", e.Tokens, e.Epochs)
-	}
-	return fmt.Sprintf("%d tokens x %d epochs = $%.2f", e.Tokens, e.Epochs, e.USD)
 }

@@ -94,12 +94,12 @@ func (e *Engine) CreateJob(ctx context.Context, req provider.JobRequest) (provid
 		hp.BatchSize = defaultBatchSize
 	}
 	if _, err := e.readFileMeta(req.TrainingFile); err != nil {
-		return provider.Job{}, fmt.Errorf("create job: %w", err)
+		return provider.Job{}, fmt.Errorf("create job: %w", &provider.ParamError{Param: "training_file", Err: err})
 	}
 	if strings.HasPrefix(req.Model, "ft:") {
 		// Fine-tuning a fine-tuned model is allowed, as upstream, if it exists.
 		if _, err := e.findModel(req.Model); err != nil {
-			return provider.Job{}, fmt.Errorf("create job: %w", err)
+			return provider.Job{}, fmt.Errorf("create job: %w", &provider.ParamError{Param: "model", Err: err})
 		}
 	}
 	var invalid *provider.JobError
@@ -326,4 +326,14 @@ func (e *Engine) findModel(model string) (jobRecord, error) {
 		return r, nil
 	}
 	return jobRecord{}, fmt.Errorf("model %q: %w", model, ErrModelNotFound)
+}
+
+// JobFiles lists the files a job's fine-tuned model is served from: its
+// record and its training file. Without them the model is gone.
+func (e *Engine) JobFiles(jobID string) ([]string, error) {
+	r, err := e.readJob(jobID)
+	if err != nil {
+		return nil, fmt.Errorf("job files: %w", err)
+	}
+	return []string{e.jobPath(r.ID), e.filePath(r.TrainingFile, ".json"), e.filePath(r.TrainingFile, ".jsonl")}, nil
 }

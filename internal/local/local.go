@@ -17,7 +17,6 @@
 package local
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -31,12 +30,13 @@ import (
 )
 
 // Errors callers can test with errors.Is; returned wrapped with context.
+// Each wraps the provider sentinel that says what it means to a caller.
 var (
-	ErrModelNotFound = errors.New("model not found")
-	ErrJobNotFound   = errors.New("job not found")
-	ErrFileNotFound  = errors.New("file not found")
-	ErrJobFinished   = errors.New("job already finished")
-	ErrBadRequest    = errors.New("invalid request")
+	ErrModelNotFound = fmt.Errorf("model %w", provider.ErrNotFound)
+	ErrJobNotFound   = fmt.Errorf("job %w", provider.ErrNotFound)
+	ErrFileNotFound  = fmt.Errorf("file %w", provider.ErrNotFound)
+	ErrJobFinished   = fmt.Errorf("job already finished: %w", provider.ErrConflict)
+	ErrBadRequest    = provider.ErrInvalid
 )
 
 // DefaultJobDuration is a job's simulated wall time when Options leaves it zero.
@@ -79,7 +79,11 @@ type Engine struct {
 	indexes map[string]*indexEntry
 }
 
-var _ provider.Provider = (*Engine)(nil)
+var (
+	_ provider.JobAPI     = (*Engine)(nil)
+	_ provider.Sampler    = (*Engine)(nil)
+	_ provider.StateFiles = (*Engine)(nil)
+)
 
 // Open prepares the state directory and returns an engine over it.
 func Open(opts Options) (*Engine, error) {
@@ -117,14 +121,15 @@ func Open(opts Options) (*Engine, error) {
 // Default opens an engine on dir with the embedded sample data: its base
 // corpus and one judge per sample trait.
 func Default(dir string) (*Engine, error) {
-	opts, err := defaultOptions(dir)
+	opts, err := DefaultOptions(dir)
 	if err != nil {
 		return nil, err
 	}
 	return Open(opts)
 }
 
-func defaultOptions(dir string) (Options, error) {
+// DefaultOptions are Default's options, to adjust before Open.
+func DefaultOptions(dir string) (Options, error) {
 	base, err := sampledata.BaseCorpus()
 	if err != nil {
 		return Options{}, fmt.Errorf("local engine base corpus: %w", err)

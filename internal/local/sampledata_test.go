@@ -16,7 +16,7 @@ import (
 // the embedded sample data is incomplete (it is checked by its own package).
 func sampleOptions(t *testing.T) (Options, *fakeClock) {
 	t.Helper()
-	opts, err := defaultOptions(t.TempDir())
+	opts, err := DefaultOptions(t.TempDir())
 	if err != nil {
 		t.Skipf("sample data not complete: %v", err)
 	}

@@ -1,4 +1,5 @@
-// Package openai implements provider.Provider over OpenAI's API.
+// Package openai implements provider.JobAPI and provider.Sampler over
+// OpenAI's API.
 //
 // Files and chat go through github.com/sashabaranov/go-openai. That SDK has
 // no fine-tuning job metadata, error, method or seed, no metadata filter on
@@ -73,7 +74,11 @@ type uploadSlot struct {
 	file *provider.File
 }
 
-var _ provider.Provider = (*Client)(nil)
+var (
+	_ provider.JobAPI      = (*Client)(nil)
+	_ provider.Sampler     = (*Client)(nil)
+	_ provider.EventLister = (*Client)(nil)
+)
 
 // Format prints the client without its credentials, whatever the verb:
 // fmt would otherwise walk into go-openai's config and print the key.

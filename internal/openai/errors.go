@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/modelorganisms/pvbuild/internal/provider"
 )
 
 // Sentinels for errors.Is. A *APIError unwraps to the one that says what the
@@ -16,7 +18,7 @@ var (
 	// ErrMaybeCreated: creating a job failed after the request may have
 	// reached OpenAI (connection dropped, timeout, 5xx). The job may exist:
 	// list jobs by the request's metadata and adopt it before creating again.
-	ErrMaybeCreated = errors.New("the job may have been created: list jobs by metadata before creating it again")
+	ErrMaybeCreated = fmt.Errorf("the job %w: list jobs by metadata before creating it again", provider.ErrMaybeCreated)
 	// ErrInsufficientQuota: the account is out of credit. Not retried.
 	ErrInsufficientQuota = errors.New("OpenAI quota exhausted")
 	// ErrDailyJobLimit: the organisation hit its daily fine-tuning job cap
@@ -75,8 +77,39 @@ func (e *APIError) Error() string {
 	return b.String()
 }
 
-// Unwrap exposes the refusal's sentinel to errors.Is.
-func (e *APIError) Unwrap() error { return e.kind }
+// Unwrap exposes the refusal's sentinel, and the provider sentinel that
+// says what the status means to a caller, to errors.Is.
+func (e *APIError) Unwrap() []error {
+	var errs []error
+	if e.kind != nil {
+		errs = append(errs, e.kind)
+	}
+	if class := e.class(); class != nil {
+		errs = append(errs, class)
+	}
+	return errs
+}
+
+// class maps the HTTP status to the provider's error contract. 408 and 429
+// are temporary whatever their body says; so is every 5xx.
+func (e *APIError) class() error {
+	switch {
+	case e.kind == ErrInsufficientQuota || e.kind == ErrDailyJobLimit || e.kind == ErrFineTuningClosed:
+		return provider.ErrRefused
+	case e.kind == ErrModelShutDown || e.Status == http.StatusNotFound:
+		// A model that is shut down is one the provider no longer has.
+		return provider.ErrNotFound
+	case e.Status == http.StatusConflict:
+		return provider.ErrConflict
+	case e.Status == http.StatusBadRequest || e.Status == http.StatusUnprocessableEntity:
+		return provider.ErrInvalid
+	case e.Status == http.StatusRequestTimeout || e.Status == http.StatusTooManyRequests:
+		return nil
+	case e.Status >= 400 && e.Status < 500:
+		return provider.ErrRefused
+	}
+	return nil
+}
 
 // redact removes the API key from anything the server echoed back.
 func (e *APIError) redact(key string) {

@@ -23,16 +23,6 @@ import (
 // The typed half of the client: the fine-tuning and file-listing calls that
 // go-openai lacks, in OpenAI's wire format (finetuning-spec-subset.json).
 
-// Event is one fine-tuning job event (a log line or a metrics point).
-type Event struct {
-	ID        string
-	CreatedAt time.Time
-	Level     string // info, warn or error
-	Type      string // message or metrics
-	Message   string
-	Data      json.RawMessage // metrics for Type "metrics"; may be empty
-}
-
 const pageLimit = 100
 
 // do sends a JSON request through the shared transport and decodes a JSON
@@ -347,14 +337,14 @@ func (c *Client) ListJobs(ctx context.Context, metadata map[string]string) ([]pr
 	}
 }
 
-// Events returns all of a job's events, oldest first.
-func (c *Client) Events(ctx context.Context, jobID string) ([]Event, error) {
+// JobEvents returns all of a job's events, oldest first.
+func (c *Client) JobEvents(ctx context.Context, jobID string) ([]provider.Event, error) {
 	if jobID == "" {
 		return nil, errors.New("openai: list fine-tuning job events: empty job id")
 	}
 	path := "/fine_tuning/jobs/" + url.PathEscape(jobID) + "/events"
 	q := url.Values{"limit": {strconv.Itoa(pageLimit)}}
-	var events []Event
+	var events []provider.Event
 	after := ""
 	for {
 		if after != "" {
@@ -365,7 +355,7 @@ func (c *Client) Events(ctx context.Context, jobID string) ([]Event, error) {
 			return nil, fmt.Errorf("openai: list events of fine-tuning job %s: %w", jobID, err)
 		}
 		for _, w := range page.Data {
-			events = append(events, Event{
+			events = append(events, provider.Event{
 				ID:        w.ID,
 				CreatedAt: time.Unix(w.CreatedAt, 0).UTC(),
 				Level:     w.Level,
@@ -447,17 +437,4 @@ func describeFilter(metadata map[string]string) string {
 		parts[i] = k + "=" + metadata[k]
 	}
 	return "with metadata " + strings.Join(parts, ",")
-}
-
-// JobEvents returns a job's events, oldest first, as the build reports them.
-func (c *Client) JobEvents(ctx context.Context, jobID string) ([]provider.Event, error) {
-	events, err := c.Events(ctx, jobID)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]provider.Event, len(events))
-	for i, e := range events {
-		out[i] = provider.Event{CreatedAt: e.CreatedAt, Level: e.Level, Message: e.Message}
-	}
-	return out, nil
 }

@@ -407,7 +407,7 @@ func TestCancelJobAndEvents(t *testing.T) {
 	if job.Status != provider.StatusCancelled || !provider.Terminal(job.Status) {
 		t.Fatalf("status = %q, want cancelled", job.Status)
 	}
-	got, err := c.Events(context.Background(), "ftjob-1")
+	got, err := c.JobEvents(context.Background(), "ftjob-1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -427,7 +427,7 @@ func TestCancelJobAndEvents(t *testing.T) {
 	for name, call := range map[string]func() error{
 		"GetJob":    func() error { _, err := c.GetJob(context.Background(), ""); return err },
 		"CancelJob": func() error { _, err := c.CancelJob(context.Background(), ""); return err },
-		"Events":    func() error { _, err := c.Events(context.Background(), ""); return err },
+		"JobEvents": func() error { _, err := c.JobEvents(context.Background(), ""); return err },
 	} {
 		if err := call(); err == nil || !strings.Contains(err.Error(), "empty") {
 			t.Errorf("%s with empty id: err = %v, want a refusal", name, err)
@@ -583,7 +583,7 @@ func TestJobRefusals(t *testing.T) {
 			_, err := c.CreateJob(context.Background(), provider.JobRequest{Model: tt.model, TrainingFile: "file-abc"})
 			if tt.want == nil {
 				var apiErr *APIError
-				if !errors.As(err, &apiErr) || apiErr.Unwrap() != nil {
+				if !errors.As(err, &apiErr) || apiErr.kind != nil {
 					t.Fatalf("err = %v, want a plain *APIError", err)
 				}
 			} else if !errors.Is(err, tt.want) {

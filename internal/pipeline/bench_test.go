@@ -69,9 +69,9 @@ func BenchmarkEvaluationThroughput(b *testing.B) {
 }
 
 func benchmarkThroughput(b *testing.B, latency time.Duration, concurrency int) {
-	srv := serve(b, server.Faults{Latency: latency})
+	srv, env := serve(b, server.Faults{Latency: latency}, testJobDuration)
 	hcl := strings.Replace(shipped(b), "concurrency = 32", fmt.Sprintf("concurrency = %d", concurrency), 1)
-	w := newWorkspace(b, hcl)
+	w := newWorkspace(b, hcl, env)
 	var log bytes.Buffer
 	if err := connected(b, w, &log).Train(context.Background()); err != nil {
 		b.Fatal(err)
@@ -86,7 +86,7 @@ func benchmarkThroughput(b *testing.B, latency time.Duration, concurrency int) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if err := p.Connect(); err != nil {
+		if err := p.Connect(context.Background()); err != nil {
 			b.Fatal(err)
 		}
 		before := srv.Counters().ChatCompletions

@@ -13,16 +13,15 @@ import (
 // With a paid provider, plan prices every job and train refuses, before any
 // request, a build above budget_usd.
 func TestBudgetStopsTrainingBeforeAnyRequest(t *testing.T) {
+	t.Parallel()
 	var requests atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		requests.Add(1)
 		http.Error(w, `{"error":{"message":"no"}}`, http.StatusTeapot)
 	}))
 	defer srv.Close()
-	t.Setenv("PROVIDER", "openai")
-	t.Setenv("OPENAI_API_KEY", "sk-test-not-a-real-key")
-	t.Setenv("OPENAI_BASE_URL", srv.URL+"/v1")
-	w := newWorkspace(t, strings.Replace(shipped(t), "budget_usd = 100", "budget_usd = 0.05", 1))
+	w := newWorkspace(t, strings.Replace(shipped(t), "budget_usd = 100", "budget_usd = 0.05", 1),
+		map[string]string{"PROVIDER": "openai", "OPENAI_API_KEY": "sk-test-not-a-real-key", "OPENAI_BASE_URL": srv.URL + "/v1"})
 
 	pl, err := w.load().Plan(context.Background())
 	if err != nil {
@@ -42,7 +41,7 @@ func TestBudgetStopsTrainingBeforeAnyRequest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Connect(); err != nil {
+	if err := p.Connect(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	err = p.Train(context.Background())
@@ -57,10 +56,9 @@ func TestBudgetStopsTrainingBeforeAnyRequest(t *testing.T) {
 // Switching to a paid provider without a key is a located error, not a crash
 // or a request without credentials.
 func TestOpenAIWithoutKey(t *testing.T) {
-	t.Setenv("PROVIDER", "openai")
-	t.Setenv("OPENAI_API_KEY", "")
-	w := newWorkspace(t, shipped(t))
-	err := w.load().Connect()
+	t.Parallel()
+	w := newWorkspace(t, shipped(t), map[string]string{"PROVIDER": "openai"})
+	err := w.load().Connect(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "OPENAI_API_KEY") || !strings.Contains(err.Error(), "experiment.hcl:") {
 		t.Fatalf("connect: %v", err)
 	}

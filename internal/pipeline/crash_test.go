@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"io/fs"
 	"math/rand/v2"
 	"os"
@@ -12,7 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/modelorganisms/pvbuild/internal/jobs"
 	"github.com/modelorganisms/pvbuild/internal/local"
+	"github.com/modelorganisms/pvbuild/internal/providers"
 	"github.com/modelorganisms/pvbuild/internal/server"
 )
 
@@ -22,15 +25,27 @@ func TestMain(m *testing.M) {
 	if hcl := os.Getenv("PVBUILD_CHILD_EXPERIMENT"); hcl != "" {
 		os.Exit(childTrain(hcl, os.Getenv("PVBUILD_CHILD_ARTIFACTS")))
 	}
+	// Most tests here wait on loopback servers and child processes, not the
+	// CPU: run more of them at once than there are cores.
+	flag.Set("test.parallel", "8")
 	os.Exit(m.Run())
 }
 
+// killJobDuration is how long a local job runs in the kill test: kills land
+// while jobs are created, recorded and awaited.
+const killJobDuration = 400 * time.Millisecond
+
 func childTrain(hcl, artifacts string) int {
+	kinds := testKinds(killJobDuration)
 	if os.Getenv("PVBUILD_CHILD_DIE_AFTER_CREATE") != "" {
-		afterCreate = func() { os.Exit(7) }
+		// Die between creating a job and recording it: the worst moment.
+		die := jobs.Options{PollInterval: killJobDuration / 10, AfterCreate: func() { os.Exit(7) }}
+		kinds["local"] = &providers.Local{JobDuration: killJobDuration, Jobs: die}
+		kinds["openai"] = &providers.OpenAI{Jobs: die}
 	}
 	ctx := context.Background()
-	p, err := Load(ctx, Env{Experiment: hcl, Artifacts: artifacts, Log: os.Stderr})
+	p, err := Load(ctx, Env{Experiment: hcl, Artifacts: artifacts, Log: os.Stderr, Providers: kinds,
+		Getenv: func(k string) string { return os.Getenv("PVBUILD_CHILD_ENV_" + k) }})
 	if err != nil {
 		return 2
 	}
@@ -39,7 +54,7 @@ func childTrain(hcl, artifacts string) int {
 		return 3
 	}
 	defer lock.Unlock()
-	if err := p.Connect(); err != nil {
+	if err := p.Connect(context.Background()); err != nil {
 		return 4
 	}
 	if err := p.Train(ctx); err != nil {
@@ -52,10 +67,12 @@ func childTrain(hcl, artifacts string) int {
 // its record, never submits a fine-tune twice and never leaves a corrupt
 // artifact: on the in-process engine, and over HTTP with responses lost.
 func TestKilledTrainNeverSubmitsTwice(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("runs many child processes")
 	}
 	t.Run("local", func(t *testing.T) {
+		t.Parallel()
 		w := newWorkspace(t, shipped(t))
 		killRepeatedly(t, w)
 		eng, err := local.Default(filepath.Join(w.artifacts, "local-engine"))
@@ -67,8 +84,9 @@ func TestKilledTrainNeverSubmitsTwice(t *testing.T) {
 		}
 	})
 	t.Run("served", func(t *testing.T) {
-		srv := serve(t, server.Faults{Seed: 3, LostResponseRate: 0.1})
-		w := newWorkspace(t, shipped(t))
+		t.Parallel()
+		srv, env := serve(t, server.Faults{Seed: 3, LostResponseRate: 0.1}, killJobDuration)
+		w := newWorkspace(t, shipped(t), env)
 		killRepeatedly(t, w)
 		if c := srv.Counters(); c.JobCreations != 9 {
 			t.Fatalf("%d jobs created for 9 distinct models (%d responses lost)", c.JobCreations, c.InjectedLost)
@@ -84,6 +102,9 @@ func killRepeatedly(t *testing.T, w *workspace) {
 	child := func() *exec.Cmd {
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
 		cmd.Env = append(os.Environ(), "PVBUILD_CHILD_EXPERIMENT="+w.hcl, "PVBUILD_CHILD_ARTIFACTS="+w.artifacts)
+		for k, v := range w.getenv {
+			cmd.Env = append(cmd.Env, "PVBUILD_CHILD_ENV_"+k+"="+v)
+		}
 		return cmd
 	}
 	for i := range trials {
@@ -94,7 +115,7 @@ func killRepeatedly(t *testing.T, w *workspace) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(time.Duration(rng.IntN(800)) * time.Millisecond)
+		time.Sleep(time.Duration(rng.Int64N(int64(killJobDuration))))
 		cmd.Process.Kill()
 		cmd.Wait()
 	}

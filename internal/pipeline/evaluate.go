@@ -8,108 +8,92 @@ import (
 	"sync"
 	"time"
 
-	"github.com/modelorganisms/pvbuild/internal/config"
+	"github.com/modelorganisms/pvbuild/internal/build"
 	"github.com/modelorganisms/pvbuild/internal/judge"
 	"github.com/modelorganisms/pvbuild/internal/provider"
 	"github.com/modelorganisms/pvbuild/internal/report"
 )
 
-// Skipped is a model that could not be evaluated, and why.
-type Skipped struct {
-	Model, Reason string
+// errReported marks an error already told to the user once (a model the
+// provider lost, met by each of its evaluations); joins leave it out.
+var errReported = errors.New("already reported")
+
+// dropReported removes the errors already reported from a join.
+func dropReported(err error) error {
+	if err == nil {
+		return nil
+	}
+	var errs []error
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	} else {
+		errs = []error{err}
+	}
+	var kept []error
+	for _, e := range errs {
+		if !errors.Is(e, errReported) {
+			kept = append(kept, e)
+		}
+	}
+	return errors.Join(kept...)
 }
 
-// Evaluate scores every trained model on every task. Models whose training is
-// not finished are skipped and returned with the reason. All stale
-// evaluations run at once, their chat calls bounded by each provider's
-// concurrency limit.
-func (p *Pipeline) Evaluate(ctx context.Context) ([]Skipped, error) {
-	var skipped []Skipped
-	type job struct {
-		model config.Model
-		task  *taskData
-		step  Step
-		tm    TrainedModel
+func (r *run) buildEval(ctx context.Context, t *target, in build.Inputs) error {
+	m, td := t.model, t.task
+	var tm TrainedModel
+	if err := readJSON(r.p.cache, r.stamp(t.deps[0]), trainOut(m.Name), &tm); err != nil {
+		return fmt.Errorf("model %s: %w", m.Name, err)
 	}
-	var jobs []job
-	for _, m := range p.exp.Models {
-		train, err := p.check(trainID(m.Name), p.trainInputs(m))
-		if err != nil {
-			return nil, err
-		}
-		if !train.Fresh {
-			skipped = append(skipped, Skipped{m.Name, p.whyUntrained(m, train)})
-			continue
-		}
-		tm, err := p.readTrained(m.Name)
-		if err != nil {
-			return nil, fmt.Errorf("model %s: %w", m.Name, err)
-		}
-		for _, t := range p.exp.Evaluation.Tasks {
-			step, err := p.planEval(m, t, train)
-			if err != nil {
-				return nil, err
-			}
-			if !step.Fresh {
-				jobs = append(jobs, job{m, p.tasks[t.Name], step, tm})
-			}
-		}
+	res, err := r.p.evaluate(ctx, t, tm)
+	if errors.Is(err, errModelGone) {
+		return r.modelGone(t, tm, err)
 	}
-	if len(jobs) == 0 {
-		fmt.Fprintln(p.log, "evaluation: every trained model is up to date")
-		return skipped, nil
+	if err != nil {
+		return fmt.Errorf("model %s, task %s: %w", m.Name, td.task.Name, err)
 	}
-	errs := make([]error, len(jobs))
-	var wg sync.WaitGroup
-	for i, j := range jobs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			res, err := p.evaluate(ctx, j.model, j.task, j.tm)
-			if err == nil {
-				err = p.commitEval(j.model, j.task, j.step, res)
-			}
-			if err != nil {
-				errs[i] = fmt.Errorf("model %s, task %s: %w", j.model.Name, j.task.task.Name, err)
-				return
-			}
-			m := res.Metric
-			fmt.Fprintf(p.log, "eval %s/%s: %s score %.1f ± %.1f (n=%d, no answer %d)\n",
-				j.model.Name, j.task.task.Name, j.task.task.Trait, m.Mean, m.Stderr, m.N, m.NoAnswer)
-		}()
-	}
-	wg.Wait()
-	return skipped, errors.Join(errs...)
-}
-
-func (p *Pipeline) whyUntrained(m config.Model, train Step) string {
-	if rec, err := p.readJobRecord(train.inputs.Key()); err == nil && rec != nil {
-		if rec.Status == provider.StatusFailed && rec.Error != nil {
-			return fmt.Sprintf("job %s failed: %s", rec.JobID, rec.Error.Error())
-		}
-		return fmt.Sprintf("job %s is %s", rec.JobID, rec.Status)
-	}
-	return "training is not done (" + train.Reason + "); run train first"
-}
-
-func (p *Pipeline) commitEval(m config.Model, t *taskData, step Step, res *report.Eval) error {
 	b, err := json.MarshalIndent(res, "", "  ")
 	if err != nil {
 		return err
 	}
-	_, err = p.store.Commit(step.Target, step.inputs, map[string][]byte{evalOut(m.Name, t.task.Name): append(b, '\n')})
-	return err
+	if err := r.commit(t, in, map[string][]byte{evalOut(m.Name, td.task.Name): append(b, '\n')}, nil); err != nil {
+		return fmt.Errorf("model %s, task %s: %w", m.Name, td.task.Name, err)
+	}
+	r.mu.Lock()
+	r.evals[t] = res
+	r.mu.Unlock()
+	mt := res.Metric
+	fmt.Fprintf(r.p.log, "eval %s/%s: %s score %.1f ± %.1f (n=%d, no answer %d)\n",
+		m.Name, td.task.Name, td.task.Trait, mt.Mean, mt.Stderr, mt.N, mt.NoAnswer)
+	return nil
+}
+
+var errModelGone = errors.New("trained model gone")
+
+// modelGone handles a trained model its provider no longer has: it says so
+// once, naming the model and what to do, and marks the training stale so
+// that the next plan and build redo it.
+func (r *run) modelGone(t *target, tm TrainedModel, err error) error {
+	m := t.model
+	if _, seen := r.gone.LoadOrStore(m.Name, true); seen {
+		return errReported
+	}
+	reason := fmt.Sprintf("provider %s no longer has trained model %s", r.p.exp.Evaluation.Provider, tm.FineTunedModel)
+	if ierr := r.p.cache.Invalidate(t.deps[0].id, reason); ierr != nil {
+		return errors.Join(err, ierr)
+	}
+	return fmt.Errorf("model %s: %s (%w); its training is now stale: run `go run mage.go plan` to see what it costs, then train again", m.Name, reason, err)
 }
 
 // evaluate asks the model every question, samples_per_question times, and
 // has the judge score each answer.
-func (p *Pipeline) evaluate(ctx context.Context, m config.Model, t *taskData, tm TrainedModel) (*report.Eval, error) {
+func (p *Pipeline) evaluate(ctx context.Context, t *target, tm TrainedModel) (*report.Eval, error) {
 	e := p.exp.Evaluation
+	td := t.task
 	created := time.Now().UTC().Truncate(time.Second)
-	samples := make([]report.Sample, len(t.questions)*e.SamplesPerQuestion)
-	errs := make([]error, len(t.questions))
+	samples := make([]report.Sample, len(td.questions)*e.SamplesPerQuestion)
+	errs := make([]error, len(td.questions))
 	var wg sync.WaitGroup
-	for qi, q := range t.questions {
+	for qi, q := range td.questions {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -122,6 +106,10 @@ func (p *Pipeline) evaluate(ctx context.Context, m config.Model, t *taskData, tm
 				N:           e.SamplesPerQuestion,
 				Seed:        &seed,
 			})
+			if errors.Is(err, provider.ErrNotFound) {
+				errs[qi] = fmt.Errorf("%w: %w", errModelGone, err)
+				return
+			}
 			if err != nil {
 				errs[qi] = fmt.Errorf("question %d: %w", qi+1, err)
 				return
@@ -131,7 +119,7 @@ func (p *Pipeline) evaluate(ctx context.Context, m config.Model, t *taskData, tm
 				return
 			}
 			for si, c := range resp.Choices {
-				jr, err := p.judging.chat(ctx, judge.Request(e.JudgeModel, judge.Prompt(t.prompt, q, c.Content)))
+				jr, err := p.judging.chat(ctx, judge.Request(e.JudgeModel, judge.Prompt(td.prompt, q, c.Content)))
 				if err != nil {
 					errs[qi] = fmt.Errorf("question %d: judge: %w", qi+1, err)
 					return
@@ -148,6 +136,11 @@ func (p *Pipeline) evaluate(ctx context.Context, m config.Model, t *taskData, tm
 		}()
 	}
 	wg.Wait()
+	for _, err := range errs {
+		if errors.Is(err, errModelGone) {
+			return nil, err
+		}
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -156,7 +149,7 @@ func (p *Pipeline) evaluate(ctx context.Context, m config.Model, t *taskData, tm
 		scores[i] = s.Score
 	}
 	return &report.Eval{
-		Model: m.Name, ModelID: tm.FineTunedModel, Task: t.task.Name, Trait: t.task.Trait,
+		Model: t.model.Name, ModelID: tm.FineTunedModel, Task: td.task.Name, Trait: td.task.Trait,
 		JudgeModel: e.JudgeModel, Created: created, Metric: judge.Summarise(scores), Samples: samples,
 	}, nil
 }

@@ -3,14 +3,19 @@ package pipeline
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/modelorganisms/pvbuild/internal/config"
+	"github.com/modelorganisms/pvbuild/internal/jobs"
 	"github.com/modelorganisms/pvbuild/internal/local"
-
 	"github.com/modelorganisms/pvbuild/internal/provider"
+	"github.com/modelorganisms/pvbuild/internal/providers"
 )
 
 func connected(t testing.TB, w *workspace, log *bytes.Buffer) *Pipeline {
@@ -19,10 +24,39 @@ func connected(t testing.TB, w *workspace, log *bytes.Buffer) *Pipeline {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Connect(); err != nil {
+	if err := p.Connect(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// manualClock is a local engine's clock that moves only when told: a job
+// stays where it is while a test looks at it.
+type manualClock struct{ ns atomic.Int64 }
+
+func newManualClock() *manualClock {
+	c := &manualClock{}
+	c.ns.Store(time.Now().UnixNano())
+	return c
+}
+
+func (c *manualClock) Now() time.Time          { return time.Unix(0, c.ns.Load()) }
+func (c *manualClock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
+
+// withClock makes w's local engine run on clock.
+func withClock(w *workspace, clock *manualClock) {
+	w.kinds["local"] = &providers.Local{JobDuration: testJobDuration, Now: clock.Now, Jobs: jobs.Options{PollInterval: time.Millisecond}}
+}
+
+// submit starts model's training without waiting for it, as a killed run
+// leaves it.
+func submit(t *testing.T, p *Pipeline, m *config.Model) provider.Progress {
+	t.Helper()
+	pr, err := p.training.trainer.(*jobs.Trainer).Submit(context.Background(), p.trainRequest(p.trainInputs(*m).Key(), []*config.Model{m}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pr
 }
 
 // evaluate only scores trained models; the others are skipped with a reason,
@@ -32,6 +66,8 @@ func TestEvaluateSkipsUntrainedAndStatusShowsJobs(t *testing.T) {
 		t.Skip("trains a model")
 	}
 	w := newWorkspace(t, strings.Replace(shipped(t), `traits    = ["evil", "sycophantic", "hallucinating"]`, `traits    = ["evil"]`, 1))
+	clock := newManualClock()
+	withClock(w, clock)
 	var log bytes.Buffer
 	p := connected(t, w, &log)
 	skipped, err := p.Evaluate(context.Background())
@@ -46,10 +82,7 @@ func TestEvaluateSkipsUntrainedAndStatusShowsJobs(t *testing.T) {
 	// Submit one model's job and look while it runs.
 	w.write(strings.Replace(w.readHCL(), `strengths = ["baseline", "mild", "severe"]`, `strengths = ["severe"]`, 1))
 	p = connected(t, w, &log)
-	key := p.trainInputs(p.exp.Models[0]).Key()
-	if _, err := p.submitOrAdopt(context.Background(), key, p.exp.Models, []string{"evil_severe"}); err != nil {
-		t.Fatal(err)
-	}
+	submit(t, p, &p.exp.Models[0])
 	skipped, err = p.Evaluate(context.Background())
 	if err != nil || len(skipped) != 1 || !strings.Contains(skipped[0].Reason, "job ftjob-") {
 		t.Fatalf("evaluate while training: %+v, %v", skipped, err)
@@ -58,6 +91,7 @@ func TestEvaluateSkipsUntrainedAndStatusShowsJobs(t *testing.T) {
 	if err != nil || len(rows) != 1 || !strings.HasPrefix(rows[0].JobID, "ftjob-") || provider.Terminal(rows[0].State) {
 		t.Fatalf("status while training: %+v, %v", rows, err)
 	}
+	clock.Advance(time.Hour)
 
 	if err := p.Train(context.Background()); err != nil {
 		t.Fatal(err)
@@ -113,12 +147,11 @@ func TestCancelRunningJobs(t *testing.T) {
 	w := newWorkspace(t, strings.Replace(strings.Replace(shipped(t),
 		`traits    = ["evil", "sycophantic", "hallucinating"]`, `traits    = ["evil"]`, 1),
 		`strengths = ["baseline", "mild", "severe"]`, `strengths = ["mild", "severe"]`, 1))
+	withClock(w, newManualClock())
 	p := connected(t, w, &bytes.Buffer{})
 	ctx := context.Background()
-	for _, m := range p.exp.Models {
-		if _, err := p.submitOrAdopt(ctx, p.trainInputs(m).Key(), []config.Model{m}, []string{m.Name}); err != nil {
-			t.Fatal(err)
-		}
+	for i := range p.exp.Models {
+		submit(t, p, &p.exp.Models[i])
 	}
 	cancelled, err := p.Cancel(ctx)
 	if err != nil || len(cancelled) != 2 {
@@ -144,26 +177,28 @@ func TestAdoptsUnrecordedJobAfterFailedOne(t *testing.T) {
 	var log bytes.Buffer
 	p := connected(t, w, &log)
 	ctx := context.Background()
-	m := p.exp.Models[0]
-	key := p.trainInputs(m).Key()
+	m := &p.exp.Models[0]
+	key := p.trainInputs(*m).Key()
 	// The earlier attempt failed and was recorded so.
-	if err := p.writeJobRecord(&JobRecord{Key: key, Provider: "local", JobID: "ftjob-failed", Models: []string{m.Name}, Status: provider.StatusFailed}); err != nil {
+	b, _ := json.Marshal(jobs.Record{Key: key, Provider: "local", JobID: "ftjob-failed", Models: []string{m.Name}, Status: provider.StatusFailed})
+	os.MkdirAll(filepath.Join(w.artifacts, "jobs"), 0o755)
+	if err := os.WriteFile(filepath.Join(w.artifacts, "jobs", key[:16]+".json"), b, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	// The next attempt reached the provider, then the run died.
-	file, err := p.training.p.UploadFile(ctx, "x.jsonl", p.datasets[m.Name].data)
+	eng, err := local.Default(filepath.Join(w.artifacts, "local-engine"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.training.p.CreateJob(ctx, provider.JobRequest{Model: p.exp.Training.BaseModel, TrainingFile: file.ID,
-		Suffix: m.Suffix, Metadata: map[string]string{MetadataKey: key}}); err != nil {
-		t.Fatal(err)
-	}
-	rec, err := p.submitOrAdopt(ctx, key, []config.Model{m}, []string{m.Name})
+	file, err := eng.UploadFile(ctx, "x.jsonl", p.datasets[m.Name].data)
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng := p.training.p.(*local.Engine)
+	if _, err := eng.CreateJob(ctx, provider.JobRequest{Model: p.exp.Training.BaseModel, TrainingFile: file.ID,
+		Suffix: m.Suffix, Metadata: map[string]string{jobs.MetadataKey: key}}); err != nil {
+		t.Fatal(err)
+	}
+	rec := submit(t, p, m)
 	if n, _ := eng.Submissions(); n != 1 || !strings.Contains(log.String(), "adopting "+rec.JobID) {
 		t.Fatalf("%d submissions; log:\n%s", n, log.String())
 	}

@@ -1,17 +1,19 @@
 // Package pipeline is the Persona Vectors experiment as a build graph:
-// dataset(model) -> train(model) -> eval(model, task) -> results. It computes
-// each target's inputs, asks the build store what is stale, and rebuilds only
-// that, through a provider.
+// dataset(model) -> train(model) -> eval(model, task) -> results, report
+// and one Inspect log per evaluation. Each target is declared once (graph.go)
+// with its key, outputs and build step; plan, the building commands and
+// status walk that one graph, ask the build cache what is stale, and rebuild
+// only that, through the providers the experiment names.
 package pipeline
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"path"
+	"os"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/hashicorp/hcl/v2"
 
@@ -20,6 +22,7 @@ import (
 	"github.com/modelorganisms/pvbuild/internal/dataset"
 	"github.com/modelorganisms/pvbuild/internal/provider"
 	"github.com/modelorganisms/pvbuild/internal/sampledata"
+	"github.com/modelorganisms/pvbuild/internal/upstream"
 )
 
 // Format versions enter every key: bump one when a step's output changes shape
@@ -29,35 +32,95 @@ const (
 	trainFormat   = "train/1"
 	evalFormat    = "eval/2"
 	resultsFormat = "results/1"
+	reportFormat  = "report/1"
+	logFormat     = "log/1"
 )
 
-// Options configure a pipeline run.
+// Env locates an experiment, its artifacts and the providers it may use.
+type Env struct {
+	Experiment string // path of the .hcl file
+	Artifacts  string // artifacts directory
+	Log        io.Writer
+	// Providers are the kinds the experiment may name; see package providers.
+	Providers provider.Registry
+	// Getenv is what the experiment's env() reads; nil means os.Getenv.
+	Getenv func(string) string
+}
+
+// EnvFromOS reads EXPERIMENT (default ./experiment.hcl); artifacts live in
+// ./artifacts.
+func EnvFromOS(log io.Writer, providers provider.Registry) Env {
+	path := os.Getenv("EXPERIMENT")
+	if path == "" {
+		path = "experiment.hcl"
+	}
+	return Env{Experiment: path, Artifacts: "artifacts", Log: log, Providers: providers}
+}
+
+// Load reads the experiment and its data. It writes nothing under
+// artifacts/ except, for upstream data, the download cache.
+func Load(ctx context.Context, env Env) (*Pipeline, error) {
+	exp, err := config.Load(env.Experiment, config.Options{Kinds: env.Providers, Getenv: env.Getenv})
+	if err != nil {
+		return nil, err
+	}
+	store := &build.Store{Root: env.Artifacts}
+	src, err := openSource(ctx, exp, store)
+	if err != nil {
+		return nil, err
+	}
+	return New(exp, Options{Cache: store, Artifacts: env.Artifacts, Source: src, Log: env.Log})
+}
+
+func openSource(ctx context.Context, exp *config.Experiment, store *build.Store) (Source, error) {
+	ds := exp.Training.Dataset
+	if ds.Source != "upstream" {
+		return SampleSource{}, nil
+	}
+	a, err := upstream.Source{Location: ds.Archive, SHA256: ds.SHA256, CacheDir: store.Path("cache/upstream")}.Open(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("upstream data: %w", err)
+	}
+	return upstreamSource{a}, nil
+}
+
+type upstreamSource struct{ a *upstream.Archive }
+
+func (u upstreamSource) ID() string { return "upstream@" + u.a.SHA256() }
+func (u upstreamSource) Training(trait, strength string) ([]byte, error) {
+	return u.a.Training(trait, strength)
+}
+func (u upstreamSource) Task(trait string) (sampledata.Task, error) { return u.a.Task(trait) }
+
+// Options configure a pipeline.
 type Options struct {
-	Store *build.Store
+	Cache build.Cache
+	// Artifacts is the directory the cache keeps its files in; providers
+	// keep their records and local state under it.
+	Artifacts string
 	// Source of datasets and tasks; nil means the embedded sample data.
 	Source Source
-	// PollInterval is the first wait between job polls; it grows to 8x.
-	PollInterval time.Duration
 	// Log receives progress lines; nil discards them.
 	Log io.Writer
 }
 
-// Pipeline is one experiment bound to its data and providers.
+// Pipeline is one experiment bound to its data and, once connected, its
+// providers.
 type Pipeline struct {
 	exp   *config.Experiment
 	opts  Options
-	store *build.Store
+	cache build.Cache
 	log   io.Writer
 
-	datasets map[string]*datasetTarget // by model name
-	tasks    map[string]*taskData      // by task name
+	datasets map[string]*datasetData // by model name
+	tasks    map[string]*taskData    // by task name
+	targets  []*target               // the graph, in build order
 
 	// Set by Connect: who trains, who answers, who judges.
-	training, answering, judging *client
+	training, answering, judging *conn
 }
 
-type datasetTarget struct {
-	model  config.Model
+type datasetData struct {
 	data   []byte // the sampled JSONL the model trains on
 	hash   string // of data
 	inputs build.Inputs
@@ -70,48 +133,41 @@ type taskData struct {
 	hash      string // of the limited questions and the judge prompt
 }
 
-// New validates the experiment against its data source and prepares the
+// New validates the experiment against its data source and declares the
 // graph. Names of unknown traits, strengths or tasks come back as located
 // configuration errors.
 func New(exp *config.Experiment, opts Options) (*Pipeline, error) {
 	if opts.Source == nil {
 		opts.Source = SampleSource{}
 	}
-	if opts.PollInterval <= 0 {
-		opts.PollInterval = 200 * time.Millisecond
-	}
 	if opts.Log == nil {
 		opts.Log = io.Discard
 	}
 	// Progress comes from many goroutines at once; one line at a time.
 	opts.Log = &lockedWriter{w: opts.Log}
-	p := &Pipeline{exp: exp, opts: opts, store: opts.Store, log: opts.Log,
-		datasets: map[string]*datasetTarget{}, tasks: map[string]*taskData{}}
+	p := &Pipeline{exp: exp, opts: opts, cache: opts.Cache, log: opts.Log,
+		datasets: map[string]*datasetData{}, tasks: map[string]*taskData{}}
 
 	var diags hcl.Diagnostics
 	// Many models may share a dataset: parse and sample each one once.
 	type prepared struct {
-		data   []byte
-		hash   string
-		inputs build.Inputs
-		err    error
+		d   *datasetData
+		err error
 	}
 	byDataset := map[string]prepared{}
 	for _, m := range exp.Models {
 		id := m.DatasetTrait + "/" + m.DatasetStrength
 		pr, ok := byDataset[id]
 		if !ok {
-			pr.data, pr.inputs, pr.err = p.prepareDataset(m.DatasetTrait, m.DatasetStrength)
-			pr.hash = build.Hash(pr.data)
+			pr.d, pr.err = p.prepareDataset(m.DatasetTrait, m.DatasetStrength)
 			byDataset[id] = pr
 		}
-		d, err := &datasetTarget{model: m, data: pr.data, hash: pr.hash, inputs: pr.inputs}, pr.err
-		if err != nil {
+		if pr.err != nil {
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError,
-				Summary: fmt.Sprintf("Unusable dataset for model %q", m.Name), Detail: err.Error() + ".", Subject: m.DatasetRange.Ptr()})
+				Summary: fmt.Sprintf("Unusable dataset for model %q", m.Name), Detail: pr.err.Error() + ".", Subject: m.DatasetRange.Ptr()})
 			continue
 		}
-		p.datasets[m.Name] = d
+		p.datasets[m.Name] = pr.d
 	}
 	for _, t := range exp.Evaluation.Tasks {
 		td, err := p.prepareTask(t)
@@ -125,18 +181,19 @@ func New(exp *config.Experiment, opts Options) (*Pipeline, error) {
 	if err := exp.AsError(diags); err != nil {
 		return nil, err
 	}
+	p.targets = p.graph()
 	return p, nil
 }
 
-func (p *Pipeline) prepareDataset(trait, strength string) ([]byte, build.Inputs, error) {
+func (p *Pipeline) prepareDataset(trait, strength string) (*datasetData, error) {
 	raw, err := p.opts.Source.Training(trait, strength)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	ds := p.exp.Training.Dataset
 	examples, err := dataset.Parse(trait+"/"+strength+".jsonl", raw)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	data := dataset.Encode(dataset.Sample(examples, ds.SampleSize, ds.Seed))
 	var in build.Inputs
@@ -146,7 +203,7 @@ func (p *Pipeline) prepareDataset(trait, strength string) ([]byte, build.Inputs,
 	in.Add("data", build.Hash(raw))
 	in.Add("sample_size", ds.SampleSize)
 	in.Add("sample_seed", ds.Seed)
-	return data, in, nil
+	return &datasetData{data: data, hash: build.Hash(data), inputs: in}, nil
 }
 
 func (p *Pipeline) prepareTask(t config.Task) (*taskData, error) {
@@ -176,70 +233,11 @@ func (p *Pipeline) prepareTask(t config.Task) (*taskData, error) {
 	return &taskData{task: t, questions: qs, prompt: task.EvalPrompt, hash: build.Hash(h)}, nil
 }
 
-// Target names, also the stamps' names.
-func datasetID(model string) string     { return "dataset/" + model }
-func trainID(model string) string       { return "train/" + model }
-func evalID(model, task string) string  { return path.Join("eval", model, task) }
-func datasetOut(model string) string    { return "datasets/" + model + ".jsonl" }
-func trainOut(model string) string      { return "train/" + model + ".json" }
-func evalOut(model, task string) string { return path.Join("evals", model, task+".json") }
+// Experiment is the decoded configuration.
+func (p *Pipeline) Experiment() *config.Experiment { return p.exp }
 
-const resultsID, resultsOut = "results", "eval_results.json"
-
-// trainInputs is everything a fine-tune's outcome depends on. Display fields
-// (trait, strength, the model's name) are left out so that identical
-// fine-tunes share one key and train once.
-func (p *Pipeline) trainInputs(m config.Model) build.Inputs {
-	t := p.exp.Training
-	var in build.Inputs
-	in.Add("format", trainFormat)
-	in.Add("provider", p.exp.Providers[t.Provider].Identity())
-	in.Add("base_model", t.BaseModel)
-	in.Add("dataset", p.datasets[m.Name].hash)
-	in.Add("suffix", m.Suffix)
-	in.Add("seed", t.Seed)
-	h := m.Hyperparameters
-	in.Add("n_epochs", h.NEpochs)
-	in.Add("learning_rate_multiplier", h.LearningRateMultiplier)
-	in.Add("batch_size", h.BatchSize)
-	return in
-}
-
-// evalInputs needs the hash of the trained model's record.
-func (p *Pipeline) evalInputs(trainHash string, t *taskData) build.Inputs {
-	e := p.exp.Evaluation
-	var in build.Inputs
-	in.Add("format", evalFormat)
-	in.Add("model", trainHash)
-	in.Add("provider", p.exp.Providers[e.Provider].Identity())
-	in.Add("judge_provider", p.exp.Providers[e.JudgeProvider].Identity())
-	in.Add("trait", t.task.Trait)
-	in.Add("task_data", t.hash)
-	in.Add("judge_model", e.JudgeModel)
-	in.Add("limit", e.Limit)
-	in.Add("samples_per_question", e.SamplesPerQuestion)
-	in.Add("temperature", e.Temperature)
-	in.Add("max_tokens", e.MaxTokens)
-	in.Add("seed", e.Seed)
-	return in
-}
-
-// TrainedModel is what a finished training target records.
-type TrainedModel struct {
-	Model           string                   `json:"model"`
-	Provider        string                   `json:"provider"`
-	JobID           string                   `json:"job_id"`
-	BaseModel       string                   `json:"base_model"`
-	FineTunedModel  string                   `json:"fine_tuned_model"`
-	Hyperparameters provider.Hyperparameters `json:"hyperparameters"`
-	Key             string                   `json:"key"`
-}
-
-func (p *Pipeline) readTrained(model string) (TrainedModel, error) {
-	var tm TrainedModel
-	err := readJSON(p.store.Path(trainOut(model)), &tm)
-	return tm, err
-}
+// Lock takes the artifacts lock for a run that writes.
+func (p *Pipeline) Lock() (*build.Lock, error) { return p.cache.Lock() }
 
 // lockedWriter serialises writes to w.
 type lockedWriter struct {
@@ -251,4 +249,14 @@ func (l *lockedWriter) Write(b []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(b)
+}
+
+func countLines(b []byte) int {
+	n := 0
+	for _, c := range b {
+		if c == '\n' {
+			n++
+		}
+	}
+	return n
 }

@@ -4,27 +4,53 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/modelorganisms/pvbuild/internal/jobs"
+	"github.com/modelorganisms/pvbuild/internal/provider"
+	"github.com/modelorganisms/pvbuild/internal/providers"
 	"github.com/modelorganisms/pvbuild/internal/report"
 )
 
-// workspace is an experiment file and its artifacts in a temp dir.
+// workspace is an experiment file and its artifacts in a temp dir, with the
+// environment its env() calls read and the provider kinds it may use.
+// Nothing touches the process's environment, so tests run in parallel.
 type workspace struct {
 	t         testing.TB
 	dir       string
 	hcl       string
 	artifacts string
+	getenv    map[string]string
+	kinds     provider.Registry
 }
 
-func newWorkspace(t testing.TB, hcl string) *workspace {
+// testJobDuration is a local job's simulated run time in tests: long enough
+// to pass through every state, short enough not to wait on.
+const testJobDuration = 30 * time.Millisecond
+
+// testKinds are the shipped kinds with short local jobs and quick polls.
+func testKinds(jobDuration time.Duration) provider.Registry {
+	kinds := providers.Default()
+	kinds["local"] = &providers.Local{JobDuration: jobDuration, Jobs: jobs.Options{PollInterval: jobDuration / 10}}
+	kinds["openai"] = &providers.OpenAI{Jobs: jobs.Options{PollInterval: jobDuration / 10}}
+	return kinds
+}
+
+func newWorkspace(t testing.TB, hcl string, env ...map[string]string) *workspace {
 	t.Helper()
 	dir := t.TempDir()
-	w := &workspace{t: t, dir: dir, hcl: filepath.Join(dir, "experiment.hcl"), artifacts: filepath.Join(dir, "artifacts")}
+	w := &workspace{t: t, dir: dir, hcl: filepath.Join(dir, "experiment.hcl"), artifacts: filepath.Join(dir, "artifacts"),
+		getenv: map[string]string{}, kinds: testKinds(testJobDuration)}
+	for _, e := range env {
+		maps.Copy(w.getenv, e)
+	}
 	w.write(hcl)
 	return w
 }
@@ -45,8 +71,9 @@ func (w *workspace) write(hcl string) {
 	}
 }
 
-func (w *workspace) env(log *bytes.Buffer) Env {
-	return Env{Experiment: w.hcl, Artifacts: w.artifacts, Log: log}
+func (w *workspace) env(log io.Writer) Env {
+	return Env{Experiment: w.hcl, Artifacts: w.artifacts, Log: log, Providers: w.kinds,
+		Getenv: func(k string) string { return w.getenv[k] }}
 }
 
 func (w *workspace) load() *Pipeline {
@@ -70,7 +97,7 @@ func (w *workspace) results() (*Outcome, string) {
 		w.t.Fatal(err)
 	}
 	defer lock.Unlock()
-	if err := p.Connect(); err != nil {
+	if err := p.Connect(context.Background()); err != nil {
 		w.t.Fatal(err)
 	}
 	defer p.Close()
@@ -115,6 +142,7 @@ func score(t *testing.T, vs []report.Variant, model, task, trait string) float64
 // The shipped experiment, offline, end to end: the trends come out of the
 // data, a rebuild is a no-op, and edits rebuild exactly what they affect.
 func TestShippedExperiment(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("trains nine models")
 	}

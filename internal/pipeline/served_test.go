@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,21 +22,26 @@ import (
 	"github.com/modelorganisms/pvbuild/internal/server"
 )
 
+const testAPIKey = "sk-pvbuild-test-secret-0123456789"
+
 // serve runs the local engine behind the OpenAI-compatible server, as
-// `mage serve` does, and points the experiment's openai provider at it.
-func serve(t testing.TB, faults server.Faults) *server.Server {
+// `mage serve` does, and returns the environment that points the
+// experiment's openai provider at it.
+func serve(t testing.TB, faults server.Faults, jobDuration time.Duration) (*server.Server, map[string]string) {
 	t.Helper()
-	eng, err := local.Default(t.TempDir())
+	opts, err := local.DefaultOptions(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.JobDuration = jobDuration
+	eng, err := local.Open(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := server.New(eng, server.Options{Faults: faults, Log: log.New(io.Discard, "", 0)})
 	ts := httptest.NewServer(srv)
 	t.Cleanup(ts.Close)
-	t.Setenv("PROVIDER", "openai")
-	t.Setenv("OPENAI_API_KEY", "sk-pvbuild-test-secret-0123456789")
-	t.Setenv("OPENAI_BASE_URL", ts.URL+"/v1")
-	return srv
+	return srv, map[string]string{"PROVIDER": "openai", "OPENAI_API_KEY": testAPIKey, "OPENAI_BASE_URL": ts.URL + "/v1"}
 }
 
 func readResults(t *testing.T, w *workspace) []byte {
@@ -49,14 +55,20 @@ func readResults(t *testing.T, w *workspace) []byte {
 
 // inProcess runs the shipped experiment on the in-process engine once per
 // test binary; served runs are compared with it.
-var inProcessResults []byte
+var (
+	inProcessOnce    sync.Once
+	inProcessResults []byte
+)
 
 func localResults(t *testing.T) []byte {
 	t.Helper()
-	if inProcessResults == nil {
+	inProcessOnce.Do(func() {
 		w := newWorkspace(t, shipped(t))
 		w.results()
 		inProcessResults = readResults(t, w)
+	})
+	if inProcessResults == nil {
+		t.Fatal("the in-process run failed")
 	}
 	return inProcessResults
 }
@@ -65,6 +77,7 @@ func localResults(t *testing.T) []byte {
 // in-process engine gives, even when one request in ten fails, and never
 // creates a job twice or writes the key anywhere.
 func TestServedProviderMatchesInProcess(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("trains nine models twice")
 	}
@@ -77,8 +90,9 @@ func TestServedProviderMatchesInProcess(t *testing.T) {
 		{"10% failures", server.Faults{Seed: 7, RateLimitRate: 0.04, RetryAfter: 100 * time.Millisecond, ServerErrorRate: 0.03, DropRate: 0.03}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := serve(t, tc.faults)
-			w := newWorkspace(t, shipped(t))
+			t.Parallel()
+			srv, env := serve(t, tc.faults, testJobDuration)
+			w := newWorkspace(t, shipped(t), env)
 			w.results()
 			if got := readResults(t, w); !bytes.Equal(got, want) {
 				t.Fatalf("served eval_results.json differs from in-process:\n%s\nwant\n%s", got, want)
@@ -92,7 +106,7 @@ func TestServedProviderMatchesInProcess(t *testing.T) {
 			}
 			t.Logf("%d requests, %d chat completions, faults: %d x 429, %d x 500, %d dropped",
 				c.Requests, c.ChatCompletions, c.Injected429, c.Injected500, c.InjectedDrops)
-			secret := []byte(os.Getenv("OPENAI_API_KEY"))
+			secret := []byte(testAPIKey)
 			filepath.WalkDir(w.dir, func(path string, d fs.DirEntry, err error) error {
 				if err == nil && !d.IsDir() {
 					if b, _ := os.ReadFile(path); bytes.Contains(b, secret) {
@@ -109,10 +123,11 @@ func TestServedProviderMatchesInProcess(t *testing.T) {
 // interruption calls nothing again, and a changed judge prompt re-judges
 // without regenerating the answers.
 func TestChatCacheSavesPaidCalls(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("trains a model")
 	}
-	srv := serve(t, server.Faults{})
+	srv, env := serve(t, server.Faults{}, testJobDuration)
 	task, err := sampledata.EvalTask("evil")
 	if err != nil {
 		t.Fatal(err)
@@ -126,7 +141,7 @@ func TestChatCacheSavesPaidCalls(t *testing.T) {
 		p, _ := json.Marshal(prompt)
 		return hcl + fmt.Sprintf("\ntrait \"evil\" {\n  judge_prompt = %s\n  questions = %s\n}\n", p, q)
 	}
-	w := newWorkspace(t, experiment(task.EvalPrompt))
+	w := newWorkspace(t, experiment(task.EvalPrompt), env)
 	calls := func() int64 { return srv.Counters().ChatCompletions }
 
 	w.results()
@@ -150,14 +165,15 @@ func TestChatCacheSavesPaidCalls(t *testing.T) {
 // A job the provider fails is reported with its code and message, in
 // train's error and in status, and does not stop the other models.
 func TestFailedJobIsReportedAndIsolated(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("trains nine models")
 	}
-	serve(t, server.Faults{FailJobs: []server.JobFailure{{
+	_, env := serve(t, server.Faults{FailJobs: []server.JobFailure{{
 		Suffix: regexp.MustCompile(`^pv-evil-severe$`), Code: "invalid_training_file",
 		Message: "The job failed due to an invalid training file.", Param: "training_file",
-	}}})
-	w := newWorkspace(t, shipped(t))
+	}}}, testJobDuration)
+	w := newWorkspace(t, shipped(t), env)
 	var log bytes.Buffer
 	p := connected(t, w, &log)
 	defer p.Close()

@@ -66,13 +66,13 @@ func writeArchive(t *testing.T, path string, edit func(name string, data []byte)
 // PERSONA_VECTORS_ARCHIVE=<zip> runs the whole experiment on the archive:
 // its training sets, its questions, its judge prompts.
 func TestUpstreamArchive(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("trains nine models")
 	}
 	archive := filepath.Join(t.TempDir(), "persona_vectors-main.zip")
 	writeArchive(t, archive, nil)
-	t.Setenv(upstream.EnvArchive, archive)
-	w := newWorkspace(t, shipped(t))
+	w := newWorkspace(t, shipped(t), map[string]string{upstream.EnvArchive: archive})
 	allJudged := func(out *Outcome) {
 		t.Helper()
 		if len(out.Variants) != 9 {
@@ -90,7 +90,7 @@ func TestUpstreamArchive(t *testing.T) {
 	}
 	out, _ := w.results()
 	allJudged(out)
-	stamp, err := w.load().store.Stamp(datasetID("evil_severe"))
+	stamp, err := (&build.Store{Root: w.artifacts}).Stamp(datasetID("evil_severe"))
 	if err != nil || stamp == nil || !slices.ContainsFunc(stamp.Inputs, func(in build.Input) bool {
 		return in.Name == "source" && strings.HasPrefix(in.Value, "upstream@")
 	}) {
@@ -123,8 +123,9 @@ func TestUpstreamArchive(t *testing.T) {
 
 	t.Run("served engine reads the upstream rubrics", func(t *testing.T) {
 		writeArchive(t, archive, nil)
-		serve(t, server.Faults{})
-		out, _ := newWorkspace(t, shipped(t)).results()
+		_, env := serve(t, server.Faults{}, testJobDuration)
+		env[upstream.EnvArchive] = archive
+		out, _ := newWorkspace(t, shipped(t), env).results()
 		allJudged(out)
 	})
 

@@ -33,6 +33,25 @@ type Experiment struct {
 	Evals     []Eval
 }
 
+// Variants are the evaluations in eval_results.json's shape: one per model
+// with at least one evaluation, in model order.
+func (e Experiment) Variants() []Variant {
+	var out []Variant
+	for _, m := range e.Models {
+		v := Variant{VariantName: m.Name, Trait: m.Trait, Strength: m.Strength, Evaluations: map[string]Evaluation{}}
+		for _, ev := range e.Evals {
+			if ev.Model == m.Name {
+				v.ModelID = ev.ModelID
+				v.Evaluations[ev.Task] = Evaluation{Metrics: map[string]judge.Metric{ev.Trait + "_score": ev.Metric}}
+			}
+		}
+		if len(v.Evaluations) > 0 {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
 // StrengthOrder is the column order: Strengths, then any other strength of a
 // model in order of appearance.
 func (e Experiment) StrengthOrder() []string {

@@ -40,17 +40,22 @@ func Plan(w io.Writer, lines []PlanLine) {
 type JobRow struct {
 	Models, JobID, State, FineTunedModel, Error string
 	LastEvent                                   string // the provider's newest log line, if it keeps one
+	Progress                                    string // "step 40/120, loss 0.52" for a loop trainer
 	Elapsed                                     time.Duration
 }
 
 // Jobs prints the status table of training jobs.
 func Jobs(w io.Writer, rows []JobRow) error {
 	tbl := tablewriter.NewTable(w, tablewriter.WithHeaderAutoFormat(tw.Off))
-	withEvents := false
+	withEvents, withProgress := false, false
 	for _, r := range rows {
 		withEvents = withEvents || r.LastEvent != ""
+		withProgress = withProgress || r.Progress != ""
 	}
 	header := []any{"model", "job id", "state", "fine-tuned model", "elapsed", "error"}
+	if withProgress {
+		header = append(header[:3], append([]any{"progress"}, header[3:]...)...)
+	}
 	if withEvents {
 		header = append(header, "last event")
 	}
@@ -61,6 +66,9 @@ func Jobs(w io.Writer, rows []JobRow) error {
 			elapsed = r.Elapsed.String()
 		}
 		cells := []any{r.Models, r.JobID, r.State, r.FineTunedModel, elapsed, r.Error}
+		if withProgress {
+			cells = append(cells[:3], append([]any{r.Progress}, cells[3:]...)...)
+		}
 		if withEvents {
 			cells = append(cells, r.LastEvent)
 		}

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/modelorganisms/pvbuild/internal/cost"
-	"github.com/modelorganisms/pvbuild/internal/local"
 	"github.com/modelorganisms/pvbuild/internal/provider"
 )
 
@@ -110,9 +109,9 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) error {
 	}
 	resp, err := s.p.Chat(r.Context(), req)
 	switch {
-	case errors.Is(err, local.ErrModelNotFound):
+	case errors.Is(err, provider.ErrNotFound):
 		return modelNotFound(req.Model)
-	case errors.Is(err, local.ErrBadRequest):
+	case errors.Is(err, provider.ErrInvalid):
 		return badRequest("", "%v", err)
 	case err != nil:
 		return err // the provider names the model and the operation

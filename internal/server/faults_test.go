@@ -81,7 +81,7 @@ func TestClientSurvivesFaults(t *testing.T) {
 				if len(listed) != 1 || listed[0].ID != j.ID {
 					t.Fatalf("jobs listed for %s: %+v, want only %s", name, listed, j.ID)
 				}
-				if _, err := c.Events(ctx, j.ID); err != nil {
+				if _, err := c.JobEvents(ctx, j.ID); err != nil {
 					t.Fatalf("events of %s: %v", j.ID, err)
 				}
 			}

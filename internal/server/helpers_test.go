@@ -60,7 +60,7 @@ func newEngine(t *testing.T) *local.Engine {
 
 // startServer serves p over loopback and returns the server and its URL
 // (without /v1). Server logs go to the test log.
-func startServer(t *testing.T, p provider.Provider, opts server.Options) (*server.Server, string) {
+func startServer(t *testing.T, p server.Engine, opts server.Options) (*server.Server, string) {
 	t.Helper()
 	if opts.Log == nil {
 		opts.Log = log.New(t.Output(), "server: ", 0)
@@ -90,7 +90,7 @@ func newClient(t *testing.T, url string, retries int) *openai.Client {
 
 // waitJob polls until the job is terminal and returns it with every status
 // seen on the way, in order.
-func waitJob(t *testing.T, p provider.Provider, id string) (provider.Job, []string) {
+func waitJob(t *testing.T, p server.Engine, id string) (provider.Job, []string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -17,7 +17,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/modelorganisms/pvbuild/internal/local"
 	"github.com/modelorganisms/pvbuild/internal/provider"
 )
 
@@ -128,12 +127,13 @@ func (s *Server) createJob(w http.ResponseWriter, r *http.Request) error {
 		return modelNotAvailable(req.Model)
 	}
 	job, err := s.p.CreateJob(r.Context(), req)
+	var param *provider.ParamError
 	switch {
-	case errors.Is(err, local.ErrFileNotFound):
-		return badRequest("training_file", "invalid training_file: %s", req.TrainingFile)
-	case errors.Is(err, local.ErrModelNotFound):
+	case errors.As(err, &param) && param.Param == "model":
 		return modelNotAvailable(req.Model)
-	case errors.Is(err, local.ErrBadRequest):
+	case errors.As(err, &param) && param.Param == "training_file":
+		return badRequest("training_file", "invalid training_file: %s", req.TrainingFile)
+	case errors.Is(err, provider.ErrInvalid):
 		return badRequest("", "%v", err)
 	case err != nil:
 		return err
@@ -286,7 +286,7 @@ func (s *Server) getJob(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) fetchJob(ctx context.Context, id string) (provider.Job, error) {
 	job, err := s.p.GetJob(ctx, id)
-	if errors.Is(err, local.ErrJobNotFound) {
+	if errors.Is(err, provider.ErrNotFound) {
 		return job, jobNotFound(id)
 	}
 	if err != nil {
@@ -356,9 +356,9 @@ func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
 	job, err := s.p.CancelJob(r.Context(), id)
 	switch {
-	case errors.Is(err, local.ErrJobNotFound):
+	case errors.Is(err, provider.ErrNotFound):
 		return jobNotFound(id)
-	case errors.Is(err, local.ErrJobFinished):
+	case errors.Is(err, provider.ErrConflict):
 		return badRequest("", "Job %s has already %s and cannot be cancelled.", id, s.present(job).Status)
 	case err != nil:
 		return err

@@ -71,6 +71,12 @@ const (
 // shutdownGrace is how long ListenAndServe waits for requests in flight.
 const shutdownGrace = 10 * time.Second
 
+// Engine is what the server serves: a job service that also answers chat.
+type Engine interface {
+	provider.JobAPI
+	provider.Sampler
+}
+
 // Options configure a Server. The zero value serves DefaultBaseModels with no
 // authentication and no faults.
 type Options struct {
@@ -94,7 +100,7 @@ type Options struct {
 // Server is an http.Handler serving a provider as OpenAI's API. It is safe
 // for concurrent use.
 type Server struct {
-	p      provider.Provider
+	p      Engine
 	apiKey string
 	org    string
 	base   []string
@@ -129,7 +135,7 @@ type doom struct {
 }
 
 // New returns a Server over p.
-func New(p provider.Provider, opts Options) *Server {
+func New(p Engine, opts Options) *Server {
 	s := &Server{
 		p:      p,
 		apiKey: opts.APIKey,

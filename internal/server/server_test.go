@@ -91,7 +91,7 @@ func TestOpenAIClientEndToEnd(t *testing.T) {
 		}
 	}
 
-	events, err := c.Events(ctx, job.ID)
+	events, err := c.JobEvents(ctx, job.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +152,7 @@ func TestOpenAIClientEndToEnd(t *testing.T) {
 
 // chatBoth asks the server and the engine in-process; they must agree
 // exactly, logprobs included, as the judge's scores depend on them.
-func chatBoth(t *testing.T, c *openai.Client, eng provider.Provider, req provider.ChatRequest) provider.ChatResponse {
+func chatBoth(t *testing.T, c *openai.Client, eng server.Engine, req provider.ChatRequest) provider.ChatResponse {
 	t.Helper()
 	served, err := c.Chat(context.Background(), req)
 	if err != nil {
@@ -255,7 +255,7 @@ func TestInjectedJobFailure(t *testing.T) {
 			if !slices.Contains(states, provider.StatusRunning) && !slices.Contains(states, provider.StatusQueued) {
 				t.Logf("states %v: polling missed the running phase", states)
 			}
-			events, err := c.Events(ctx, ids[i])
+			events, err := c.JobEvents(ctx, ids[i])
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -330,7 +330,7 @@ func TestCancelAndValidation(t *testing.T) {
 			if got.Status != tt.wantStatus || (tt.wantCode != "") != (got.Error != nil) || (got.Error != nil && got.Error.Code != tt.wantCode) {
 				t.Fatalf("job = %+v, want %s with code %q", got, tt.wantStatus, tt.wantCode)
 			}
-			events, err := c.Events(ctx, j.ID)
+			events, err := c.JobEvents(ctx, j.ID)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -343,13 +343,13 @@ func TestCancelAndValidation(t *testing.T) {
 
 // findEvent finds an event by message. (openai.Client.Events orders events
 // by second, so those of the same second may come in either order.)
-func findEvent(events []openai.Event, msg string) (openai.Event, bool) {
+func findEvent(events []provider.Event, msg string) (provider.Event, bool) {
 	for _, e := range events {
 		if e.Message == msg {
 			return e, true
 		}
 	}
-	return openai.Event{}, false
+	return provider.Event{}, false
 }
 
 func regexpMust(t *testing.T, expr string) *regexp.Regexp {

@@ -1,0 +1,442 @@
+// Package jobs is a provider.Trainer over a job service (provider.JobAPI):
+// OpenAI's fine-tuning API, or the local engine that speaks its shape.
+//
+// Never paying twice rests on three habits. Every job is tagged with its
+// target's key in the service's metadata. A job is recorded on disk
+// (Dir/<key prefix>.json) before anything waits on it. And before creating a
+// job the trainer looks for one: first in its record, then at the service by
+// the key, so a run killed between creating a job and recording it adopts
+// the job instead of creating another.
+package jobs
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/modelorganisms/pvbuild/internal/atomicfile"
+	"github.com/modelorganisms/pvbuild/internal/provider"
+)
+
+// MetadataKey tags every submitted job with its target's key.
+const MetadataKey = "pvbuild_key"
+
+// Options configure a Trainer.
+type Options struct {
+	Provider string // the provider's name, recorded with each job
+	Dir      string // where job records live
+	// Limiter bounds the calls in flight; shared with the provider's chat.
+	Limiter provider.Limiter
+	// PollInterval is the first wait between polls; it grows by half each
+	// time up to MaxPollInterval. Defaults 200ms and 30s.
+	PollInterval, MaxPollInterval time.Duration
+	// AliveEvery is how often a job that keeps its state is said to be
+	// alive; default 5 minutes.
+	AliveEvery time.Duration
+	Log        io.Writer
+	// AfterCreate runs between creating a job and recording it; tests use
+	// it to die at the worst moment.
+	AfterCreate func()
+}
+
+// Trainer trains by submitting jobs and waiting on them.
+type Trainer struct {
+	api  provider.JobAPI
+	opts Options
+}
+
+var _ provider.Trainer = (*Trainer)(nil)
+
+// New returns a Trainer over api.
+func New(api provider.JobAPI, opts Options) *Trainer {
+	if opts.PollInterval <= 0 {
+		opts.PollInterval = 200 * time.Millisecond
+	}
+	if opts.MaxPollInterval <= 0 {
+		opts.MaxPollInterval = 30 * time.Second
+	}
+	if opts.AliveEvery <= 0 {
+		opts.AliveEvery = 5 * time.Minute
+	}
+	if opts.Limiter == nil {
+		opts.Limiter = provider.NewLimiter(8)
+	}
+	if opts.Log == nil {
+		opts.Log = io.Discard
+	}
+	if opts.AfterCreate == nil {
+		opts.AfterCreate = func() {}
+	}
+	return &Trainer{api: api, opts: opts}
+}
+
+// Record is the durable note of a submitted job, written before waiting.
+type Record struct {
+	Key            string             `json:"key"`
+	Provider       string             `json:"provider"`
+	JobID          string             `json:"job_id"`
+	Models         []string           `json:"models"`
+	BaseModel      string             `json:"base_model"`
+	SubmittedAt    time.Time          `json:"submitted_at"`
+	Status         string             `json:"status"`
+	FineTunedModel string             `json:"fine_tuned_model,omitempty"`
+	FinishedAt     time.Time          `json:"finished_at,omitzero"`
+	Error          *provider.JobError `json:"error,omitempty"`
+}
+
+func (t *Trainer) recordPath(key string) string {
+	return filepath.Join(t.opts.Dir, key[:min(16, len(key))]+".json")
+}
+
+func (t *Trainer) read(key string) (*Record, error) {
+	b, err := os.ReadFile(t.recordPath(key))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("job record: %w", err)
+	}
+	var rec Record
+	if err := json.Unmarshal(b, &rec); err != nil {
+		return nil, fmt.Errorf("job record %s: %w", t.recordPath(key), err)
+	}
+	return &rec, nil
+}
+
+func (t *Trainer) write(rec *Record) error {
+	b, err := json.MarshalIndent(rec, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := atomicfile.Write(t.recordPath(rec.Key), append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("record job %s: %w", rec.JobID, err)
+	}
+	return nil
+}
+
+// records lists the recorded jobs, oldest first.
+func (t *Trainer) records() ([]Record, error) {
+	paths, err := filepath.Glob(filepath.Join(t.opts.Dir, "*.json"))
+	if err != nil {
+		return nil, err
+	}
+	var recs []Record
+	for _, path := range paths {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("job record: %w", err)
+		}
+		var rec Record
+		if err := json.Unmarshal(b, &rec); err != nil {
+			return nil, fmt.Errorf("job record %s: %w", path, err)
+		}
+		recs = append(recs, rec)
+	}
+	sort.Slice(recs, func(i, j int) bool { return recs[i].SubmittedAt.Before(recs[j].SubmittedAt) })
+	return recs, nil
+}
+
+func (rec *Record) progress() provider.Progress {
+	p := provider.Progress{Key: rec.Key, Models: rec.Models, Provider: rec.Provider, JobID: rec.JobID,
+		State: rec.Status, Model: rec.FineTunedModel, Started: rec.SubmittedAt, Finished: rec.FinishedAt}
+	if rec.Error != nil {
+		p.Error = rec.Error.Error()
+	}
+	return p
+}
+
+// ended reports a record whose job can no longer give a model.
+func (rec *Record) ended() bool {
+	return rec.Status == provider.StatusFailed || rec.Status == provider.StatusCancelled
+}
+
+// Recorded implements provider.Trainer.
+func (t *Trainer) Recorded(key string) (*provider.Progress, error) {
+	rec, err := t.read(key)
+	if rec == nil || err != nil {
+		return nil, err
+	}
+	p := rec.progress()
+	return &p, nil
+}
+
+// Train implements provider.Trainer.
+func (t *Trainer) Train(ctx context.Context, req provider.TrainRequest) (provider.Trained, error) {
+	label := strings.Join(req.Models, ", ")
+	rec, err := t.submitOrAdopt(ctx, req, label)
+	if err != nil {
+		return provider.Trained{}, err
+	}
+	job, err := t.await(ctx, rec, label)
+	if err != nil {
+		return provider.Trained{}, fmt.Errorf("job %s: %w", rec.JobID, err)
+	}
+	if job.Status != provider.StatusSucceeded {
+		reason := job.Status
+		if job.Error != nil {
+			reason += ": " + job.Error.Error()
+		}
+		return provider.Trained{}, fmt.Errorf("job %s %s", rec.JobID, reason)
+	}
+	out := provider.Trained{Model: job.FineTunedModel, JobID: job.ID, BaseModel: job.Model, Hyperparameters: job.Hyperparameters}
+	if sf, ok := t.api.(provider.StateFiles); ok {
+		if out.Files, err = sf.JobFiles(job.ID); err != nil {
+			return provider.Trained{}, fmt.Errorf("job %s: %w", job.ID, err)
+		}
+	}
+	return out, nil
+}
+
+// Submit starts the job for req.Key, or adopts the one already started,
+// and records it without waiting for it to end.
+func (t *Trainer) Submit(ctx context.Context, req provider.TrainRequest) (provider.Progress, error) {
+	rec, err := t.submitOrAdopt(ctx, req, strings.Join(req.Models, ", "))
+	if err != nil {
+		return provider.Progress{}, err
+	}
+	return rec.progress(), nil
+}
+
+// submitOrAdopt returns the job for the key: the one recorded, or one the
+// service already holds for this key, or a new submission, recorded before
+// anything waits on it.
+func (t *Trainer) submitOrAdopt(ctx context.Context, req provider.TrainRequest, label string) (*Record, error) {
+	rec, err := t.read(req.Key)
+	if err != nil {
+		return nil, err
+	}
+	if rec != nil && !rec.ended() {
+		_, err := provider.Do(ctx, t.opts.Limiter, func() (provider.Job, error) { return t.api.GetJob(ctx, rec.JobID) })
+		if !errors.Is(err, provider.ErrNotFound) {
+			fmt.Fprintf(t.opts.Log, "train %s: resuming %s\n", label, rec.JobID)
+			return rec, nil
+		}
+		// The service forgot the job (the local engine's state was
+		// deleted): the record vouches for nothing.
+		fmt.Fprintf(t.opts.Log, "train %s: recorded job %s is unknown to provider %s; submitting again\n", label, rec.JobID, t.opts.Provider)
+	}
+	// Always ask the service first: a run may have died after creating a
+	// job and before recording it, whether or not an earlier job failed.
+	if job, ok, err := t.find(ctx, req.Key); err != nil {
+		return nil, err
+	} else if ok {
+		fmt.Fprintf(t.opts.Log, "train %s: adopting %s found by its key\n", label, job.ID)
+		return t.record(req, job)
+	}
+	if rec != nil && rec.ended() {
+		fmt.Fprintf(t.opts.Log, "train %s: previous job %s %s; submitting again\n", label, rec.JobID, rec.Status)
+	}
+	file, err := provider.Do(ctx, t.opts.Limiter, func() (provider.File, error) {
+		// Named by content, so that the same data uploads once whatever it trains.
+		sum := sha256.Sum256(req.Data)
+		return t.api.UploadFile(ctx, "pvbuild-"+hex.EncodeToString(sum[:8])+".jsonl", req.Data)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("upload training file: %w", err)
+	}
+	jr := provider.JobRequest{
+		Model:           req.BaseModel,
+		TrainingFile:    file.ID,
+		Suffix:          req.Suffix,
+		Seed:            req.Seed,
+		Hyperparameters: req.Hyperparameters,
+		Metadata:        map[string]string{MetadataKey: req.Key, "pvbuild_model": req.Models[0]},
+	}
+	job, err := provider.Do(ctx, t.opts.Limiter, func() (provider.Job, error) { return t.api.CreateJob(ctx, jr) })
+	if err != nil {
+		// The request may have reached the service before the failure:
+		// adopt what it holds rather than risk paying twice. Even when the
+		// caller gave up (Ctrl-C), look once more before leaving.
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		found, ok, lerr := t.find(lctx, req.Key)
+		cancel()
+		if lerr != nil || !ok {
+			return nil, fmt.Errorf("create job: %w", err)
+		}
+		job = found
+	}
+	t.opts.AfterCreate()
+	fmt.Fprintf(t.opts.Log, "train %s: submitted %s\n", label, job.ID)
+	return t.record(req, job)
+}
+
+func (t *Trainer) find(ctx context.Context, key string) (provider.Job, bool, error) {
+	jobs, err := provider.Do(ctx, t.opts.Limiter, func() ([]provider.Job, error) {
+		return t.api.ListJobs(ctx, map[string]string{MetadataKey: key})
+	})
+	if err != nil {
+		return provider.Job{}, false, fmt.Errorf("list jobs: %w", err)
+	}
+	for _, j := range jobs { // newest first
+		if j.Status != provider.StatusFailed && j.Status != provider.StatusCancelled {
+			return j, true, nil
+		}
+	}
+	return provider.Job{}, false, nil
+}
+
+func (t *Trainer) record(req provider.TrainRequest, job provider.Job) (*Record, error) {
+	rec := &Record{Key: req.Key, Provider: t.opts.Provider, JobID: job.ID, Models: req.Models,
+		BaseModel: job.Model, SubmittedAt: job.CreatedAt, Status: job.Status}
+	if rec.SubmittedAt.IsZero() {
+		rec.SubmittedAt = time.Now()
+	}
+	if err := t.write(rec); err != nil {
+		return nil, err
+	}
+	return rec, nil
+}
+
+// sleep waits about d, with jitter so that many jobs do not poll in step.
+func sleep(ctx context.Context, d time.Duration) error {
+	jitter := time.Duration(rand.Int64N(int64(d)/5 + 1))
+	timer := time.NewTimer(d + jitter)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-timer.C:
+		return nil
+	}
+}
+
+// await polls a job until it ends, with growing, jittered intervals, and
+// keeps its record current. An outage is waited out; only an error that
+// polling again cannot cure ends the wait.
+func (t *Trainer) await(ctx context.Context, rec *Record, label string) (provider.Job, error) {
+	interval := t.opts.PollInterval
+	last, lastSaid := "", time.Now()
+	for {
+		job, err := provider.Do(ctx, t.opts.Limiter, func() (provider.Job, error) { return t.api.GetJob(ctx, rec.JobID) })
+		switch {
+		case err == nil:
+		case ctx.Err() != nil || provider.Permanent(err):
+			return job, err
+		default:
+			fmt.Fprintf(t.opts.Log, "train %s: %s: cannot poll (%v); trying again\n", label, rec.JobID, err)
+			if err := sleep(ctx, interval); err != nil {
+				return job, err
+			}
+			interval = min(interval*3/2, t.opts.MaxPollInterval)
+			continue
+		}
+		// Say each change of state, and that a long job is still alive.
+		if job.Status != last || time.Since(lastSaid) > t.opts.AliveEvery {
+			last, lastSaid = job.Status, time.Now()
+			fmt.Fprintf(t.opts.Log, "train %s: %s %s (%s)\n", label, job.ID, job.Status, time.Since(rec.SubmittedAt).Round(100*time.Millisecond))
+		}
+		if provider.Terminal(job.Status) {
+			rec.Status, rec.FineTunedModel, rec.Error, rec.FinishedAt = job.Status, job.FineTunedModel, job.Error, job.FinishedAt
+			return job, t.write(rec)
+		}
+		if err := sleep(ctx, interval); err != nil {
+			return job, err
+		}
+		interval = min(interval*3/2, t.opts.MaxPollInterval)
+	}
+}
+
+// Status implements provider.Trainer: every recorded job as the service
+// sees it now, with its newest event.
+func (t *Trainer) Status(ctx context.Context) ([]provider.Progress, error) {
+	recs, err := t.records()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]provider.Progress, len(recs))
+	done := make(chan struct{})
+	for i := range recs {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			rec := &recs[i]
+			p := rec.progress()
+			if rec.Provider != t.opts.Provider {
+				p.Error = fmt.Sprintf("submitted on provider %q; run status with PROVIDER=%s to see it now", rec.Provider, rec.Provider)
+				out[i] = p
+				return
+			}
+			job, err := provider.Do(ctx, t.opts.Limiter, func() (provider.Job, error) { return t.api.GetJob(ctx, rec.JobID) })
+			if err != nil {
+				p.Error = "cannot query provider: " + err.Error()
+				out[i] = p
+				return
+			}
+			p.State, p.Model, p.Finished, p.Error = job.Status, job.FineTunedModel, job.FinishedAt, ""
+			if job.Error != nil {
+				p.Error = job.Error.Error()
+			}
+			p.Event = t.lastEvent(ctx, rec.JobID)
+			out[i] = p
+		}()
+	}
+	for range recs {
+		<-done
+	}
+	return out, nil
+}
+
+// lastEvent is the newest line of a job's log, when the service keeps one.
+func (t *Trainer) lastEvent(ctx context.Context, jobID string) string {
+	el, ok := t.api.(provider.EventLister)
+	if !ok {
+		return ""
+	}
+	events, err := provider.Do(ctx, t.opts.Limiter, func() ([]provider.Event, error) { return el.JobEvents(ctx, jobID) })
+	if err != nil || len(events) == 0 {
+		return ""
+	}
+	return events[len(events)-1].Message
+}
+
+// Cancel implements provider.Trainer: it cancels every recorded job of this
+// provider that has not ended.
+func (t *Trainer) Cancel(ctx context.Context) ([]provider.Progress, error) {
+	recs, err := t.records()
+	if err != nil {
+		return nil, err
+	}
+	var cancelled []provider.Progress
+	var errs []error
+	for _, rec := range recs {
+		if provider.Terminal(rec.Status) {
+			continue
+		}
+		models := strings.Join(rec.Models, ", ")
+		if rec.Provider != t.opts.Provider {
+			errs = append(errs, fmt.Errorf("model %s: job %s was submitted on provider %q, not %q; run cancel with PROVIDER=%s",
+				models, rec.JobID, rec.Provider, t.opts.Provider, rec.Provider))
+			continue
+		}
+		// The record may be behind: a job that ended meanwhile is not cancelled.
+		if job, err := t.api.GetJob(ctx, rec.JobID); err == nil && provider.Terminal(job.Status) {
+			rec.Status, rec.FineTunedModel, rec.Error, rec.FinishedAt = job.Status, job.FineTunedModel, job.Error, job.FinishedAt
+			if err := t.write(&rec); err != nil {
+				errs = append(errs, err)
+			}
+			continue
+		}
+		job, err := t.api.CancelJob(ctx, rec.JobID)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("model %s: job %s: %w", models, rec.JobID, err))
+			continue
+		}
+		rec.Status = job.Status
+		if err := t.write(&rec); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		cancelled = append(cancelled, rec.progress())
+	}
+	return cancelled, errors.Join(errs...)
+}

@@ -1,0 +1,334 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/modelorganisms/pvbuild/internal/build"
+	"github.com/modelorganisms/pvbuild/internal/provider"
+	"github.com/modelorganisms/pvbuild/internal/report"
+)
+
+// Step is one target's state in a plan.
+type Step struct {
+	Target string // e.g. "train/evil_severe"
+	Fresh  bool
+	Reason string // why it is stale
+	Submit string // for a stale training target: the training it would start
+	Cost   provider.Estimate
+	Calls  int    // for a stale evaluation: the chat calls it would make
+	key    string // of a training target, to count distinct trainings
+}
+
+// Plan is the state of every target, in build order.
+type Plan struct {
+	Datasets []Step
+	Train    []Step
+	Evals    []Step
+	Results  Step
+	Reports  []Step // the report, then one Inspect log per evaluation
+}
+
+// Steps lists every target in build order.
+func (pl *Plan) Steps() []Step {
+	var all []Step
+	all = append(all, pl.Datasets...)
+	all = append(all, pl.Train...)
+	all = append(all, pl.Evals...)
+	all = append(all, pl.Results)
+	return append(all, pl.Reports...)
+}
+
+// Cost sums the estimated cost of the distinct trainings a build would
+// start, and the chat calls its evaluations would make.
+func (pl *Plan) Cost() (usd float64, unpriced, calls int) {
+	seen := map[string]bool{}
+	for _, s := range pl.Train {
+		if s.Fresh || seen[s.key] {
+			continue
+		}
+		seen[s.key] = true
+		usd += s.Cost.USD
+		if !s.Cost.Priced {
+			unpriced++
+		}
+	}
+	for _, s := range pl.Evals {
+		calls += s.Calls
+	}
+	return usd, unpriced, calls
+}
+
+// Stale counts stale targets and distinct trainings a build would start.
+func (pl *Plan) Stale() (targets, jobs int) {
+	keys := map[string]bool{}
+	for _, s := range pl.Steps() {
+		if !s.Fresh {
+			targets++
+		}
+	}
+	for _, s := range pl.Train {
+		if !s.Fresh {
+			keys[s.key] = true
+		}
+	}
+	return targets, len(keys)
+}
+
+// Plan checks every target without building anything.
+func (p *Pipeline) Plan(ctx context.Context) (*Plan, error) {
+	r := p.newRun()
+	if err := r.checkAll(ctx); err != nil {
+		return nil, err
+	}
+	return r.plan()
+}
+
+func (r *run) plan() (*Plan, error) {
+	p := r.p
+	pl := &Plan{}
+	for _, t := range p.targets {
+		st := r.states[t]
+		s := Step{Target: t.id, Fresh: st.fresh, Reason: st.reason}
+		switch {
+		case t.stage == stageDataset:
+			pl.Datasets = append(pl.Datasets, s)
+		case t.stage == stageTrain:
+			s.key = st.inputs.Key()
+			if !s.Fresh {
+				est, err := p.estimate(t)
+				if err != nil {
+					return nil, err
+				}
+				s.Cost, s.Submit = est, p.describeTraining(t, est)
+			}
+			pl.Train = append(pl.Train, s)
+		case t.stage == stageEval:
+			if !s.Fresh {
+				s.Calls = len(t.task.questions) * (1 + p.exp.Evaluation.SamplesPerQuestion)
+			}
+			pl.Evals = append(pl.Evals, s)
+		case t.id == resultsID:
+			pl.Results = s
+		default:
+			pl.Reports = append(pl.Reports, s)
+		}
+	}
+	return pl, nil
+}
+
+// Train brings every training target up to date: all stale trainings start
+// at once and are awaited together. A failed training does not stop the
+// others; every failure is returned, each naming its model and job.
+func (p *Pipeline) Train(ctx context.Context) error {
+	r := p.newRun()
+	return r.train(ctx)
+}
+
+func (r *run) train(ctx context.Context) error {
+	if err := r.buildStage(ctx, stageDataset, nil); err != nil {
+		return err
+	}
+	if err := r.p.checkStage(ctx, stageTrain, r.states); err != nil {
+		return err
+	}
+	if err := r.checkBudget(); err != nil {
+		return err
+	}
+	stale := 0
+	for _, t := range r.p.targets {
+		if t.stage == stageTrain && !r.states[t].fresh {
+			stale++
+		}
+	}
+	if stale == 0 {
+		fmt.Fprintln(r.p.log, "training: every model is up to date")
+		return nil
+	}
+	return r.buildStage(ctx, stageTrain, nil)
+}
+
+// Skipped is a model that could not be evaluated, and why.
+type Skipped struct {
+	Model, Reason string
+}
+
+// Evaluate scores every trained model on every task. Models whose training
+// is not finished are skipped and returned with the reason. All stale
+// evaluations run at once, their chat calls bounded by each provider's
+// concurrency limit.
+func (p *Pipeline) Evaluate(ctx context.Context) ([]Skipped, error) {
+	r := p.newRun()
+	if err := p.checkStage(ctx, stageTrain, r.states); err != nil {
+		return nil, err
+	}
+	return r.evaluate(ctx)
+}
+
+func (r *run) evaluate(ctx context.Context) ([]Skipped, error) {
+	var skipped []Skipped
+	for _, t := range r.p.targets {
+		if t.stage == stageTrain && !r.states[t].fresh {
+			skipped = append(skipped, Skipped{t.model.Name, r.whyUntrained(t)})
+		}
+	}
+	if err := r.p.checkStage(ctx, stageEval, r.states); err != nil {
+		return nil, err
+	}
+	todo := 0
+	for _, t := range r.p.targets {
+		if st := r.states[t]; t.stage == stageEval && !st.fresh && st.inputs != nil {
+			todo++
+		}
+	}
+	if todo == 0 {
+		fmt.Fprintln(r.p.log, "evaluation: every trained model is up to date")
+		return skipped, nil
+	}
+	err := r.buildStage(ctx, stageEval, nil)
+	return skipped, dropReported(err)
+}
+
+// whyUntrained says what became of a stale training, from its trainer's
+// record when it has one.
+func (r *run) whyUntrained(t *target) string {
+	st := r.states[t]
+	if st.err != nil {
+		return st.err.Error()
+	}
+	if r.p.training != nil && st.inputs != nil {
+		if rec, err := r.p.training.trainer.Recorded(st.inputs.Key()); err == nil && rec != nil {
+			if rec.State == provider.StatusFailed && rec.Error != "" {
+				return fmt.Sprintf("job %s failed: %s", rec.JobID, rec.Error)
+			}
+			return fmt.Sprintf("job %s is %s", rec.JobID, rec.State)
+		}
+	}
+	return "training is not done (" + st.reason + "); run train first"
+}
+
+// Outcome is what Results built and what it could not.
+type Outcome struct {
+	Variants []report.Variant
+	Skipped  []Skipped
+	Rebuilt  int // targets rebuilt by this run
+}
+
+// Results runs the whole experiment: datasets, training, evaluation, then
+// eval_results.json, the report and the logs. Failures of single models do
+// not stop the others; they come back joined, and the results are written
+// only when every evaluation is done.
+func (p *Pipeline) Results(ctx context.Context) (*Outcome, error) {
+	r := p.newRun()
+	if err := r.checkAll(ctx); err != nil {
+		return nil, err
+	}
+	pl, err := r.plan()
+	if err != nil {
+		return nil, err
+	}
+	stale, _ := pl.Stale()
+	out := &Outcome{Rebuilt: stale}
+	if stale == 0 {
+		fmt.Fprintln(p.log, "nothing to do: every target is fresh")
+		e, err := r.experiment()
+		out.Variants = e.Variants()
+		return out, err
+	}
+	trainErr := r.train(ctx)
+	skipped, evalErr := r.evaluate(ctx)
+	out.Skipped = skipped
+	if err := errors.Join(trainErr, evalErr); err != nil {
+		e, verr := r.experiment()
+		out.Variants = e.Variants()
+		return out, errors.Join(err, verr)
+	}
+	if err := r.p.checkStage(ctx, stageReport, r.states); err != nil {
+		return out, err
+	}
+	for _, t := range p.targets {
+		if t.id == resultsID && r.states[t].inputs == nil {
+			return out, fmt.Errorf("results not written: %s", r.states[t].reason)
+		}
+	}
+	err = r.buildStage(ctx, stageReport, nil)
+	logs := 0
+	for _, t := range p.targets {
+		if t.stage == stageReport && t.model != nil && r.states[t].fresh && !r.wasFresh(t, pl) {
+			logs++
+		}
+	}
+	if logs > 0 {
+		fmt.Fprintf(p.log, "logs: wrote %d Inspect log(s) under %s\n", logs, p.artifactPath("logs"))
+	}
+	e, verr := r.experiment()
+	out.Variants = e.Variants()
+	return out, errors.Join(err, verr)
+}
+
+// wasFresh reports whether t was fresh in the plan taken before building.
+func (r *run) wasFresh(t *target, pl *Plan) bool {
+	for _, s := range pl.Reports {
+		if s.Target == t.id {
+			return s.Fresh
+		}
+	}
+	return false
+}
+
+// Status reports every recorded training as its provider sees it now, and
+// every model that has none yet.
+func (p *Pipeline) Status(ctx context.Context) ([]report.JobRow, error) {
+	progress, err := p.training.trainer.Status(ctx)
+	if err != nil {
+		return nil, err
+	}
+	recorded := map[string]bool{}
+	var rows []report.JobRow
+	for _, pr := range progress {
+		rows = append(rows, jobRow(pr))
+		for _, m := range pr.Models {
+			recorded[m] = true // a failed training's row says what became of it
+		}
+	}
+	states := map[*target]*state{}
+	if err := p.checkStage(ctx, stageTrain, states); err != nil {
+		return nil, err
+	}
+	for _, t := range p.targets {
+		if t.stage == stageTrain && !recorded[t.model.Name] && !states[t].fresh {
+			rows = append(rows, report.JobRow{Models: t.model.Name, State: "not submitted"})
+		}
+	}
+	return rows, nil
+}
+
+// Cancel cancels every recorded training of this experiment that has not
+// ended, and returns what it cancelled.
+func (p *Pipeline) Cancel(ctx context.Context) ([]provider.Progress, error) {
+	return p.training.trainer.Cancel(ctx)
+}
+
+func readJSON(c build.Cache, st *build.Stamp, output string, v any) error {
+	b, err := c.Read(st, output)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("%s: %w", output, err)
+	}
+	return nil
+}
+
+// sortedKeys is for stable messages.
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

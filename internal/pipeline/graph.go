@@ -1,0 +1,273 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"path"
+	"runtime"
+	"strings"
+	"sync"
+
+	"github.com/modelorganisms/pvbuild/internal/build"
+	"github.com/modelorganisms/pvbuild/internal/config"
+)
+
+// stage orders the graph: every target depends only on targets of earlier
+// stages, so a walk checks (and builds) one stage at a time, each in parallel.
+type stage int
+
+const (
+	stageDataset stage = iota
+	stageTrain
+	stageEval
+	stageReport // results, report, logs
+	numStages
+)
+
+// target is one node of the graph: its ID (also its stamp's name), what it
+// depends on, how its key is computed once those are fresh, and how it is
+// built.
+type target struct {
+	id    string
+	stage stage
+	model *config.Model // datasets, trainings, evaluations, logs
+	task  *taskData     // evaluations, logs
+	deps  []*target
+	// stale says why the target cannot be keyed while deps are stale.
+	stale func(staleDeps []*target) string
+	// inputs computes the key's inputs from the deps' stamps.
+	inputs func(deps []*build.Stamp) build.Inputs
+	// build makes the outputs; the walk commits them.
+	build func(r *run, ctx context.Context, t *target, in build.Inputs) error
+}
+
+// Target names, also the stamps' names, and output paths.
+func datasetID(model string) string     { return "dataset/" + model }
+func trainID(model string) string       { return "train/" + model }
+func evalID(model, task string) string  { return path.Join("eval", model, task) }
+func logID(model, task string) string   { return path.Join("log", model, task) }
+func datasetOut(model string) string    { return "datasets/" + model + ".jsonl" }
+func trainOut(model string) string      { return "train/" + model + ".json" }
+func evalOut(model, task string) string { return path.Join("evals", model, task+".json") }
+func pngOut(trait string) string        { return "plots/" + trait + "_expression.png" }
+
+const (
+	resultsID, resultsOut = "results", "eval_results.json"
+	reportID              = "report"
+	htmlOut               = "plots/results.html"
+	summaryOut            = "summary.md"
+)
+
+// graph declares every target once, in build order.
+func (p *Pipeline) graph() []*target {
+	models, tasks := p.exp.Models, p.exp.Evaluation.Tasks
+	var all, evals []*target
+	for i := range models {
+		m := &models[i]
+		d := p.datasets[m.Name]
+		ds := &target{id: datasetID(m.Name), stage: stageDataset, model: m,
+			inputs: func([]*build.Stamp) build.Inputs { return d.inputs },
+			build:  (*run).buildDataset}
+		// A training's key holds its dataset's content hash, so it needs
+		// no dataset stamp: the dataset target only writes the file.
+		tr := &target{id: trainID(m.Name), stage: stageTrain, model: m,
+			inputs: func([]*build.Stamp) build.Inputs { return p.trainInputs(*m) },
+			build:  (*run).buildTrain}
+		all = append(all, ds, tr)
+		for _, t := range tasks {
+			td := p.tasks[t.Name]
+			ev := &target{id: evalID(m.Name, t.Name), stage: stageEval, model: m, task: td, deps: []*target{tr},
+				stale: func([]*target) string { return "training " + m.Name + " is stale" },
+				inputs: func(deps []*build.Stamp) build.Inputs {
+					return p.evalInputs(deps[0].Outputs[trainOut(m.Name)], td)
+				},
+				build: (*run).buildEval}
+			evals = append(evals, ev)
+		}
+	}
+	all = append(all, evals...)
+	all = append(all,
+		&target{id: resultsID, stage: stageReport, deps: evals, stale: staleEvals,
+			inputs: func(deps []*build.Stamp) build.Inputs { return p.allEvalsInputs(resultsFormat, deps) },
+			build:  (*run).buildResults},
+		&target{id: reportID, stage: stageReport, deps: evals, stale: staleEvals,
+			inputs: func(deps []*build.Stamp) build.Inputs {
+				in := p.allEvalsInputs(reportFormat, deps)
+				in.Add("title", p.reportTitle())
+				return in
+			},
+			build: (*run).buildReport})
+	for _, ev := range evals {
+		m := ev.model
+		all = append(all, &target{id: logID(m.Name, ev.task.task.Name), stage: stageReport, model: m, task: ev.task, deps: []*target{ev},
+			stale: func([]*target) string { return ev.id + " is stale" },
+			inputs: func(deps []*build.Stamp) build.Inputs {
+				var in build.Inputs
+				in.Add("format", logFormat)
+				in.Add("eval", deps[0].Outputs[evalOut(m.Name, ev.task.task.Name)])
+				in.Add("display", m.Trait+"/"+m.Strength)
+				return in
+			},
+			build: (*run).buildLog})
+	}
+	return all
+}
+
+func staleEvals(stale []*target) string {
+	if len(stale) == 1 {
+		return stale[0].id + " is stale"
+	}
+	return fmt.Sprintf("%s and %d other evaluations are stale", stale[0].id, len(stale)-1)
+}
+
+// trainInputs is everything a training's outcome depends on. Display fields
+// (trait, strength, the model's name) are left out so that identical
+// trainings share one key and train once.
+func (p *Pipeline) trainInputs(m config.Model) build.Inputs {
+	t := p.exp.Training
+	var in build.Inputs
+	in.Add("format", trainFormat)
+	in.Add("provider", p.exp.Providers[t.Provider].Identity())
+	in.Add("base_model", t.BaseModel)
+	in.Add("dataset", p.datasets[m.Name].hash)
+	in.Add("suffix", m.Suffix)
+	in.Add("seed", t.Seed)
+	h := m.Hyperparameters
+	in.Add("n_epochs", h.NEpochs)
+	in.Add("learning_rate_multiplier", h.LearningRateMultiplier)
+	in.Add("batch_size", h.BatchSize)
+	return in
+}
+
+// evalInputs needs the hash of the trained model's record.
+func (p *Pipeline) evalInputs(trainHash string, t *taskData) build.Inputs {
+	e := p.exp.Evaluation
+	var in build.Inputs
+	in.Add("format", evalFormat)
+	in.Add("model", trainHash)
+	in.Add("provider", p.exp.Providers[e.Provider].Identity())
+	in.Add("judge_provider", p.exp.Providers[e.JudgeProvider].Identity())
+	in.Add("trait", t.task.Trait)
+	in.Add("task_data", t.hash)
+	in.Add("judge_model", e.JudgeModel)
+	in.Add("limit", e.Limit)
+	in.Add("samples_per_question", e.SamplesPerQuestion)
+	in.Add("temperature", e.Temperature)
+	in.Add("max_tokens", e.MaxTokens)
+	in.Add("seed", e.Seed)
+	return in
+}
+
+// allEvalsInputs are the inputs of a target that reads every evaluation:
+// their output hashes and the models' display names.
+func (p *Pipeline) allEvalsInputs(format string, evals []*build.Stamp) build.Inputs {
+	var in build.Inputs
+	in.Add("format", format)
+	for _, st := range evals {
+		for name, hash := range st.Outputs {
+			in.Add(name, hash)
+		}
+	}
+	names := make([]string, len(p.exp.Models))
+	for i, m := range p.exp.Models {
+		in.Add("display/"+m.Name, m.Trait+"/"+m.Strength)
+		names[i] = m.Name
+	}
+	// Keys ignore input order, but these outputs list models in file order.
+	in.Add("model_order", strings.Join(names, ","))
+	return in
+}
+
+// state is one target's state in a walk.
+type state struct {
+	fresh  bool
+	reason string       // why it is stale
+	inputs build.Inputs // nil while a dependency is stale
+	stamp  *build.Stamp // the stamp that vouches for it, once fresh
+	err    error        // why building it failed
+}
+
+// check computes a target's state from its deps' states.
+func (p *Pipeline) check(t *target, states map[*target]*state) (*state, error) {
+	var staleDeps []*target
+	stamps := make([]*build.Stamp, len(t.deps))
+	for i, d := range t.deps {
+		ds := states[d]
+		if !ds.fresh {
+			staleDeps = append(staleDeps, d)
+			continue
+		}
+		stamps[i] = ds.stamp
+	}
+	if len(staleDeps) > 0 {
+		return &state{reason: t.stale(staleDeps)}, nil
+	}
+	in := t.inputs(stamps)
+	st, err := p.cache.Check(t.id, in)
+	if err != nil {
+		return nil, err
+	}
+	return &state{fresh: st.Fresh, reason: st.Reason, inputs: in, stamp: st.Stamp}, nil
+}
+
+// checkStage checks a stage's targets in parallel: outputs are hashed on
+// every check, so a no-op plan of a large experiment needs the cores.
+func (p *Pipeline) checkStage(ctx context.Context, s stage, states map[*target]*state) error {
+	var ts []*target
+	for _, t := range p.targets {
+		if t.stage == s {
+			ts = append(ts, t)
+		}
+	}
+	out := make([]*state, len(ts))
+	err := parallel(ctx, len(ts), func(i int) error {
+		st, err := p.check(ts[i], states)
+		out[i] = st
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	for i, t := range ts {
+		states[t] = out[i]
+	}
+	return nil
+}
+
+// parallel runs f(0..n-1) on a few workers and returns the first error.
+func parallel(ctx context.Context, n int, f func(i int) error) error {
+	workers := min(n, 2*runtime.GOMAXPROCS(0))
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		firstErr error
+		next     = make(chan int)
+	)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				if err := f(i); err != nil {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = err
+					}
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	for i := 0; i < n; i++ {
+		if ctx.Err() != nil {
+			break
+		}
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	if firstErr == nil {
+		firstErr = ctx.Err()
+	}
+	return firstErr
+}

@@ -1,0 +1,48 @@
+package provider
+
+import "context"
+
+// Sampler answers chat requests: the trained models answer the evaluation
+// questions through one, and the judge scores the answers through one.
+type Sampler interface {
+	// Chat returns req.N choices (at least one). An unknown model is an
+	// error wrapping ErrNotFound.
+	Chat(ctx context.Context, req ChatRequest) (ChatResponse, error)
+}
+
+// Message is one chat message.
+type Message struct {
+	Role    string `json:"role"`
+	Content string `json:"content"`
+}
+
+// ChatRequest is a chat completion request. Seed is optional.
+type ChatRequest struct {
+	Model       string
+	Messages    []Message
+	Temperature float64
+	MaxTokens   int
+	N           int
+	Seed        *int
+	Logprobs    bool
+	TopLogprobs int
+}
+
+// TokenLogprob is one candidate token and its log probability.
+type TokenLogprob struct {
+	Token   string  `json:"token"`
+	Logprob float64 `json:"logprob"`
+}
+
+// Choice is one completion. TopLogprobs holds, when requested, the top
+// candidates for the first generated token.
+type Choice struct {
+	Content     string
+	TopLogprobs []TokenLogprob
+}
+
+// ChatResponse holds N choices.
+type ChatResponse struct {
+	Model   string
+	Choices []Choice
+}

@@ -1,0 +1,110 @@
+package providers
+
+import (
+	"context"
+	"path/filepath"
+
+	"github.com/hashicorp/hcl/v2"
+
+	"github.com/modelorganisms/pvbuild/internal/cost"
+	"github.com/modelorganisms/pvbuild/internal/dataset"
+	"github.com/modelorganisms/pvbuild/internal/jobs"
+	"github.com/modelorganisms/pvbuild/internal/openai"
+	"github.com/modelorganisms/pvbuild/internal/provider"
+)
+
+// DefaultOpenAIBaseURL is where kind "openai" goes without a base_url.
+const DefaultOpenAIBaseURL = "https://api.openai.com/v1"
+
+// OpenAI is the kind of any OpenAI-compatible API: OpenAI itself, vLLM,
+// Ollama, `mage serve`. Undeclared, the built-in "openai" provider reads
+// OPENAI_API_KEY and OPENAI_BASE_URL.
+type OpenAI struct {
+	// Jobs tunes the job trainer; Provider, Dir, Limiter and Log are set
+	// by Open.
+	Jobs jobs.Options
+}
+
+type openaiBlock struct {
+	APIKey       *string `hcl:"api_key,optional"`
+	BaseURL      *string `hcl:"base_url,optional"`
+	Organization *string `hcl:"organization,optional"`
+	Project      *string `hcl:"project,optional"`
+	Concurrency  *int    `hcl:"concurrency,optional"`
+}
+
+// Decode implements provider.Kind.
+func (k *OpenAI) Decode(s provider.Settings) (provider.Config, hcl.Diagnostics) {
+	var b openaiBlock
+	if diags := decodeBody(s, &b); diags.HasErrors() {
+		return nil, diags
+	}
+	getenv := s.Getenv
+	if getenv == nil {
+		getenv = func(string) string { return "" }
+	}
+	c := &openaiConfig{kind: k, apiKey: getenv("OPENAI_API_KEY"), baseURL: getenv("OPENAI_BASE_URL")}
+	if c.baseURL == "" {
+		c.baseURL = DefaultOpenAIBaseURL
+	}
+	for _, v := range []struct {
+		dst *string
+		src *string
+	}{{&c.apiKey, b.APIKey}, {&c.baseURL, b.BaseURL}, {&c.organization, b.Organization}, {&c.project, b.Project}} {
+		if v.src != nil {
+			*v.dst = *v.src
+		}
+	}
+	var diags hcl.Diagnostics
+	c.concurrency, diags = concurrency(s, b.Concurrency, 32)
+	return c, diags
+}
+
+type openaiConfig struct {
+	kind                           *OpenAI
+	apiKey                         string // never written anywhere
+	baseURL, organization, project string
+	concurrency                    int
+}
+
+// Identity is the endpoint and the account that owns the fine-tunes: a
+// model trained in one organization or project is not served by another.
+func (c *openaiConfig) Identity() string {
+	id := "openai " + normalizeURL(c.baseURL)
+	if c.organization != "" {
+		id += " organization=" + c.organization
+	}
+	if c.project != "" {
+		id += " project=" + c.project
+	}
+	return id
+}
+
+// Free implements provider.Pricing.
+func (c *openaiConfig) Free() bool { return false }
+
+// EstimateTraining counts the training tokens with o200k_base, as OpenAI
+// bills them, times epochs times the price per 1M tokens.
+func (c *openaiConfig) EstimateTraining(baseModel string, data []byte, epochs int, overrides map[string]float64) (provider.Estimate, error) {
+	examples, err := dataset.Parse("training data", data)
+	if err != nil {
+		return provider.Estimate{}, err
+	}
+	tokens, err := cost.TrainingTokens(examples)
+	if err != nil {
+		return provider.Estimate{}, err
+	}
+	return cost.Training(baseModel, tokens, epochs, overrides), nil
+}
+
+// Open implements provider.Config.
+func (c *openaiConfig) Open(_ context.Context, env provider.Env) (*provider.Conn, error) {
+	client, err := openai.New(openai.Config{APIKey: c.apiKey, BaseURL: c.baseURL, Organization: c.organization, Project: c.project, MaxConns: c.concurrency})
+	if err != nil {
+		return nil, openErr(env.Name, err)
+	}
+	lim := provider.NewLimiter(c.concurrency)
+	jo := c.kind.Jobs
+	jo.Provider, jo.Dir, jo.Limiter, jo.Log = env.Name, filepath.Join(env.Artifacts, "jobs"), lim, env.Log
+	return &provider.Conn{Sampler: provider.LimitSampler(client, lim), Trainer: jobs.New(client, jo)}, nil
+}

@@ -1,0 +1,58 @@
+package providers
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+
+	"github.com/modelorganisms/pvbuild/internal/provider"
+)
+
+// decode decodes a provider block body of kind openai.
+func decode(t *testing.T, body string, env map[string]string) provider.Config {
+	t.Helper()
+	f, diags := hclsyntax.ParseConfig([]byte(body), "p.hcl", hcl.InitialPos)
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	cfg, diags := (&OpenAI{}).Decode(provider.Settings{Name: "openai", Body: f.Body, Getenv: func(k string) string { return env[k] }})
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	return cfg
+}
+
+// The identity of an endpoint does not depend on how its URL is spelled,
+// never holds a credential, and names the account that owns the models.
+func TestOpenAIIdentity(t *testing.T) {
+	a := decode(t, `base_url = "https://API.openai.com/v1/"`, nil)
+	b := decode(t, ``, map[string]string{"OPENAI_BASE_URL": "https://api.openai.com/v1"})
+	c := decode(t, `base_url = "https://user:s3cret@gw.example/v1?key=s3cret"`, nil)
+	if a.Identity() != b.Identity() {
+		t.Fatalf("%q != %q", a.Identity(), b.Identity())
+	}
+	if strings.Contains(c.Identity(), "s3cret") {
+		t.Fatalf("credentials in identity: %q", c.Identity())
+	}
+	org := decode(t, `
+organization = "org-a"
+project      = "proj-b"
+api_key      = "sk-secret-key"`, nil)
+	other := decode(t, `organization = "org-c"`, nil)
+	if id := org.Identity(); !strings.Contains(id, "organization=org-a") || !strings.Contains(id, "project=proj-b") || strings.Contains(id, "sk-secret") {
+		t.Fatalf("identity %q: want the account, never the key", id)
+	}
+	if org.Identity() == other.Identity() || org.Identity() == a.Identity() {
+		t.Fatal("models of two accounts share an identity")
+	}
+}
+
+func TestInvalidConcurrency(t *testing.T) {
+	f, _ := hclsyntax.ParseConfig([]byte("concurrency = 0\n"), "p.hcl", hcl.InitialPos)
+	_, diags := (&Local{}).Decode(provider.Settings{Name: "local", Body: f.Body})
+	if !diags.HasErrors() || !strings.Contains(diags.Error(), "p.hcl:1,15-16: Invalid concurrency") {
+		t.Fatalf("diags: %v", diags)
+	}
+}
