@@ -54,9 +54,9 @@ func (m Model) ConfigJSON(t testing.TB) string {
 
 // Chat is a conversation to render with the model's chat template.
 type Chat struct {
-	Messages            []map[string]string `json:"messages"`
-	AddGenerationPrompt bool                `json:"add_generation_prompt,omitempty"`
-	EnableThinking      *bool               `json:"enable_thinking,omitempty"`
+	Messages            []Message `json:"messages"`
+	AddGenerationPrompt bool      `json:"add_generation_prompt,omitempty"`
+	EnableThinking      *bool     `json:"enable_thinking,omitempty"`
 }
 
 // Request is what the script computes; Response holds the answers in order.
@@ -75,6 +75,7 @@ type Response struct {
 	EncodeSplitSpecial [][]int  `json:"encode_split_special"`
 	Decode             []string `json:"decode"`
 	Chat               []string `json:"chat"`
+	ChatIDs            [][]int  `json:"chat_ids"` // Chat encoded, special tokens recognised
 }
 
 // Run answers req for model m with the node reference.

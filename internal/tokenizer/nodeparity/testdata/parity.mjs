@@ -56,6 +56,7 @@ if (req.chat) {
       eos_token: config.eos_token ?? "",
     }),
   );
+  out.chat_ids = out.chat.map((text) => encode(tokenizer, text));
 }
 if (req.encode_split_special) {
   dropSpecial(tokenizer);
