@@ -216,13 +216,6 @@ func (t *Tokenizer) parseModel(m *modelJSON) error {
 	return nil
 }
 
-func truncate(b []byte) string {
-	if len(b) > 40 {
-		return string(b[:40]) + "…"
-	}
-	return string(b)
-}
-
 func pairKey(a, b int) uint64 { return uint64(uint32(a))<<32 | uint64(uint32(b)) }
 
 type typed struct {
