@@ -216,6 +216,10 @@ func (t *Trainer) submitOrAdopt(ctx context.Context, req provider.TrainRequest, 
 	if err != nil {
 		return nil, err
 	}
+	if rec != nil && req.Gone != "" && rec.FineTunedModel == req.Gone {
+		fmt.Fprintf(t.opts.Log, "train %s: the model of job %s, %s, is gone; submitting again\n", label, rec.JobID, req.Gone)
+		rec.Status = provider.StatusFailed
+	}
 	if rec != nil && !rec.ended() {
 		_, err := provider.Do(ctx, t.opts.Limiter, func() (provider.Job, error) { return t.api.GetJob(ctx, rec.JobID) })
 		if !errors.Is(err, provider.ErrNotFound) {
@@ -228,13 +232,13 @@ func (t *Trainer) submitOrAdopt(ctx context.Context, req provider.TrainRequest, 
 	}
 	// Always ask the service first: a run may have died after creating a
 	// job and before recording it, whether or not an earlier job failed.
-	if job, ok, err := t.find(ctx, req.Key); err != nil {
+	if job, ok, err := t.find(ctx, req.Key, req.Gone); err != nil {
 		return nil, err
 	} else if ok {
 		fmt.Fprintf(t.opts.Log, "train %s: adopting %s found by its key\n", label, job.ID)
 		return t.record(req, job)
 	}
-	if rec != nil && rec.ended() {
+	if rec != nil && rec.ended() && rec.FineTunedModel != req.Gone {
 		fmt.Fprintf(t.opts.Log, "train %s: previous job %s %s; submitting again\n", label, rec.JobID, rec.Status)
 	}
 	file, err := provider.Do(ctx, t.opts.Limiter, func() (provider.File, error) {
@@ -259,7 +263,7 @@ func (t *Trainer) submitOrAdopt(ctx context.Context, req provider.TrainRequest, 
 		// adopt what it holds rather than risk paying twice. Even when the
 		// caller gave up (Ctrl-C), look once more before leaving.
 		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		found, ok, lerr := t.find(lctx, req.Key)
+		found, ok, lerr := t.find(lctx, req.Key, req.Gone)
 		cancel()
 		if lerr != nil || !ok {
 			return nil, fmt.Errorf("create job: %w", err)
@@ -271,7 +275,8 @@ func (t *Trainer) submitOrAdopt(ctx context.Context, req provider.TrainRequest, 
 	return t.record(req, job)
 }
 
-func (t *Trainer) find(ctx context.Context, key string) (provider.Job, bool, error) {
+// find looks for a job of key that may still give a model other than gone.
+func (t *Trainer) find(ctx context.Context, key, gone string) (provider.Job, bool, error) {
 	jobs, err := provider.Do(ctx, t.opts.Limiter, func() ([]provider.Job, error) {
 		return t.api.ListJobs(ctx, map[string]string{MetadataKey: key})
 	})
@@ -279,7 +284,7 @@ func (t *Trainer) find(ctx context.Context, key string) (provider.Job, bool, err
 		return provider.Job{}, false, fmt.Errorf("list jobs: %w", err)
 	}
 	for _, j := range jobs { // newest first
-		if j.Status != provider.StatusFailed && j.Status != provider.StatusCancelled {
+		if j.Status != provider.StatusFailed && j.Status != provider.StatusCancelled && (gone == "" || j.FineTunedModel != gone) {
 			return j, true, nil
 		}
 	}

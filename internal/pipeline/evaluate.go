@@ -45,8 +45,9 @@ func (r *run) buildEval(ctx context.Context, t *target, in build.Inputs) error {
 		return fmt.Errorf("model %s: %w", m.Name, err)
 	}
 	res, err := r.p.evaluate(ctx, t, tm)
-	if errors.Is(err, errModelGone) {
-		return r.modelGone(t, tm, err)
+	var gone *modelGoneError
+	if errors.As(err, &gone) {
+		return r.modelGone(t, tm, gone.err)
 	}
 	if err != nil {
 		return fmt.Errorf("model %s, task %s: %w", m.Name, td.task.Name, err)
@@ -67,7 +68,11 @@ func (r *run) buildEval(ctx context.Context, t *target, in build.Inputs) error {
 	return nil
 }
 
-var errModelGone = errors.New("trained model gone")
+// modelGoneError is the provider's answer that a trained model is unknown.
+type modelGoneError struct{ err error }
+
+func (e *modelGoneError) Error() string { return e.err.Error() }
+func (e *modelGoneError) Unwrap() error { return e.err }
 
 // modelGone handles a trained model its provider no longer has: it says so
 // once, naming the model and what to do, and marks the training stale so
@@ -107,7 +112,7 @@ func (p *Pipeline) evaluate(ctx context.Context, t *target, tm TrainedModel) (*r
 				Seed:        &seed,
 			})
 			if errors.Is(err, provider.ErrNotFound) {
-				errs[qi] = fmt.Errorf("%w: %w", errModelGone, err)
+				errs[qi] = &modelGoneError{err}
 				return
 			}
 			if err != nil {
@@ -137,7 +142,8 @@ func (p *Pipeline) evaluate(ctx context.Context, t *target, tm TrainedModel) (*r
 	}
 	wg.Wait()
 	for _, err := range errs {
-		if errors.Is(err, errModelGone) {
+		var gone *modelGoneError
+		if errors.As(err, &gone) {
 			return nil, err
 		}
 	}

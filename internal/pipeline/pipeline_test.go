@@ -249,6 +249,75 @@ func TestShippedExperiment(t *testing.T) {
 			t.Fatalf("stale %v; want the 27 evaluations, their logs, the results and the report only", got)
 		}
 	})
+
+	// The local engine's state is part of what a training built: without
+	// it the trained models are gone, and plan says which to redo.
+	t.Run("local engine state deleted", func(t *testing.T) {
+		w.write(shipped(t))
+		w.results()
+		before := readFile(t, w, "eval_results.json")
+		if err := os.RemoveAll(filepath.Join(w.artifacts, "local-engine")); err != nil {
+			t.Fatal(err)
+		}
+		pl, err := w.load().Plan(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range pl.Train {
+			if s.Fresh || !strings.Contains(s.Reason, "provider state local-engine/") || !strings.Contains(s.Reason, "is missing") {
+				t.Fatalf("%s: fresh %v, reason %q; want stale, naming the missing engine state", s.Target, s.Fresh, s.Reason)
+			}
+		}
+		w.results()
+		if s := w.stale(); len(s) != 0 {
+			t.Fatalf("stale after the rebuild: %v", s)
+		}
+		if after := readFile(t, w, "eval_results.json"); !bytes.Equal(before, after) {
+			t.Fatal("retrained models give other results")
+		}
+	})
+
+	// A stamp vouches for its outputs only as written: cut to its first
+	// line, with the output edited to a better score, it is rebuilt.
+	t.Run("truncated stamp and edited output", func(t *testing.T) {
+		before := readFile(t, w, "evals/evil_severe/evil_detection.json")
+		stamp := filepath.Join(w.artifacts, ".stamps", "eval", "evil_severe", "evil_detection.stamp")
+		b, err := os.ReadFile(stamp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(stamp, b[:bytes.IndexByte(b, '\n')+1], 0o644)
+		var ev report.Eval
+		json.Unmarshal(before, &ev)
+		ev.Metric.Mean = 99.9
+		edited, _ := json.MarshalIndent(ev, "", "  ")
+		os.WriteFile(filepath.Join(w.artifacts, "evals", "evil_severe", "evil_detection.json"), append(edited, '\n'), 0o644)
+		pl, err := w.load().Plan(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range pl.Evals {
+			if s.Target == "eval/evil_severe/evil_detection" && (s.Fresh || s.Reason != "its stamp is damaged") {
+				t.Fatalf("%s: fresh %v, reason %q", s.Target, s.Fresh, s.Reason)
+			}
+		}
+		w.results()
+		if after := readFile(t, w, "evals/evil_severe/evil_detection.json"); bytes.Contains(after, []byte("99.9")) {
+			t.Fatal("the edited evaluation survived the build")
+		}
+		if s := w.stale(); len(s) != 0 {
+			t.Fatalf("stale after the rebuild: %v", s)
+		}
+	})
+}
+
+func readFile(t *testing.T, w *workspace, rel string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(w.artifacts, rel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 func (w *workspace) readHCL() string {

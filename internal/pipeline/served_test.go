@@ -8,7 +8,9 @@ import (
 	"io"
 	"io/fs"
 	"log"
+	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -204,5 +206,55 @@ func TestFailedJobIsReportedAndIsolated(t *testing.T) {
 	skipped, err := p.Evaluate(context.Background())
 	if err != nil || len(skipped) != 1 || !strings.Contains(skipped[0].Reason, "failed: invalid_training_file") {
 		t.Fatalf("evaluate: %+v, %v", skipped, err)
+	}
+}
+
+// A trained model the provider no longer has (deleted, or its base shut
+// down) is reported once, naming it and what to do; the next plan marks its
+// training stale, and the build after that trains it again.
+func TestLostRemoteModelIsReportedOnceAndRetrained(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("trains a model")
+	}
+	srv, env := serve(t, server.Faults{}, testJobDuration)
+	one := strings.Replace(shipped(t), `traits    = ["evil", "sycophantic", "hallucinating"]`, `traits    = ["evil"]`, 1)
+	one = strings.Replace(one, `strengths = ["baseline", "mild", "severe"]`, `strengths = ["severe"]`, 1)
+	w := newWorkspace(t, one, env)
+	w.results()
+	var tm TrainedModel
+	json.Unmarshal(readFile(t, w, "train/evil_severe.json"), &tm)
+
+	// The model is deleted at the provider (DELETE /v1/models/{model});
+	// the evaluations ask anew (another seed: the cached answers do not serve).
+	req, _ := http.NewRequest(http.MethodDelete, env["OPENAI_BASE_URL"]+"/models/"+url.PathEscape(tm.FineTunedModel), nil)
+	req.Header.Set("Authorization", "Bearer "+testAPIKey)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("delete model: %v %v", resp, err)
+	}
+	w.write(strings.Replace(one, "seed                 = 0", "seed                 = 1", 1))
+	var log bytes.Buffer
+	p := connected(t, w, &log)
+	_, err := p.Results(context.Background())
+	p.Close()
+	if err == nil || strings.Count(err.Error(), "model evil_severe:") != 1 ||
+		!strings.Contains(err.Error(), "model evil_severe: provider openai no longer has trained model "+tm.FineTunedModel) ||
+		!strings.Contains(err.Error(), "train again") {
+		t.Fatalf("results: %v", err)
+	}
+	pl, err := w.load().Plan(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := pl.Train[0]; s.Fresh || s.Reason != "provider openai no longer has trained model "+tm.FineTunedModel {
+		t.Fatalf("plan after the loss: %+v", s)
+	}
+	created := srv.Counters().JobCreations
+	w.results()
+	if n := srv.Counters().JobCreations - created; n != 1 {
+		t.Fatalf("%d jobs created to retrain one lost model", n)
+	}
+	if s := w.stale(); len(s) != 0 {
+		t.Fatalf("stale after retraining: %v", s)
 	}
 }

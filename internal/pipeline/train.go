@@ -73,11 +73,31 @@ func (r *run) startTraining(ctx context.Context, key string) (provider.Trained, 
 	for i, m := range models {
 		names[i] = m.Name
 	}
-	trained, err := r.p.training.trainer.Train(ctx, r.p.trainRequest(key, models))
+	req := r.p.trainRequest(key, models)
+	req.Gone = r.goneModel(models)
+	trained, err := r.p.training.trainer.Train(ctx, req)
 	if err != nil {
 		return provider.Trained{}, fmt.Errorf("model %s: %w", strings.Join(names, ", "), err)
 	}
 	return trained, nil
+}
+
+// goneModel is the model an earlier build of these trainings recorded and
+// found lost at the provider (its stamp was invalidated for it), or "".
+func (r *run) goneModel(models []*config.Model) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, t := range r.p.targets {
+		st := r.states[t]
+		if t.stage != stageTrain || t.model != models[0] || st.stamp == nil || st.stamp.Stale == "" {
+			continue
+		}
+		var tm TrainedModel
+		if readJSON(r.p.cache, st.stamp, trainOut(t.model.Name), &tm) == nil {
+			return tm.FineTunedModel
+		}
+	}
+	return ""
 }
 
 // trainRequest is the training of models, which share key: the first

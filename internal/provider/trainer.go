@@ -35,6 +35,10 @@ type TrainRequest struct {
 	Suffix          string
 	Seed            int
 	Hyperparameters Hyperparameters
+	// Gone is a model trained for this key before that the provider no
+	// longer serves (deleted, its base shut down): whatever made it must
+	// not be adopted again.
+	Gone string
 }
 
 // Trained is a trained model's reference.

@@ -340,6 +340,30 @@ func (s *Server) getModel(w http.ResponseWriter, r *http.Request) error {
 	return modelNotFound(id)
 }
 
+// deleteModel deletes a fine-tuned model, as OpenAI's DELETE /v1/models
+// does: it no longer answers, nor is it listed; its job stays.
+func (s *Server) deleteModel(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("id")
+	if s.isBase[id] {
+		return &apiError{status: http.StatusForbidden, typ: "invalid_request_error", code: "model_not_deletable",
+			msg: fmt.Sprintf("You cannot delete the base model %s.", id)}
+	}
+	if !strings.HasPrefix(id, "ft:") || !s.modelExists(r.Context(), id) {
+		return modelNotFound(id)
+	}
+	s.mu.Lock()
+	s.deleted[id] = true
+	s.mu.Unlock()
+	writeJSON(w, http.StatusOK, map[string]any{"id": id, "object": "model", "deleted": true})
+	return nil
+}
+
+func (s *Server) isDeleted(model string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.deleted[model]
+}
+
 // fineTunedModels are the models of succeeded jobs, newest first.
 func (s *Server) fineTunedModels(r *http.Request) ([]modelObject, error) {
 	jobs, err := s.p.ListJobs(r.Context(), nil)
@@ -349,7 +373,7 @@ func (s *Server) fineTunedModels(r *http.Request) ([]modelObject, error) {
 	var out []modelObject
 	for _, j := range jobs {
 		o := s.present(j)
-		if o.Status == provider.StatusSucceeded && o.FineTunedModel != nil {
+		if o.Status == provider.StatusSucceeded && o.FineTunedModel != nil && !s.isDeleted(*o.FineTunedModel) {
 			out = append(out, modelObject{ID: *o.FineTunedModel, Object: "model", Created: j.FinishedAt.Unix(), OwnedBy: s.org})
 		}
 	}

@@ -438,7 +438,7 @@ func (s *Server) modelExists(ctx context.Context, model string) bool {
 		return s.isBase[model]
 	}
 	s.mu.Lock()
-	hidden := s.hidden[model]
+	hidden := s.hidden[model] || s.deleted[model]
 	var pending []string
 	for id, d := range s.doomed {
 		if !d.settled {

@@ -122,6 +122,8 @@ type Server struct {
 	// hidden are the fine-tuned models of doomed jobs: the provider trained
 	// them, but the job is reported failed, so they must not serve.
 	hidden map[string]bool
+	// deleted are the fine-tuned models deleted through DELETE /v1/models.
+	deleted map[string]bool
 	// seen is when the server first reported each job in each state: the
 	// provider does not say when transitions happened, and events need it.
 	seen map[string]map[string]time.Time
@@ -137,17 +139,18 @@ type doom struct {
 // New returns a Server over p.
 func New(p Engine, opts Options) *Server {
 	s := &Server{
-		p:      p,
-		apiKey: opts.APIKey,
-		org:    opts.Organization,
-		base:   opts.BaseModels,
-		log:    opts.Log,
-		mux:    http.NewServeMux(),
-		isBase: map[string]bool{},
-		files:  map[string]*fileEntry{},
-		doomed: map[string]*doom{},
-		hidden: map[string]bool{},
-		seen:   map[string]map[string]time.Time{},
+		p:       p,
+		apiKey:  opts.APIKey,
+		org:     opts.Organization,
+		base:    opts.BaseModels,
+		log:     opts.Log,
+		mux:     http.NewServeMux(),
+		isBase:  map[string]bool{},
+		files:   map[string]*fileEntry{},
+		doomed:  map[string]*doom{},
+		hidden:  map[string]bool{},
+		deleted: map[string]bool{},
+		seen:    map[string]map[string]time.Time{},
 	}
 	if s.org == "" {
 		s.org = DefaultOrganization
@@ -175,6 +178,7 @@ func New(p Engine, opts Options) *Server {
 	s.route("POST /v1/chat/completions", s.chat)
 	s.route("GET /v1/models", s.listModels)
 	s.route("GET /v1/models/{id}", s.getModel)
+	s.route("DELETE /v1/models/{id}", s.deleteModel)
 	s.mux.HandleFunc("GET /debug/counters", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.Counters())
 	})
