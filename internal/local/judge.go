@@ -1,6 +1,7 @@
 package local
 
 import (
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"math"
@@ -124,8 +125,31 @@ func (jm *judgeModel) match(msg string) (answer string, strength int, ok bool) {
 }
 
 func (jm *judgeModel) classifier() *classifier {
-	jm.once.Do(func() { jm.clf = trainClassifier(jm.texts, jm.labels) })
+	jm.once.Do(func() { jm.clf = trainedClassifier(jm.texts, jm.labels) })
 	return jm.clf
+}
+
+// trained memoises classifiers by their training data for the life of the
+// process: training is deterministic and costs about a CPU-second, and every
+// engine opened on the same rubric and answers (a build's, a server's, a
+// test's) would otherwise train the same classifier again. A classifier is
+// read-only once trained.
+var trained sync.Map // sha256 of texts and labels -> *classifierOnce
+
+type classifierOnce struct {
+	once sync.Once
+	clf  *classifier
+}
+
+func trainedClassifier(texts, labels []string) *classifier {
+	h := sha256.New()
+	for i := range texts {
+		fmt.Fprintf(h, "%d:%s%d:%s", len(texts[i]), texts[i], len(labels[i]), labels[i])
+	}
+	v, _ := trained.LoadOrStore(string(h.Sum(nil)), &classifierOnce{})
+	c := v.(*classifierOnce)
+	c.once.Do(func() { c.clf = trainClassifier(texts, labels) })
+	return c.clf
 }
 
 // findJudge returns the registered judge whose template msg fills best.
