@@ -302,7 +302,7 @@ func (s *Store) Invalidate(target, reason string) error {
 		return err
 	}
 	st.Stale = reason
-	if err := atomicfile.Write(s.stampPath(target), st.marshal(), 0o644); err != nil {
+	if err := atomicfile.WriteCache(s.stampPath(target), st.marshal(), 0o644); err != nil {
 		return fmt.Errorf("invalidate %s: %w", target, err)
 	}
 	return nil
@@ -313,6 +313,11 @@ func (s *Store) Invalidate(target, reason string) error {
 // falsely fresh. Outputs the target's previous build made and this one does
 // not (a log named by its time, say) are removed: a target owns its outputs.
 // files (relative to the root) are hashed as they are and never removed.
+//
+// Writes are atomic but not synced: a stamp vouches for its outputs by
+// their hashes, so what a power loss tears or loses reads as stale, never as
+// fresh, and is rebuilt. What must survive a crash, records of paid work,
+// its owners write durably.
 func (s *Store) Commit(target string, inputs Inputs, outputs map[string][]byte, files []string) (*Stamp, error) {
 	if len(outputs) == 0 {
 		return nil, fmt.Errorf("commit %s: a target must have an output", target)
@@ -333,12 +338,12 @@ func (s *Store) Commit(target string, inputs Inputs, outputs map[string][]byte, 
 	sort.Strings(names)
 	for _, name := range names {
 		data := outputs[name]
-		if err := atomicfile.Write(s.Path(name), data, 0o644); err != nil {
+		if err := atomicfile.WriteCache(s.Path(name), data, 0o644); err != nil {
 			return nil, err
 		}
 		st.Outputs[name] = Hash(data)
 	}
-	if err := atomicfile.Write(s.stampPath(target), st.marshal(), 0o644); err != nil {
+	if err := atomicfile.WriteCache(s.stampPath(target), st.marshal(), 0o644); err != nil {
 		return nil, err
 	}
 	if old != nil {

