@@ -28,7 +28,11 @@ func TestMain(m *testing.M) {
 	// Most tests here wait on loopback servers and child processes, not the
 	// CPU: run more of them at once than there are cores.
 	flag.Set("test.parallel", "8")
-	os.Exit(m.Run())
+	code := m.Run()
+	if shippedArtifacts != "" {
+		os.RemoveAll(filepath.Dir(shippedArtifacts))
+	}
+	os.Exit(code)
 }
 
 // killJobDuration is how long a local job runs in the kill test: kills land

@@ -242,12 +242,23 @@ func TestLoopTrainerResumesFromCheckpoint(t *testing.T) {
 	// Unkilled: 40 examples x 3 epochs / batch 4 = 30 steps for each of 9 models.
 	clean := &loopKind{checkpointEvery: 4, batch: 4}
 	cw := newWorkspace(t, loopExperiment(t), env)
-	want, err := run(clean, cw)
-	if err != nil {
+	cw.kinds["loop"] = clean
+	if err := connected(t, cw, &bytes.Buffer{}).Train(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if len(want.Variants) != 9 || clean.steps.Load() != 9*30 {
-		t.Fatalf("%d variants after %d steps; want 9 after %d", len(want.Variants), clean.steps.Load(), 9*30)
+	if n := clean.steps.Load(); n != 9*30 {
+		t.Fatalf("%d steps, want %d", n, 9*30)
+	}
+	trainedModels := func(w *workspace) string {
+		var ids []string
+		for _, name := range []string{"evil", "sycophantic", "hallucinating"} {
+			for _, s := range []string{"baseline", "mild", "severe"} {
+				var tm TrainedModel
+				json.Unmarshal(readFile(t, w, "train/"+name+"_"+s+".json"), &tm)
+				ids = append(ids, tm.FineTunedModel)
+			}
+		}
+		return strings.Join(ids, "\n")
 	}
 
 	// Killed: every run dies at a random step of one training, then reruns.
@@ -290,10 +301,11 @@ func TestLoopTrainerResumesFromCheckpoint(t *testing.T) {
 	} else {
 		t.Logf("%d steps for 9 x 30, with %d kills", n, kills)
 	}
-	gotJSON, _ := json.Marshal(got.Variants)
-	wantJSON, _ := json.Marshal(want.Variants)
-	if !bytes.Equal(gotJSON, wantJSON) {
-		t.Fatalf("killed and resumed runs give other results:\n%s\nwant\n%s", gotJSON, wantJSON)
+	if len(got.Variants) != 9 {
+		t.Fatalf("%d variants evaluated, want 9", len(got.Variants))
+	}
+	if got, want := trainedModels(w), trainedModels(cw); got != want {
+		t.Fatalf("killed and resumed runs trained other models:\n%s\nwant\n%s", got, want)
 	}
 
 	// status shows each run's step and loss from its record.

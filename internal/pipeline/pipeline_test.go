@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -124,6 +125,38 @@ func (w *workspace) stale() []string {
 	return out
 }
 
+// The shipped experiment's first run is shared by the tests that need it;
+// each gets its own copy of the artifacts.
+var (
+	shippedOnce      sync.Once
+	shippedArtifacts string // artifacts of the shared run
+	shippedOutcome   *Outcome
+)
+
+// shippedRun gives w the artifacts of the shipped experiment run once on
+// the in-process engine, and that run's outcome.
+func shippedRun(t *testing.T, w *workspace) *Outcome {
+	t.Helper()
+	shippedOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "pvbuild-shipped-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		first := &workspace{t: t, dir: dir, hcl: filepath.Join(dir, "experiment.hcl"), artifacts: filepath.Join(dir, "artifacts"),
+			getenv: map[string]string{}, kinds: testKinds(testJobDuration)}
+		first.write(shipped(t))
+		shippedOutcome, _ = first.results()
+		shippedArtifacts = first.artifacts
+	})
+	if shippedOutcome == nil {
+		t.Fatal("the shared run of the shipped experiment failed")
+	}
+	if err := os.CopyFS(w.artifacts, os.DirFS(shippedArtifacts)); err != nil {
+		t.Fatal(err)
+	}
+	return shippedOutcome
+}
+
 func score(t *testing.T, vs []report.Variant, model, task, trait string) float64 {
 	t.Helper()
 	for _, v := range vs {
@@ -147,7 +180,7 @@ func TestShippedExperiment(t *testing.T) {
 		t.Skip("trains nine models")
 	}
 	w := newWorkspace(t, shipped(t))
-	out, _ := w.results()
+	out := shippedRun(t, w)
 
 	var file []report.Variant
 	b, err := os.ReadFile(filepath.Join(w.artifacts, "eval_results.json"))

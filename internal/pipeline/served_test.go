@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -55,24 +54,13 @@ func readResults(t *testing.T, w *workspace) []byte {
 	return b
 }
 
-// inProcess runs the shipped experiment on the in-process engine once per
-// test binary; served runs are compared with it.
-var (
-	inProcessOnce    sync.Once
-	inProcessResults []byte
-)
-
+// localResults is the eval_results.json of the shipped experiment on the
+// in-process engine; served runs are compared with it.
 func localResults(t *testing.T) []byte {
 	t.Helper()
-	inProcessOnce.Do(func() {
-		w := newWorkspace(t, shipped(t))
-		w.results()
-		inProcessResults = readResults(t, w)
-	})
-	if inProcessResults == nil {
-		t.Fatal("the in-process run failed")
-	}
-	return inProcessResults
+	w := newWorkspace(t, shipped(t))
+	shippedRun(t, w)
+	return readResults(t, w)
 }
 
 // Through go-openai and real HTTP, the experiment gives exactly what the

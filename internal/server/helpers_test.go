@@ -5,11 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"io"
 	"log"
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"testing"
 	"time"
 
@@ -20,6 +22,13 @@ import (
 	"github.com/modelorganisms/pvbuild/internal/sampledata"
 	"github.com/modelorganisms/pvbuild/internal/server"
 )
+
+// TestMain runs the tests, most of which wait on jobs, loopback HTTP and
+// an npm install rather than the CPU, more at a time than there are cores.
+func TestMain(m *testing.M) {
+	flag.Set("test.parallel", "8")
+	os.Exit(m.Run())
+}
 
 const (
 	testKey    = "sk-test-server-0123456789abcdef"
