@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -34,14 +35,23 @@ const (
 	testKey    = "sk-test-server-0123456789abcdef"
 	baseModel  = "gpt-4.1-mini-2025-04-14"
 	judgeModel = "gpt-4o-2024-08-06"
-	// jobDuration keeps jobs short; long enough that polling sees the
-	// intermediate states.
+	// jobDuration is a job's run time on the engine's clock, which moves
+	// clockStep at every reading: a job passes through its states in a
+	// fixed number of calls, however busy the machine is.
 	jobDuration = 400 * time.Millisecond
+	clockStep   = 20 * time.Millisecond
 	refDir      = "../../../shared/ref/openai"
 )
 
+// steppingClock is a clock that moves step further at each reading.
+func steppingClock(step time.Duration) func() time.Time {
+	var ns atomic.Int64
+	ns.Store(time.Now().UnixNano())
+	return func() time.Time { return time.Unix(0, ns.Add(int64(step))) }
+}
+
 // newEngine opens a local engine with the embedded sample data, as
-// local.Default does, but with short jobs.
+// local.Default does, but with short jobs on a clock of its own.
 func newEngine(t *testing.T) *local.Engine {
 	t.Helper()
 	base, err := sampledata.BaseCorpus()
@@ -52,7 +62,7 @@ func newEngine(t *testing.T) *local.Engine {
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts := local.Options{Dir: t.TempDir(), JobDuration: jobDuration, Base: base}
+	opts := local.Options{Dir: t.TempDir(), JobDuration: jobDuration, Now: steppingClock(clockStep), Base: base}
 	for _, trait := range sampledata.Traits {
 		task, err := sampledata.EvalTask(trait)
 		if err != nil {
@@ -115,7 +125,7 @@ func waitJob(t *testing.T, p server.Engine, id string) (provider.Job, []string) 
 		if provider.Terminal(j.Status) {
 			return j, seen
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(time.Millisecond) // the engine's clock moves with each poll
 	}
 }
 
