@@ -19,8 +19,10 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -140,12 +142,7 @@ func (st *Stamp) marshal() []byte {
 		word  string
 		files map[string]string
 	}{{"output", st.Outputs}, {"file", st.Files}} {
-		names := make([]string, 0, len(kind.files))
-		for name := range kind.files {
-			names = append(names, name)
-		}
-		sort.Strings(names)
-		for _, name := range names {
+		for _, name := range slices.Sorted(maps.Keys(kind.files)) {
 			fmt.Fprintf(&b, "%s %s %s\n", kind.word, strconv.Quote(name), kind.files[name])
 		}
 	}
@@ -257,12 +254,7 @@ func (s *Store) Check(target string, inputs Inputs) (Status, error) {
 		what  string
 		files map[string]string
 	}{{"output", st.Outputs}, {"provider state", st.Files}} {
-		names := make([]string, 0, len(kind.files))
-		for name := range kind.files {
-			names = append(names, name)
-		}
-		sort.Strings(names)
-		for _, name := range names {
+		for _, name := range slices.Sorted(maps.Keys(kind.files)) {
 			got, err := hashFile(s.Path(name))
 			if errors.Is(err, fs.ErrNotExist) {
 				return Status{Reason: kind.what + " " + name + " is missing", Stamp: st}, nil
@@ -331,12 +323,7 @@ func (s *Store) Commit(target string, inputs Inputs, outputs map[string][]byte, 
 		}
 		st.Files[name] = h
 	}
-	names := make([]string, 0, len(outputs))
-	for name := range outputs {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
+	for _, name := range slices.Sorted(maps.Keys(outputs)) {
 		data := outputs[name]
 		if err := atomicfile.WriteCache(s.Path(name), data, 0o644); err != nil {
 			return nil, err

@@ -226,14 +226,7 @@ func TestLoopTrainerResumesFromCheckpoint(t *testing.T) {
 	t.Parallel()
 	run := func(kind *loopKind, w *workspace) (*Outcome, error) {
 		w.kinds["loop"] = kind
-		var log bytes.Buffer
-		p, err := Load(context.Background(), w.env(&log))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := p.Connect(context.Background()); err != nil {
-			t.Fatal(err)
-		}
+		p := connected(t, w, &bytes.Buffer{})
 		defer p.Close()
 		return p.Results(context.Background())
 	}
