@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
 
 	"github.com/modelorganisms/pvbuild/internal/build"
 	"github.com/modelorganisms/pvbuild/internal/provider"
@@ -254,10 +253,16 @@ func (p *Pipeline) Results(ctx context.Context) (*Outcome, error) {
 			return out, fmt.Errorf("results not written: %s", r.states[t].reason)
 		}
 	}
+	staleLogs := map[*target]bool{}
+	for _, t := range p.targets {
+		if t.stage == stageReport && t.model != nil && !r.states[t].fresh {
+			staleLogs[t] = true
+		}
+	}
 	err = r.buildStage(ctx, stageReport, nil)
 	logs := 0
-	for _, t := range p.targets {
-		if t.stage == stageReport && t.model != nil && r.states[t].fresh && !r.wasFresh(t, pl) {
+	for t := range staleLogs {
+		if r.states[t].fresh {
 			logs++
 		}
 	}
@@ -267,16 +272,6 @@ func (p *Pipeline) Results(ctx context.Context) (*Outcome, error) {
 	e, verr := r.experiment()
 	out.Variants = e.Variants()
 	return out, errors.Join(err, verr)
-}
-
-// wasFresh reports whether t was fresh in the plan taken before building.
-func (r *run) wasFresh(t *target, pl *Plan) bool {
-	for _, s := range pl.Reports {
-		if s.Target == t.id {
-			return s.Fresh
-		}
-	}
-	return false
 }
 
 // Status reports every recorded training as its provider sees it now, and
@@ -321,14 +316,4 @@ func readJSON(c build.Cache, st *build.Stamp, output string, v any) error {
 		return fmt.Errorf("%s: %w", output, err)
 	}
 	return nil
-}
-
-// sortedKeys is for stable messages.
-func sortedKeys(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
