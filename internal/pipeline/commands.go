@@ -83,10 +83,10 @@ func (p *Pipeline) Plan(ctx context.Context) (*Plan, error) {
 	if err := r.checkAll(ctx); err != nil {
 		return nil, err
 	}
-	return r.plan()
+	return r.plan(ctx)
 }
 
-func (r *run) plan() (*Plan, error) {
+func (r *run) plan(ctx context.Context) (*Plan, error) {
 	p := r.p
 	pl := &Plan{}
 	for _, t := range p.targets {
@@ -98,7 +98,7 @@ func (r *run) plan() (*Plan, error) {
 		case t.stage == stageTrain:
 			s.key = st.inputs.Key()
 			if !s.Fresh {
-				est, err := p.estimate(t)
+				est, err := p.estimate(ctx, t)
 				if err != nil {
 					return nil, err
 				}
@@ -134,7 +134,7 @@ func (r *run) train(ctx context.Context) error {
 	if err := r.p.checkStage(ctx, stageTrain, r.states); err != nil {
 		return err
 	}
-	if err := r.checkBudget(); err != nil {
+	if err := r.checkBudget(ctx); err != nil {
 		return err
 	}
 	stale := 0
@@ -225,7 +225,7 @@ func (p *Pipeline) Results(ctx context.Context) (*Outcome, error) {
 	if err := r.checkAll(ctx); err != nil {
 		return nil, err
 	}
-	pl, err := r.plan()
+	pl, err := r.plan(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -42,7 +42,7 @@ type loopConfig struct{ kind *loopKind }
 
 func (c *loopConfig) Identity() string { return "loop" }
 func (c *loopConfig) Free() bool       { return true }
-func (c *loopConfig) EstimateTraining(string, []byte, int, map[string]float64) (provider.Estimate, error) {
+func (c *loopConfig) EstimateTraining(context.Context, provider.EstimateRequest) (provider.Estimate, error) {
 	return provider.Estimate{Free: true, Priced: true}, nil
 }
 

@@ -117,7 +117,7 @@ func (p *Pipeline) trainRequest(key string, models []*config.Model) provider.Tra
 
 // checkBudget refuses, before anything starts, a build whose new trainings
 // are estimated above budget_usd. Trainings already started are paid for.
-func (r *run) checkBudget() error {
+func (r *run) checkBudget(ctx context.Context) error {
 	p := r.p
 	t := p.exp.Training
 	if t.BudgetUSD <= 0 {
@@ -140,7 +140,7 @@ func (r *run) checkBudget() error {
 		if rec, err := p.training.trainer.Recorded(key); err == nil && rec != nil && rec.State != provider.StatusFailed && rec.State != provider.StatusCancelled {
 			continue
 		}
-		est, err := p.estimate(tg)
+		est, err := p.estimate(ctx, tg)
 		if err != nil {
 			return err
 		}
@@ -167,7 +167,7 @@ func (r *run) checkBudget() error {
 }
 
 // estimate prices a model's training, when its provider knows its prices.
-func (p *Pipeline) estimate(t *target) (provider.Estimate, error) {
+func (p *Pipeline) estimate(ctx context.Context, t *target) (provider.Estimate, error) {
 	tr := p.exp.Training
 	epochs := t.model.Hyperparameters.NEpochs
 	if epochs == 0 {
@@ -177,7 +177,8 @@ func (p *Pipeline) estimate(t *target) (provider.Estimate, error) {
 	if !ok {
 		return provider.Estimate{Epochs: epochs}, nil
 	}
-	est, err := pricing.EstimateTraining(tr.BaseModel, p.datasets[t.model.Name].data, epochs, tr.PricePerMillion)
+	est, err := pricing.EstimateTraining(ctx, provider.EstimateRequest{BaseModel: tr.BaseModel, Data: p.datasets[t.model.Name].data,
+		Epochs: epochs, Overrides: tr.PricePerMillion, Artifacts: p.opts.Artifacts})
 	if err != nil {
 		return provider.Estimate{}, fmt.Errorf("model %s: %w", t.model.Name, err)
 	}

@@ -46,9 +46,20 @@ type Pricing interface {
 	// Free reports that nothing the provider does costs money: no budget
 	// applies and its responses need no cache.
 	Free() bool
-	// EstimateTraining prices one training over data (chat JSON lines).
-	// overrides are the experiment's prices per 1M tokens by base model.
-	EstimateTraining(baseModel string, data []byte, epochs int, overrides map[string]float64) (Estimate, error)
+	// EstimateTraining prices one training before anything is submitted.
+	EstimateTraining(ctx context.Context, req EstimateRequest) (Estimate, error)
+}
+
+// EstimateRequest is a training to price.
+type EstimateRequest struct {
+	BaseModel string
+	Data      []byte // chat JSON lines
+	Epochs    int
+	// Overrides are the experiment's prices per 1M training tokens by base model.
+	Overrides map[string]float64
+	// Artifacts is where a provider may cache what counting needs (a
+	// tokenizer); the pricing of a plan writes nothing else.
+	Artifacts string
 }
 
 // Env is what Open gets from the build.

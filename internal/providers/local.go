@@ -53,8 +53,8 @@ func (c *localConfig) Identity() string { return "local" }
 // Free implements provider.Pricing: the local engine costs nothing.
 func (c *localConfig) Free() bool { return true }
 
-func (c *localConfig) EstimateTraining(_ string, _ []byte, epochs int, _ map[string]float64) (provider.Estimate, error) {
-	return provider.Estimate{Epochs: epochs, Priced: true, Free: true}, nil
+func (c *localConfig) EstimateTraining(_ context.Context, req provider.EstimateRequest) (provider.Estimate, error) {
+	return provider.Estimate{Epochs: req.Epochs, Priced: true, Free: true}, nil
 }
 
 // Open implements provider.Config. The judge learns the experiment's

@@ -85,8 +85,8 @@ func (c *openaiConfig) Free() bool { return false }
 
 // EstimateTraining counts the training tokens with o200k_base, as OpenAI
 // bills them, times epochs times the price per 1M tokens.
-func (c *openaiConfig) EstimateTraining(baseModel string, data []byte, epochs int, overrides map[string]float64) (provider.Estimate, error) {
-	examples, err := dataset.Parse("training data", data)
+func (c *openaiConfig) EstimateTraining(_ context.Context, req provider.EstimateRequest) (provider.Estimate, error) {
+	examples, err := dataset.Parse("training data", req.Data)
 	if err != nil {
 		return provider.Estimate{}, err
 	}
@@ -94,7 +94,7 @@ func (c *openaiConfig) EstimateTraining(baseModel string, data []byte, epochs in
 	if err != nil {
 		return provider.Estimate{}, err
 	}
-	return cost.Training(baseModel, tokens, epochs, overrides), nil
+	return cost.Training(req.BaseModel, tokens, req.Epochs, req.Overrides), nil
 }
 
 // Open implements provider.Config.
