@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -252,4 +253,23 @@ func TestInvalidate(t *testing.T) {
 	if st, _ := s.Check("train/a", inputs("3")); !st.Fresh {
 		t.Fatalf("after rebuild: %+v", st)
 	}
+}
+
+// No stamp file, however damaged, makes a check panic, and a stamp that
+// parses writes back as a stamp that parses to the same key and outputs.
+func FuzzParseStamp(f *testing.F) {
+	st := &Stamp{Key: inputs("3").Key(), Inputs: inputs("3"), Outputs: map[string]string{"a b": Hash(nil)}, Files: map[string]string{"f": Hash(nil)}, Stale: "why"}
+	f.Add(st.marshal())
+	f.Add([]byte("sum x\n"))
+	f.Add([]byte(""))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, ok := parseStamp(b)
+		if !ok {
+			return
+		}
+		again, ok := parseStamp(got.marshal())
+		if !ok || again.Key != got.Key || !maps.Equal(again.Outputs, got.Outputs) || !maps.Equal(again.Files, got.Files) {
+			t.Fatalf("parsed %q into a stamp that does not round-trip", b)
+		}
+	})
 }

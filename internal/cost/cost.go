@@ -24,6 +24,16 @@ var TrainingPricePerMillion = map[string]float64{
 	"gpt-4o-mini-2024-07-18":  3.0,
 }
 
+// TinkerTrainPricePerMillion is Tinker's training price in USD per 1M
+// tokens (forward and backward) by base model. Tinker's own price table is
+// rendered client-side and could not be read; these come from a January
+// 2026 third-party transcription and are unverified (see README).
+// experiment.hcl can override them with price_per_million_tokens.
+var TinkerTrainPricePerMillion = map[string]float64{
+	"Qwen/Qwen3-8B":               0.40,
+	"Qwen/Qwen3-4B-Instruct-2507": 0.22,
+}
+
 // Chat formatting adds a few tokens per message and per conversation; these
 // are the counts OpenAI documents for its chat models.
 const (
@@ -84,13 +94,22 @@ func TrainingTokens(examples []dataset.Example) (int, error) {
 	return total, nil
 }
 
-// Training estimates the cost of fine-tuning model for epochs over tokens.
-// overrides take precedence over the built-in table.
+// Training estimates the cost of fine-tuning model on OpenAI for epochs
+// over tokens. overrides take precedence over the built-in table.
 func Training(model string, tokens, epochs int, overrides map[string]float64) provider.Estimate {
+	return priced(TrainingPricePerMillion, model, tokens, epochs, overrides)
+}
+
+// TinkerTraining is Training at Tinker's prices.
+func TinkerTraining(model string, tokens, epochs int, overrides map[string]float64) provider.Estimate {
+	return priced(TinkerTrainPricePerMillion, model, tokens, epochs, overrides)
+}
+
+func priced(table map[string]float64, model string, tokens, epochs int, overrides map[string]float64) provider.Estimate {
 	e := provider.Estimate{Tokens: tokens, Epochs: epochs}
 	price, ok := overrides[model]
 	if !ok {
-		price, ok = TrainingPricePerMillion[model]
+		price, ok = table[model]
 	}
 	if ok {
 		e.USD = float64(tokens) * float64(epochs) * price / 1e6
