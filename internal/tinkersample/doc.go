@@ -11,7 +11,8 @@
 // the cookbook renderer the model was trained with (package chatrender), so
 // answering and judging share one code path and one prompt format. The
 // OpenAI route is still there for whoever wants it: the openai provider kind
-// pointed at Client.OpenAIBaseURL with the tinker:// path as the model.
+// pointed at tinker.Client.OpenAIBaseURL with the tinker:// path as the
+// model.
 //
 // # Answering
 //
@@ -51,7 +52,8 @@
 // requests per judgement, most probable prefix first, each round run
 // concurrently (for Qwen: at most 9 for the first digits 1..9, then 1 for
 // "10" → 100); they share the prompt, so Tinker's prefix cache serves most of
-// their prefill. Each level sees only the top k, so a continuation outside
+// their prefill (a provider.Limiter around the Sampler counts a judgement
+// as one call). Each level sees only the top k, so a continuation outside
 // it is counted as ending the number, and a digit prefix below MinExpandProb
 // or beyond the budget is left out (its mass counts as neither number nor
 // non-number), where the single-token rule would also only see the top k. A
