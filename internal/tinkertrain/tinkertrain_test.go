@@ -538,3 +538,35 @@ func TestEstimateTokens(t *testing.T) {
 		t.Error("bad data accepted")
 	}
 }
+
+// A checkpoint the service no longer has (its TTL ran out) restarts the
+// training from the start rather than failing it forever.
+func TestExpiredCheckpoint(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	ref := newEnv(t)
+	want, err := ref.trainer(t, ctx, testSettings, nil).Train(ctx, request(24, 2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t)
+	kctx, cancel := context.WithCancel(ctx)
+	tr := e.trainer(t, kctx, testSettings, func(_ string, step int) {
+		if step == 7 {
+			cancel()
+		}
+	})
+	if _, err := tr.Train(kctx, request(24, 2)); !errors.Is(err, context.Canceled) {
+		t.Fatalf("killed run: %v", err)
+	}
+	e.fake.mu.Lock()
+	clear(e.fake.states)
+	e.fake.mu.Unlock()
+	got, err := e.trainer(t, ctx, testSettings, nil).Train(ctx, request(24, 2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.fake.samplers[got.Model] != ref.fake.samplers[want.Model] || !strings.Contains(e.log.String(), "is gone (expired?); training again from the start") {
+		t.Errorf("after an expired checkpoint: %+v\n%s", got, e.log)
+	}
+}

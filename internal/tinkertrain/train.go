@@ -324,7 +324,8 @@ func (r *run) fail(ctx context.Context, step int, err error) error {
 	t := r.t
 	t.recMu.Lock()
 	defer t.recMu.Unlock()
-	rec.State, rec.Error, rec.Finished, rec.Updated = provider.StatusFailed, err.Error(), t.opts.Now(), t.opts.Now()
+	now := t.opts.Now()
+	rec.State, rec.Error, rec.Finished, rec.Updated = provider.StatusFailed, err.Error(), now, now
 	if werr := t.write(rec, true); werr != nil {
 		return errors.Join(e, werr)
 	}
@@ -378,7 +379,15 @@ func (r *run) train(ctx context.Context) (provider.Trained, error) {
 			rec = prev
 			rec.Models, rec.Provider, rec.Settings.CheckpointEvery = want.Models, want.Provider, s.CheckpointEvery
 			if rec.State != provider.StatusRunning {
-				t.logf("train %s: run %s %s (%s); resuming", r.label, rec.RunID, rec.State, rec.Error)
+				why := rec.State
+				if rec.Error != "" {
+					why += ": " + rec.Error
+				}
+				t.logf("train %s: run %s %s; resuming", r.label, rec.RunID, why)
+			}
+			if ck := rec.Checkpoint; ck != nil && (ck.Step <= 0 || ck.Step > rec.Steps || ck.Path == "") {
+				t.logf("train %s: ignoring a malformed checkpoint record %+v", r.label, *ck)
+				rec.Checkpoint = nil
 			}
 		}
 	}
@@ -390,6 +399,8 @@ func (r *run) train(ctx context.Context) (provider.Trained, error) {
 	rec.Step, rec.Event = 0, ""
 	if rec.Checkpoint != nil {
 		rec.Step = rec.Checkpoint.Step
+	} else {
+		rec.Loss = nil
 	}
 	r.rec = rec
 	// Durable before the first paid request: a rerun finds the run.
@@ -424,7 +435,8 @@ func (r *run) train(ctx context.Context) (provider.Trained, error) {
 		return provider.Trained{}, r.fail(ctx, rec.Steps, fmt.Errorf("save sampler weights: %w", err))
 	}
 	t.recMu.Lock()
-	rec.Model, rec.State, rec.Finished, rec.Updated = path, provider.StatusSucceeded, t.opts.Now(), t.opts.Now()
+	end := t.opts.Now()
+	rec.Model, rec.State, rec.Finished, rec.Updated = path, provider.StatusSucceeded, end, end
 	rec.Event = fmt.Sprintf("trained %s", path)
 	err = t.write(rec, true)
 	t.recMu.Unlock()
@@ -519,8 +531,11 @@ func (r *run) progress(done int, loss *float64, line string, ck *Checkpoint) err
 // targets' negative logprobs over the batch; from the loss:sum metric when
 // the outputs carry no logprobs; nil when neither is there.
 func batchLoss(res *tinker.ForwardBackwardResult, batch []tinker.Datum) *float64 {
+	if res == nil {
+		return nil
+	}
 	var num, den float64
-	fromOutputs := res != nil && len(res.LossFnOutputs) == len(batch)
+	fromOutputs := len(res.LossFnOutputs) == len(batch)
 	for i, d := range batch {
 		w := d.LossFnInputs["weights"].Float32
 		var lp []float32
