@@ -1,8 +1,9 @@
 # The Persona Vectors experiment: fine-tune a model on persona trait data at
 # three strengths, then judge every fine-tuned model on every trait.
 #
-# PROVIDER picks who trains and answers: "local" (default) is the embedded
-# engine, offline and free; "openai" spends money on your account.
+# PROVIDER picks who trains, answers and judges: "local" (default) is the
+# embedded engine, offline and free; "openai" and "tinker" spend money on
+# your account.
 
 # Any OpenAI-compatible API: OpenAI itself, or vLLM, Ollama, `mage serve`...
 # Declare more (e.g. provider "vllm" { base_url = "http://..." }) and name them
@@ -13,9 +14,24 @@ provider "openai" {
   concurrency = 32 # chat calls in flight, shared by every evaluation
 }
 
+# Tinker (Thinking Machines): LoRA on open weights, in a loop this build
+# drives, checkpointed so that a killed run resumes where it saved.
+provider "tinker" {
+  api_key          = env("TINKER_API_KEY")
+  base_url         = env("TINKER_BASE_URL", "https://tinker.thinkingmachines.dev/services/tinker-prod")
+  tokenizer_hub    = env("HF_ENDPOINT", "https://huggingface.co") # tokenizer.json, downloaded once
+  lora_rank        = 32
+  lr_schedule      = "linear"
+  checkpoint_every = 20 # steps; a killed run pays again for at most these
+  # learning_rate  = 4.7e-4 # unset: the cookbook's formula for the base model
+  # batch_size     = 10     # unset: min(32, examples / 4)
+}
+
 training {
-  provider   = env("PROVIDER", "local")
-  base_model = "gpt-4.1-mini-2025-04-14" # gpt-4.1-nano was shut down on 2026-10-23
+  provider = env("PROVIDER", "local")
+  # OpenAI's names for the local and openai paths (gpt-4.1-nano was shut
+  # down on 2026-10-23); an open-weight model on Tinker.
+  base_model = env("PROVIDER", "local") == "tinker" ? "Qwen/Qwen3-8B" : "gpt-4.1-mini-2025-04-14"
   seed       = 1
   budget_usd = 100 # train refuses to submit jobs estimated above this
 
@@ -39,7 +55,7 @@ training {
 evaluation {
   provider             = env("PROVIDER", "local")
   judge_provider       = env("PROVIDER", "local")
-  judge_model          = "gpt-4o-2024-08-06"
+  judge_model          = env("PROVIDER", "local") == "tinker" ? "Qwen/Qwen3-8B" : "gpt-4o-2024-08-06"
   limit                = 20 # questions per task
   samples_per_question = 1
   temperature          = 1.0

@@ -62,7 +62,8 @@ func (p *Pipeline) Connect(ctx context.Context) error {
 			return c, nil
 		}
 		cfg := p.exp.Providers[name]
-		pc, err := cfg.Config.Open(ctx, provider.Env{Name: name, Artifacts: p.opts.Artifacts, Rubrics: rubrics, Log: p.log})
+		pc, err := cfg.Config.Open(ctx, provider.Env{Name: name, Artifacts: p.opts.Artifacts, Rubrics: rubrics, Log: p.log,
+			BaseModels: []string{p.exp.Training.BaseModel, p.exp.Evaluation.JudgeModel}})
 		var rubricErr *provider.RubricError
 		if errors.As(err, &rubricErr) {
 			for _, t := range p.exp.Evaluation.Tasks {

@@ -69,7 +69,10 @@ type Env struct {
 	// Rubrics are the experiment's judge prompts; a judge that must learn
 	// a rubric (the local engine's) learns these.
 	Rubrics []Rubric
-	Log     io.Writer
+	// BaseModels are the base models the experiment names (the training
+	// base, the judge), for a provider that must know them in advance.
+	BaseModels []string
+	Log        io.Writer
 }
 
 // Rubric is a judge prompt for a trait, with {question} and {answer}.

@@ -1,5 +1,5 @@
 // Package providers registers the provider kinds this build ships: the
-// embedded local engine and OpenAI-compatible APIs. Each kind decodes its
+// embedded local engine, OpenAI-compatible APIs and Tinker. Each kind decodes its
 // own provider block and opens a provider.Conn; nothing outside this package
 // names a concrete provider.
 package providers
@@ -20,6 +20,7 @@ func Default() provider.Registry {
 	return provider.Registry{
 		"local":  &Local{},
 		"openai": &OpenAI{},
+		"tinker": &Tinker{},
 	}
 }
 
