@@ -57,7 +57,7 @@ func TestBrokenExperimentLeavesArtifacts(t *testing.T) {
 	sourceLine = sourceLine[:strings.Index(sourceLine, "\n")]
 	badSource := edit(sourceLine, `source = "samples"`)
 	tests := []struct{ name, edit, want string }{
-		{"syntax", syntax, at(syntax, "= 20") + "Invalid expression"},
+		{"syntax", syntax, at(syntax, "= 20 # questions") + "Invalid expression"},
 		{"unknown trait", badTrait, at(badTrait, `"evl"`) + `Unusable task "evil_detection": no sample evaluation data for trait "evl"`},
 		{"unknown strength", badStrength, at(badStrength, `"${trait}_${strength}"`) + `Unusable dataset for model "evil_extreme"`},
 		{"unknown source", badSource, at(badSource, `"samples"`) + `Unknown dataset source`},
