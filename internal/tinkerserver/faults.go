@@ -1,0 +1,180 @@
+package tinkerserver
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Faults make the server misbehave on purpose, so that a client's retry and
+// recovery paths can be tested. The zero value injects nothing.
+//
+// Every /api/v1 and /oai request draws one number from a generator seeded
+// with Seed, in arrival order, which picks at most one HTTP fault; every
+// retrieve_future of a finished request draws once more for the future
+// faults. The same sequence of requests meets the same faults.
+type Faults struct {
+	Seed uint64
+	// Pending408 is how many times each future answers 408 (a try_again
+	// dressed as an HTTP error, with queue_state paused_capacity) before
+	// anything else.
+	Pending408 int
+	// MetadataFirst makes each future's first poll that allows it answer
+	// complete_metadata, so the client must poll again for the payload.
+	MetadataFirst bool
+	// TryAgainRate is the fraction of polls of a finished future answered
+	// try_again anyway.
+	TryAgainRate float64
+	// GoneRate is the fraction of polls answered 410: the promise is
+	// dropped and the client must resubmit the original request.
+	GoneRate float64
+	// RateLimitRate is the fraction of requests refused with 429 and
+	// Retry-After (RetryAfter, default 1 s), before any work.
+	RateLimitRate float64
+	RetryAfter    time.Duration
+	// ServerErrorRate is the fraction answered 500 before any work.
+	ServerErrorRate float64
+	// DropRate is the fraction whose connection is closed unanswered,
+	// before any work.
+	DropRate float64
+	// LostResponseRate is the fraction served in full whose answer is then
+	// lost with the connection.
+	LostResponseRate float64
+}
+
+// Validate reports rates outside [0, 1], HTTP rates or future rates summing
+// above 1, and negative counts or durations.
+func (f Faults) Validate() error {
+	var errs []error
+	check := func(name string, vs ...float64) {
+		sum := 0.0
+		for _, v := range vs {
+			if v < 0 || v > 1 || math.IsNaN(v) {
+				errs = append(errs, fmt.Errorf("%s rate %v outside [0, 1]", name, v))
+			}
+			sum += v
+		}
+		if sum > 1 {
+			errs = append(errs, fmt.Errorf("%s rates sum to %v, above 1", name, sum))
+		}
+	}
+	check("HTTP fault", f.RateLimitRate, f.ServerErrorRate, f.DropRate, f.LostResponseRate)
+	check("future fault", f.TryAgainRate, f.GoneRate)
+	if f.Pending408 < 0 || f.RetryAfter < 0 {
+		errs = append(errs, fmt.Errorf("negative pending-408 count %d or retry-after %s", f.Pending408, f.RetryAfter))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("invalid faults: %w", err)
+	}
+	return nil
+}
+
+type faultState struct {
+	mu  sync.Mutex
+	f   Faults
+	rng *rand.Rand
+}
+
+// SetFaults replaces the faults injected from now on and restarts their
+// sequence from f.Seed.
+func (s *Server) SetFaults(f Faults) error {
+	if err := f.Validate(); err != nil {
+		return err
+	}
+	if f.RetryAfter == 0 {
+		f.RetryAfter = time.Second
+	}
+	s.faults.mu.Lock()
+	defer s.faults.mu.Unlock()
+	s.faults.f = f
+	s.faults.rng = rand.New(rand.NewPCG(f.Seed, f.Seed^0x9e3779b97f4a7c15))
+	return nil
+}
+
+func (s *Server) currentFaults() Faults {
+	s.faults.mu.Lock()
+	defer s.faults.mu.Unlock()
+	return s.faults.f
+}
+
+// draw picks one of rates by a fresh number, or -1. No number is drawn
+// when every rate is zero, so enabling one kind of fault does not shift
+// the sequence of another.
+func (s *Server) draw(rates ...float64) int {
+	sum := 0.0
+	for _, r := range rates {
+		sum += r
+	}
+	if sum == 0 {
+		return -1
+	}
+	s.faults.mu.Lock()
+	u := s.faults.rng.Float64()
+	s.faults.mu.Unlock()
+	for i, r := range rates {
+		if u < r {
+			return i
+		}
+		u -= r
+	}
+	return -1
+}
+
+// injectHTTPFault answers r with a drawn fault and reports whether the
+// request is still to be served (true also for a lost response, which is
+// served and then cut off by the caller's writer).
+func (s *Server) injectHTTPFault(w http.ResponseWriter, r *http.Request) bool {
+	f := s.currentFaults()
+	switch s.draw(f.RateLimitRate, f.ServerErrorRate, f.DropRate, f.LostResponseRate) {
+	case 0:
+		s.count.injected429.Add(1)
+		ms := f.RetryAfter.Milliseconds()
+		w.Header().Set("Retry-After-Ms", strconv.FormatInt(ms, 10))
+		w.Header().Set("Retry-After", strconv.FormatInt((ms+999)/1000, 10))
+		writeJSON(w, http.StatusTooManyRequests, map[string]string{"detail": "Rate limit exceeded (injected fault)"})
+		return false
+	case 1:
+		s.count.injected500.Add(1)
+		writeJSON(w, http.StatusInternalServerError, map[string]string{"detail": "Internal server error (injected fault)"})
+		return false
+	case 2:
+		s.count.injectedDrops.Add(1)
+		drop(w, r)
+		return false
+	case 3:
+		s.count.injectedLost.Add(1)
+		// The request takes full effect; only its answer is lost.
+		s.dispatch(discardWriter{h: http.Header{}}, r)
+		drop(w, r)
+		return false
+	}
+	return true
+}
+
+// drop closes the connection without an answer. The body is read first so
+// that the client sees the close rather than a reset while sending.
+func drop(w http.ResponseWriter, r *http.Request) {
+	io.Copy(io.Discard, io.LimitReader(r.Body, maxProtoBytes))
+	if hj, ok := w.(http.Hijacker); ok {
+		if conn, _, err := hj.Hijack(); err == nil {
+			conn.Close()
+			return
+		}
+	}
+	// HTTP/2 or a writer that cannot be hijacked: abort the stream, still
+	// without an answer (net/http recovers this sentinel quietly).
+	panic(http.ErrAbortHandler)
+}
+
+// discardWriter swallows an answer that is to be lost.
+type discardWriter struct{ h http.Header }
+
+func (d discardWriter) Header() http.Header         { return d.h }
+func (d discardWriter) Write(b []byte) (int, error) { return len(b), nil }
+func (d discardWriter) WriteHeader(int)             {}
