@@ -160,7 +160,7 @@ type Server struct {
 	samplers    map[string]*sampler
 	futures     map[string]*future
 	futureOrder []string
-	expired     map[string]bool // futures dropped (410) or forgotten
+	expired     map[string]bool           // futures dropped (410) or forgotten
 	states      map[string]*trainingState // by tinker://…/weights/… path
 	samplerCk   map[string]*samplerCheckpoint
 	jobsByKey   map[string]string // run + file + epochs → local job id

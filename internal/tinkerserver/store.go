@@ -197,12 +197,12 @@ type Counters struct {
 }
 
 type counters struct {
-	requests, sessions, heartbeats, expiredSessions, models                    atomic.Int64
-	forwardBackward, forwardOnly, datums, examples, optimSteps                 atomic.Int64
-	savedStates, loadedStates, samplerSaves, localJobs                         atomic.Int64
-	sampleRequests, samples, openAIChats, polls                                atomic.Int64
+	requests, sessions, heartbeats, expiredSessions, models                   atomic.Int64
+	forwardBackward, forwardOnly, datums, examples, optimSteps                atomic.Int64
+	savedStates, loadedStates, samplerSaves, localJobs                        atomic.Int64
+	sampleRequests, samples, openAIChats, polls                               atomic.Int64
 	injected408, injectedTryAgain, injectedMetadata, injected410, injected429 atomic.Int64
-	injected500, injectedDrops, injectedLost                                   atomic.Int64
+	injected500, injectedDrops, injectedLost                                  atomic.Int64
 }
 
 // Counters returns a snapshot, as GET /debug/counters does.

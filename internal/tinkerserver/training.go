@@ -890,4 +890,3 @@ func (s *Server) samplerModel(ctx context.Context, ck *samplerCheckpoint) (strin
 	}
 	return "", false, nil
 }
-
