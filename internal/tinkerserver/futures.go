@@ -37,6 +37,10 @@ type future struct {
 	out     *outcome
 	left408 int
 	metaled bool
+	// mayExpire: the future may still be answered 410. Only a first poll
+	// may be, and never that of a resubmission (so an injected 410 cannot
+	// chain past the client's resubmission limit).
+	mayExpire bool
 }
 
 var futureSeq atomic.Uint64
@@ -44,11 +48,17 @@ var futureSeq atomic.Uint64
 // newFuture registers a future. The oldest futures are forgotten past
 // maxFutures; polling one of them answers 410, as an expired promise.
 func (s *Server) newFuture(reqType string, poll pollFunc) *future {
+	return s.addFuture(reqType, poll, false)
+}
+
+// addFuture is newFuture for a request that may be a resubmission.
+func (s *Server) addFuture(reqType string, poll pollFunc, repeat bool) *future {
 	f := &future{
-		id:      fmt.Sprintf("req-%08d-%s", futureSeq.Add(1), randomHex(4)),
-		reqType: reqType,
-		poll:    poll,
-		left408: s.currentFaults().Pending408,
+		id:        fmt.Sprintf("req-%08d-%s", futureSeq.Add(1), randomHex(4)),
+		reqType:   reqType,
+		poll:      poll,
+		left408:   s.currentFaults().Pending408,
+		mayExpire: !repeat,
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -114,7 +124,12 @@ func (s *Server) retrieveFuture(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	faults := s.currentFaults()
-	switch s.draw(faults.TryAgainRate, faults.GoneRate) {
+	goneRate := faults.GoneRate
+	if !f.mayExpire {
+		goneRate = 0
+	}
+	f.mayExpire = false
+	switch s.draw(faults.TryAgainRate, goneRate) {
 	case 0:
 		s.count.injectedTryAgain.Add(1)
 		tryAgain("active", "injected fault")

@@ -156,18 +156,19 @@ func (s *Server) liveModel(id string) (*model, *httpError) {
 
 // runSeq executes op as seq_id seq of m, in seq order: an op whose turn has
 // not come waits (its future answers try_again), and a seq_id already
-// executed returns the first execution's result. Callers hold s.mu.
-func (s *Server) runSeq(m *model, seq int, op func() (pollFunc, *httpError)) (*slot, *httpError) {
+// submitted returns the first submission's slot (repeat true). Callers hold
+// s.mu.
+func (s *Server) runSeq(m *model, seq int, op func() (pollFunc, *httpError)) (sl *slot, repeat bool, herr *httpError) {
 	if seq < 1 {
-		return nil, badRequest("seq_id must be >= 1, got %d", seq)
+		return nil, false, badRequest("seq_id must be >= 1, got %d", seq)
 	}
 	if sl, ok := m.slots[seq]; ok {
-		return sl, sl.httpErr
+		return sl, true, sl.httpErr
 	}
 	if seq <= m.lastSeq {
-		return nil, &httpError{status: http.StatusConflict, msg: fmt.Sprintf("seq_id %d of model %s was executed long ago; requests must use increasing seq_ids", seq, m.id)}
+		return nil, false, &httpError{status: http.StatusConflict, msg: fmt.Sprintf("seq_id %d of model %s was executed long ago; requests must use increasing seq_ids", seq, m.id)}
 	}
-	sl := &slot{op: op}
+	sl = &slot{op: op}
 	m.slots[seq] = sl
 	for {
 		next, ok := m.slots[m.lastSeq+1]
@@ -184,7 +185,7 @@ func (s *Server) runSeq(m *model, seq int, op func() (pollFunc, *httpError)) (*s
 		m.lastSeq++
 		delete(m.slots, m.lastSeq-keptResults)
 	}
-	return sl, sl.httpErr
+	return sl, false, sl.httpErr
 }
 
 // slotPoll is the poll of a future on a slot.
@@ -209,12 +210,12 @@ func (s *Server) submitSeq(w http.ResponseWriter, modelID string, seq int, reqTy
 		s.mu.Unlock()
 		return herr
 	}
-	sl, herr := s.runSeq(m, seq, func() (pollFunc, *httpError) { return op(m) })
+	sl, repeat, herr := s.runSeq(m, seq, func() (pollFunc, *httpError) { return op(m) })
 	s.mu.Unlock()
 	if herr != nil {
 		return herr
 	}
-	writeFuture(w, s.newFuture(reqType, s.slotPoll(sl)), modelID)
+	writeFuture(w, s.addFuture(reqType, s.slotPoll(sl), repeat), modelID)
 	return nil
 }
 
@@ -366,7 +367,7 @@ func (s *Server) createModel(w http.ResponseWriter, r *http.Request) error {
 		if m.base != body.BaseModel || m.rank != rank {
 			return &httpError{status: http.StatusConflict, msg: fmt.Sprintf("model %s already exists with another configuration", id)}
 		}
-		writeFuture(w, s.newFuture("CreateModel", done(&outcome{json: map[string]string{"model_id": id, "type": "create_model"}})), id)
+		writeFuture(w, s.addFuture("CreateModel", done(&outcome{json: map[string]string{"model_id": id, "type": "create_model"}}), true), id)
 		return nil
 	}
 	m := &model{id: id, session: sess.id, base: body.BaseModel, run: id, rank: rank, slots: map[int]*slot{}}
