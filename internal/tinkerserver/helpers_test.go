@@ -2,6 +2,7 @@ package tinkerserver
 
 import (
 	"context"
+	"io"
 	"log"
 	"net/http"
 	"net/http/httptest"
@@ -235,3 +236,5 @@ func httpServer(t testing.TB, h http.Handler) string {
 	t.Cleanup(hs.Close)
 	return hs.URL
 }
+
+func discardLog() *log.Logger { return log.New(io.Discard, "", 0) }
