@@ -1,0 +1,108 @@
+package targets
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/modelorganisms/pvbuild/internal/chatrender"
+	"github.com/modelorganisms/pvbuild/internal/local"
+	"github.com/modelorganisms/pvbuild/internal/tinkerserver"
+)
+
+// ServeTinker serves the local engine as a Tinker API at addr, such as 127.0.0.1:8081, until interrupted.
+//
+// Point the Tinker client's base URL at http://ADDR; tokenizers are at
+// http://ADDR/hf, the OpenAI-compatible endpoint at http://ADDR/oai/api/v1.
+// State lives in artifacts/tinker-server. TINKER_SERVE_API_KEY requires that
+// key; TINKER_SERVE_JWT=1 turns on JWT exchange; TINKER_SERVE_TOKENIZER
+// names a real tokenizer.json for Qwen/Qwen3-8B (default: the offline one);
+// TINKER_SERVE_SESSION_TTL (a duration) ends sessions without heartbeats.
+// Faults: TINKER_SERVE_408 (polls answered 408 per future),
+// TINKER_SERVE_TRY_AGAIN_RATE, TINKER_SERVE_410_RATE, TINKER_SERVE_429_RATE,
+// TINKER_SERVE_500_RATE, TINKER_SERVE_DROP_RATE, TINKER_SERVE_LOST_RATE
+// (fractions), TINKER_SERVE_RETRY_AFTER (a duration), TINKER_SERVE_FAULT_SEED.
+func ServeTinker(ctx context.Context, addr string) error {
+	opts, err := tinkerOptionsFromEnv()
+	if err != nil {
+		return err
+	}
+	dir := filepath.Join(pipelineArtifacts(), "tinker-server")
+	eng, err := local.Default(filepath.Join(dir, "engine"))
+	if err != nil {
+		return err
+	}
+	opts.StateDir = filepath.Join(dir, "state")
+	srv, err := tinkerserver.Open(eng, opts)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("Tinker server state in %s; interrupt to stop\n", dir)
+	return srv.ListenAndServe(ctx, addr)
+}
+
+func tinkerOptionsFromEnv() (tinkerserver.Options, error) {
+	opts := tinkerserver.Options{APIKey: os.Getenv("TINKER_SERVE_API_KEY")}
+	f := &opts.Faults
+	for _, r := range []struct {
+		env string
+		dst *float64
+	}{
+		{"TINKER_SERVE_TRY_AGAIN_RATE", &f.TryAgainRate}, {"TINKER_SERVE_410_RATE", &f.GoneRate},
+		{"TINKER_SERVE_429_RATE", &f.RateLimitRate}, {"TINKER_SERVE_500_RATE", &f.ServerErrorRate},
+		{"TINKER_SERVE_DROP_RATE", &f.DropRate}, {"TINKER_SERVE_LOST_RATE", &f.LostResponseRate},
+	} {
+		if v := os.Getenv(r.env); v != "" {
+			x, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				return opts, fmt.Errorf("%s=%q: want a fraction such as 0.1", r.env, v)
+			}
+			*r.dst = x
+		}
+	}
+	for _, d := range []struct {
+		env string
+		dst *time.Duration
+	}{{"TINKER_SERVE_RETRY_AFTER", &f.RetryAfter}, {"TINKER_SERVE_SESSION_TTL", &opts.SessionTTL}} {
+		if v := os.Getenv(d.env); v != "" {
+			x, err := time.ParseDuration(v)
+			if err != nil {
+				return opts, fmt.Errorf("%s=%q: want a duration such as 2s", d.env, v)
+			}
+			*d.dst = x
+		}
+	}
+	if v := os.Getenv("TINKER_SERVE_408"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return opts, fmt.Errorf("TINKER_SERVE_408=%q: want a count such as 2", v)
+		}
+		f.Pending408 = n
+	}
+	if v := os.Getenv("TINKER_SERVE_FAULT_SEED"); v != "" {
+		s, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return opts, fmt.Errorf("TINKER_SERVE_FAULT_SEED=%q: want a non-negative integer", v)
+		}
+		f.Seed = s
+	}
+	if v := os.Getenv("TINKER_SERVE_JWT"); v != "" {
+		on, err := strconv.ParseBool(v)
+		if err != nil {
+			return opts, fmt.Errorf("TINKER_SERVE_JWT=%q: want 1 or 0", v)
+		}
+		opts.JWTAuth = on
+	}
+	if path := os.Getenv("TINKER_SERVE_TOKENIZER"); path != "" {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			return opts, fmt.Errorf("TINKER_SERVE_TOKENIZER: %w", err)
+		}
+		opts.BaseModels = []tinkerserver.BaseModel{{Name: tinkerserver.DefaultBaseModel,
+			Renderer: chatrender.Qwen3DisableThinking, TokenizerJSON: raw, TokenizerID: tinkerserver.DefaultBaseModel}}
+	}
+	return opts, f.Validate()
+}
