@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // outcome is a finished request: a JSON result, a protobuf result (with its
@@ -143,7 +144,7 @@ func (s *Server) retrieveFuture(w http.ResponseWriter, r *http.Request) error {
 		return &httpError{status: http.StatusGone, msg: fmt.Sprintf("Promise for request %s expired (injected fault); resubmit the request", f.id)}
 	}
 	if f.out == nil {
-		out, ok := f.poll()
+		out, ok := s.waitPoll(r, f)
 		if !ok {
 			tryAgain("active", "")
 			return nil
@@ -170,4 +171,29 @@ func (s *Server) retrieveFuture(w http.ResponseWriter, r *http.Request) error {
 		writeJSON(w, http.StatusOK, out.json)
 	}
 	return nil
+}
+
+// pollEvery is how often a held retrieve_future looks again.
+const pollEvery = 5 * time.Millisecond
+
+// waitPoll polls f, holding the request up to Options.PollWait while the
+// result is pending, as Tinker's long poll does: the client, which re-polls
+// a try_again at once, then does not spin. Callers hold f.mu.
+func (s *Server) waitPoll(r *http.Request, f *future) (*outcome, bool) {
+	deadline := time.Now().Add(s.opts.PollWait)
+	for {
+		if out, ok := f.poll(); ok {
+			return out, true
+		}
+		if s.opts.PollWait <= 0 || !time.Now().Before(deadline) {
+			return nil, false
+		}
+		t := time.NewTimer(pollEvery)
+		select {
+		case <-r.Context().Done():
+			t.Stop()
+			return nil, false
+		case <-t.C:
+		}
+	}
 }

@@ -18,7 +18,7 @@ const goldenDir = "../../../shared/ref/tinker/golden"
 // hostile bodies reach the decoders behind the lookups.
 func fuzzServer(f *testing.F) *Server {
 	f.Helper()
-	s, err := Open(newEngine(f), Options{Now: newManualClock().Now, SessionTTL: -1, Log: discardLog()})
+	s, err := Open(newEngine(f), Options{Now: newManualClock().Now, SessionTTL: -1, PollWait: -1, Log: discardLog()})
 	if err != nil {
 		f.Fatal(err)
 	}

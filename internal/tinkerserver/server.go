@@ -62,6 +62,11 @@ const DefaultBaseModel = "Qwen/Qwen3-8B"
 // without success, so five minutes is generous.
 const DefaultSessionTTL = 5 * time.Minute
 
+// DefaultPollWait is Options.PollWait's default: long enough that a client
+// waiting on a local job polls a few times a second, short against the
+// client's 45 s poll timeout.
+const DefaultPollWait = time.Second
+
 // Limits on request bodies and on what one request may ask for.
 const (
 	maxJSONBytes  = 32 << 20
@@ -111,6 +116,10 @@ type Options struct {
 	// Now is the clock of sessions, JWTs and futures; default time.Now.
 	// (Jobs run on the engine's own clock.)
 	Now func() time.Time
+	// PollWait is how long retrieve_future holds a pending request before
+	// answering try_again (the long poll); 0 means DefaultPollWait,
+	// negative answers at once.
+	PollWait time.Duration
 	// SessionTTL is how long a session lives without a heartbeat;
 	// 0 means DefaultSessionTTL, negative means forever.
 	SessionTTL time.Duration
@@ -211,6 +220,9 @@ func Open(eng *local.Engine, opts Options) (*Server, error) {
 	}
 	if s.opts.JWTTTL <= 0 {
 		s.opts.JWTTTL = time.Hour
+	}
+	if s.opts.PollWait == 0 {
+		s.opts.PollWait = DefaultPollWait
 	}
 	if s.opts.SessionTTL == 0 {
 		s.opts.SessionTTL = DefaultSessionTTL
