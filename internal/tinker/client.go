@@ -46,6 +46,10 @@ type Options struct {
 	// Sleep waits d or until ctx ends; tests inject one that returns at
 	// once. Default: a timer.
 	Sleep func(ctx context.Context, d time.Duration) error
+	// HeartbeatSleep is the wait between heartbeats; default a timer. It is
+	// apart from Sleep so that a test's instant backoffs do not make the
+	// heartbeat spin.
+	HeartbeatSleep func(ctx context.Context, d time.Duration) error
 	// Now is the clock for retry budgets, billing pauses and heartbeat
 	// staleness. Default time.Now.
 	Now func() time.Time
@@ -105,6 +109,7 @@ type Client struct {
 	base   string // with trailing slash
 	hc     *http.Client
 	sleep  func(context.Context, time.Duration) error
+	beat   func(context.Context, time.Duration) error // the heartbeat's own wait
 	now    func() time.Time
 	jitter func() float64
 	log    *slog.Logger
@@ -128,6 +133,7 @@ func New(o Options) (*Client, error) {
 		base:   strings.TrimRight(o.BaseURL, "/") + "/",
 		hc:     o.HTTPClient,
 		sleep:  o.Sleep,
+		beat:   o.HeartbeatSleep,
 		now:    o.Now,
 		jitter: o.Jitter,
 		log:    o.Logger,
@@ -139,6 +145,9 @@ func New(o Options) (*Client, error) {
 	}
 	if c.hc == nil {
 		c.hc = &http.Client{}
+	}
+	if c.beat == nil {
+		c.beat = sleepCtx
 	}
 	if c.sleep == nil {
 		c.sleep = sleepCtx

@@ -296,7 +296,7 @@ func (c *fakeClock) slept() []time.Duration {
 func newTestClient(t *testing.T, f *fakeTinker) (*Client, *fakeClock) {
 	clk := &fakeClock{now: time.Unix(1_800_000_000, 0)}
 	c, err := New(Options{APIKey: testKey, BaseURL: f.srv.URL + "/base/", HTTPClient: f.srv.Client(),
-		Sleep: clk.Sleep, Now: clk.Now, Jitter: func() float64 { return 0 }})
+		Sleep: clk.Sleep, HeartbeatSleep: clk.Sleep, Now: clk.Now, Jitter: func() float64 { return 0 }})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -92,7 +92,7 @@ func (s *Session) Heartbeat(ctx context.Context) error {
 	lastOK := c.now()
 	warned := false
 	for {
-		if err := c.sleep(ctx, HeartbeatInterval); err != nil {
+		if err := c.beat(ctx, HeartbeatInterval); err != nil {
 			return err
 		}
 		body := map[string]any{"session_id": s.ID, "type": "session_heartbeat"}

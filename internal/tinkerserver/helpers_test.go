@@ -137,7 +137,7 @@ func (h *harness) client(t testing.TB, sleep func(context.Context, time.Duration
 	if sleep == nil {
 		sleep = func(ctx context.Context, _ time.Duration) error { return ctx.Err() }
 	}
-	c, err := tinker.New(tinker.Options{APIKey: testKey, BaseURL: h.url, Sleep: sleep,
+	c, err := tinker.New(tinker.Options{APIKey: testKey, BaseURL: h.url, Sleep: sleep, HeartbeatSleep: sleep,
 		Jitter: func() float64 { return 0.5 }, HTTPClient: &http.Client{Timeout: 30 * time.Second}})
 	if err != nil {
 		t.Fatal(err)

@@ -246,6 +246,11 @@ func Open(eng *local.Engine, opts Options) (*Server, error) {
 		s.bases[b.Name] = b
 		s.baseOrder = append(s.baseOrder, b.Name)
 		s.byTokID[b.TokenizerID] = b
+		// A client that prices a plan before any session asks the hub for
+		// the base model's own name, as it would on Hugging Face.
+		if _, taken := s.byTokID[b.Name]; !taken {
+			s.byTokID[b.Name] = b
+		}
 	}
 	if err := s.SetFaults(opts.Faults); err != nil {
 		return nil, err
