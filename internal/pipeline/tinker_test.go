@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log"
+	"math/rand/v2"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -114,5 +117,126 @@ func TestTinkerEndToEnd(t *testing.T) {
 	if err != nil || len(rows) != 9 || !strings.HasPrefix(rows[0].Progress, "step 12/12") {
 		b, _ := json.Marshal(rows)
 		t.Fatalf("status: %s, %v", b, err)
+	}
+}
+
+// One request in ten fails (408 before every result, try_again, 410, 429,
+// 500, dropped connections): the experiment still completes with exactly
+// the results of a clean run.
+func TestTinkerSurvivesFaults(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("trains nine models twice")
+	}
+	// One server for both runs: the endpoint is part of every training's
+	// key, and so of its data order.
+	srv, env := serveTinker(t, tinkerserver.Faults{})
+	run := func() ([]byte, tinkerserver.Counters) {
+		before := srv.Counters()
+		w := newWorkspace(t, shipped(t), env)
+		w.kinds["tinker"] = tinkerKind()
+		w.results()
+		c := srv.Counters()
+		c.Datums -= before.Datums
+		return readResults(t, w), c
+	}
+	clean, _ := run()
+	if err := srv.SetFaults(tinkerserver.Faults{Seed: 11, Pending408: 1, TryAgainRate: 0.02, GoneRate: 0.02,
+		RateLimitRate: 0.02, RetryAfter: time.Millisecond, ServerErrorRate: 0.02, DropRate: 0.02}); err != nil {
+		t.Fatal(err)
+	}
+	faulty, c := run()
+	t.Logf("faults: %d x 408, %d try_again, %d x 410, %d x 429, %d x 500, %d dropped, of %d requests",
+		c.Injected408, c.InjectedTryAgain, c.Injected410, c.Injected429, c.Injected500, c.InjectedDrops, c.Requests)
+	if c.Injected410 == 0 || c.Injected429 == 0 || c.Injected500 == 0 || c.InjectedDrops == 0 || c.InjectedTryAgain == 0 {
+		t.Fatalf("a fault kind was never injected: %+v", c)
+	}
+	if c.Datums != 9*40*3 {
+		t.Errorf("%d examples trained, want %d: a retried request trained twice or not at all", c.Datums, 9*40*3)
+	}
+	if !bytes.Equal(withoutModelIDs(t, clean), withoutModelIDs(t, faulty)) {
+		t.Fatalf("results with faults differ from a clean run's:\n%s\nwant\n%s", faulty, clean)
+	}
+}
+
+// withoutModelIDs drops the model ids (tinker:// paths name the session
+// that trained them) from eval_results.json, leaving every score.
+func withoutModelIDs(t *testing.T, results []byte) []byte {
+	t.Helper()
+	var vs []map[string]any
+	if err := json.Unmarshal(results, &vs); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range vs {
+		delete(v, "model_id")
+	}
+	b, _ := json.Marshal(vs)
+	return b
+}
+
+// Killing train at random points (>= 20 trials) never pays for more than
+// the examples of one checkpoint interval per training per kill, and the
+// final models score as an unkilled run's do; status, from another
+// process, shows the runs' steps while train runs.
+func TestTinkerKilledTrainResumes(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("runs many child processes")
+	}
+	const checkpointEvery = 3
+	hcl := strings.Replace(shipped(t), "checkpoint_every = 20", fmt.Sprintf("checkpoint_every = %d", checkpointEvery), 1)
+	if hcl == shipped(t) {
+		t.Fatal("experiment.hcl no longer sets checkpoint_every = 20")
+	}
+	srv, env := serveTinker(t, tinkerserver.Faults{})
+	w := newWorkspace(t, hcl, env)
+	w.kinds["tinker"] = tinkerKind()
+
+	rng := rand.New(rand.NewPCG(3, 4))
+	const trials = 20
+	sawProgress := false
+	for i := range trials {
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), "PVBUILD_CHILD_EXPERIMENT="+w.hcl, "PVBUILD_CHILD_ARTIFACTS="+w.artifacts)
+		for k, v := range w.getenv {
+			cmd.Env = append(cmd.Env, "PVBUILD_CHILD_ENV_"+k+"="+v)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Duration(rng.Int64N(int64(400 * time.Millisecond))))
+		if !sawProgress && i%4 == 0 {
+			// A second terminal's status while train runs.
+			p := connected(t, w, &bytes.Buffer{})
+			rows, _ := p.Status(context.Background())
+			for _, r := range rows {
+				var k, n int
+				if _, err := fmt.Sscanf(r.Progress, "step %d/%d", &k, &n); err == nil && k < n {
+					sawProgress = true
+				}
+			}
+			p.Close()
+		}
+		cmd.Process.Kill()
+		cmd.Wait()
+	}
+	out, _ := w.results()
+	if !sawProgress {
+		t.Error("status never showed a run between its first and last step")
+	}
+	c := srv.Counters()
+	// 40 examples in batches of 10: a checkpoint interval is 30 examples.
+	limit := int64(9*40*3 + trials*9*checkpointEvery*10)
+	t.Logf("%d examples trained for %d, with %d kills (limit %d)", c.Datums, 9*40*3, trials, limit)
+	if c.Datums > limit {
+		t.Fatalf("%d examples paid for, more than %d", c.Datums, limit)
+	}
+	clean := newWorkspace(t, hcl, env)
+	clean.kinds["tinker"] = tinkerKind()
+	want, _ := clean.results()
+	got, _ := json.Marshal(out.Variants)
+	wantJSON, _ := json.Marshal(want.Variants)
+	if !bytes.Equal(withoutModelIDs(t, got), withoutModelIDs(t, wantJSON)) {
+		t.Fatalf("killed and resumed runs score otherwise than an unkilled run:\n%s\nwant\n%s", got, wantJSON)
 	}
 }

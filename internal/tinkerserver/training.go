@@ -810,10 +810,12 @@ func (s *Server) saveForSampler(w http.ResponseWriter, r *http.Request) error {
 	})
 }
 
-// suffixFor is the local job's suffix for a run: the same run, resumed in
-// another session, fine-tunes under the same name.
-func suffixFor(run string) string {
-	return "tinker-" + strings.NewReplacer(":", "-", "/", "-").Replace(run)
+// suffixFor is the local job's suffix for a training: named by what was
+// trained (file and epochs), not by the run, so that the same training in
+// another run or session, a resumed one among them, is the same local model
+// and answers the same, as the same weights would.
+func suffixFor(fileID string, epochs int) string {
+	return fmt.Sprintf("tinker-%s-e%d", strings.TrimPrefix(fileID, "file-"), epochs)
 }
 
 // fineTune turns what m has seen into a local fine-tuning job: the distinct
@@ -827,14 +829,14 @@ func (s *Server) fineTune(m *model, path string) (*samplerCheckpoint, error) {
 	ck.Epochs = max(1, int(math.Round(float64(m.ex.seen)/float64(len(m.ex.list)))))
 	data := dataset.Encode(m.ex.list)
 	ctx := context.Background()
-	f, err := s.eng.UploadFile(ctx, suffixFor(m.run)+".jsonl", data)
+	f, err := s.eng.UploadFile(ctx, "tinker-"+strings.NewReplacer(":", "-", "/", "-").Replace(m.run)+".jsonl", data)
 	if err != nil {
 		return nil, fmt.Errorf("upload training file: %w", err)
 	}
 	ck.FileID = f.ID
 	// The engine names files by content, so the same state saved again (a
 	// second name, a repeat) finds its job here and trains once.
-	key := fmt.Sprintf("%s|file:%s|%d", m.run, f.ID, ck.Epochs)
+	key := fmt.Sprintf("file:%s|%d", f.ID, ck.Epochs)
 	if id, ok := s.jobsByKey[key]; ok {
 		ck.JobID = id
 		return ck, nil
@@ -842,7 +844,7 @@ func (s *Server) fineTune(m *model, path string) (*samplerCheckpoint, error) {
 	job, err := s.eng.CreateJob(ctx, provider.JobRequest{
 		Model:           s.engineBase,
 		TrainingFile:    f.ID,
-		Suffix:          suffixFor(m.run),
+		Suffix:          suffixFor(f.ID, ck.Epochs),
 		Hyperparameters: provider.Hyperparameters{NEpochs: ck.Epochs},
 		Metadata:        map[string]string{"tinker_run": m.run, "tinker_path": path},
 	})
