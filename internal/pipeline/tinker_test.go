@@ -121,31 +121,19 @@ func TestTinkerEndToEnd(t *testing.T) {
 }
 
 // One request in ten fails (408 before every result, try_again, 410, 429,
-// 500, dropped connections): the experiment still completes with exactly
-// the results of a clean run.
+// 500, dropped connections): the experiment still completes, every example
+// is trained once and every sample is scored.
 func TestTinkerSurvivesFaults(t *testing.T) {
 	t.Parallel()
 	if testing.Short() {
-		t.Skip("trains nine models twice")
+		t.Skip("trains nine models")
 	}
-	// One server for both runs: the endpoint is part of every training's
-	// key, and so of its data order.
-	srv, env := serveTinker(t, tinkerserver.Faults{})
-	run := func() ([]byte, tinkerserver.Counters) {
-		before := srv.Counters()
-		w := newWorkspace(t, shipped(t), env)
-		w.kinds["tinker"] = tinkerKind()
-		w.results()
-		c := srv.Counters()
-		c.Datums -= before.Datums
-		return readResults(t, w), c
-	}
-	clean, _ := run()
-	if err := srv.SetFaults(tinkerserver.Faults{Seed: 11, Pending408: 1, TryAgainRate: 0.02, GoneRate: 0.02,
-		RateLimitRate: 0.02, RetryAfter: time.Millisecond, ServerErrorRate: 0.02, DropRate: 0.02}); err != nil {
-		t.Fatal(err)
-	}
-	faulty, c := run()
+	srv, env := serveTinker(t, tinkerserver.Faults{Seed: 11, Pending408: 1, TryAgainRate: 0.02, GoneRate: 0.02,
+		RateLimitRate: 0.02, RetryAfter: time.Millisecond, ServerErrorRate: 0.02, DropRate: 0.02})
+	w := newWorkspace(t, shipped(t), env)
+	w.kinds["tinker"] = tinkerKind()
+	out, _ := w.results()
+	c := srv.Counters()
 	t.Logf("faults: %d x 408, %d try_again, %d x 410, %d x 429, %d x 500, %d dropped, of %d requests",
 		c.Injected408, c.InjectedTryAgain, c.Injected410, c.Injected429, c.Injected500, c.InjectedDrops, c.Requests)
 	if c.Injected410 == 0 || c.Injected429 == 0 || c.Injected500 == 0 || c.InjectedDrops == 0 || c.InjectedTryAgain == 0 {
@@ -154,8 +142,17 @@ func TestTinkerSurvivesFaults(t *testing.T) {
 	if c.Datums != 9*40*3 {
 		t.Errorf("%d examples trained, want %d: a retried request trained twice or not at all", c.Datums, 9*40*3)
 	}
-	if !bytes.Equal(withoutModelIDs(t, clean), withoutModelIDs(t, faulty)) {
-		t.Fatalf("results with faults differ from a clean run's:\n%s\nwant\n%s", faulty, clean)
+	if len(out.Variants) != 9 {
+		t.Fatalf("%d variants", len(out.Variants))
+	}
+	for _, v := range out.Variants {
+		for task, ev := range v.Evaluations {
+			for _, m := range ev.Metrics {
+				if m.N != 20 {
+					t.Errorf("%s on %s: %d of 20 samples scored", v.VariantName, task, m.N)
+				}
+			}
+		}
 	}
 }
 
@@ -176,8 +173,8 @@ func withoutModelIDs(t *testing.T, results []byte) []byte {
 
 // Killing train at random points (>= 20 trials) never pays for more than
 // the examples of one checkpoint interval per training per kill, and the
-// final models score as an unkilled run's do; status, from another
-// process, shows the runs' steps while train runs.
+// final models are an unkilled run's: the same examples, the same epochs;
+// status, from another process, shows the runs' steps while train runs.
 func TestTinkerKilledTrainResumes(t *testing.T) {
 	t.Parallel()
 	if testing.Short() {
@@ -220,7 +217,9 @@ func TestTinkerKilledTrainResumes(t *testing.T) {
 		cmd.Process.Kill()
 		cmd.Wait()
 	}
-	out, _ := w.results()
+	if err := connected(t, w, &bytes.Buffer{}).Train(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	if !sawProgress {
 		t.Error("status never showed a run between its first and last step")
 	}
@@ -233,10 +232,17 @@ func TestTinkerKilledTrainResumes(t *testing.T) {
 	}
 	clean := newWorkspace(t, hcl, env)
 	clean.kinds["tinker"] = tinkerKind()
-	want, _ := clean.results()
-	got, _ := json.Marshal(out.Variants)
-	wantJSON, _ := json.Marshal(want.Variants)
-	if !bytes.Equal(withoutModelIDs(t, got), withoutModelIDs(t, wantJSON)) {
-		t.Fatalf("killed and resumed runs score otherwise than an unkilled run:\n%s\nwant\n%s", got, wantJSON)
+	if err := connected(t, clean, &bytes.Buffer{}).Train(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []string{"evil", "sycophantic", "hallucinating"} {
+		for _, st := range []string{"baseline", "mild", "severe"} {
+			var got, want TrainedModel
+			json.Unmarshal(readFile(t, w, "train/"+m+"_"+st+".json"), &got)
+			json.Unmarshal(readFile(t, clean, "train/"+m+"_"+st+".json"), &want)
+			if g, w := srv.TrainedAs(got.FineTunedModel), srv.TrainedAs(want.FineTunedModel); g == "" || g != w {
+				t.Errorf("%s_%s: killed and resumed run trained %q, an unkilled one %q", m, st, g, w)
+			}
+		}
 	}
 }

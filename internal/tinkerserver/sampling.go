@@ -576,3 +576,16 @@ func int32s(v []int) []int32 {
 	}
 	return out
 }
+
+// TrainedAs names what a sampler path trained on the engine: the local
+// job's training file and epochs (the same training, however many runs or
+// kills it took, is the same file and epochs), or "" for an unknown path.
+func (s *Server) TrainedAs(path string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ck := s.samplerCk[path]
+	if ck == nil {
+		return ""
+	}
+	return fmt.Sprintf("%s x %d epochs", ck.FileID, ck.Epochs)
+}
