@@ -192,17 +192,33 @@ func TestTinkerKilledTrainResumes(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	const trials = 20
 	sawProgress := false
-	for i := range trials {
+	for range trials {
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
 		cmd.Env = append(os.Environ(), "PVBUILD_CHILD_EXPERIMENT="+w.hcl, "PVBUILD_CHILD_ARTIFACTS="+w.artifacts)
 		for k, v := range w.getenv {
 			cmd.Env = append(cmd.Env, "PVBUILD_CHILD_ENV_"+k+"="+v)
 		}
+		before := srv.Counters().ForwardBackward
+		done := make(chan struct{})
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(time.Duration(rng.Int64N(int64(400 * time.Millisecond))))
-		if !sawProgress && i%4 == 0 {
+		go func() { cmd.Wait(); close(done) }()
+		// Kill at a random moment once the loop is under way, however slow
+		// the child is to start on a busy machine.
+		exited := func() bool {
+			select {
+			case <-done:
+				return true
+			default:
+				return false
+			}
+		}
+		for deadline := time.Now().Add(20 * time.Second); srv.Counters().ForwardBackward == before && !exited() && time.Now().Before(deadline); {
+			time.Sleep(2 * time.Millisecond)
+		}
+		time.Sleep(time.Duration(rng.Int64N(int64(150 * time.Millisecond))))
+		if !sawProgress {
 			// A second terminal's status while train runs.
 			p := connected(t, w, &bytes.Buffer{})
 			rows, _ := p.Status(context.Background())
@@ -215,7 +231,7 @@ func TestTinkerKilledTrainResumes(t *testing.T) {
 			p.Close()
 		}
 		cmd.Process.Kill()
-		cmd.Wait()
+		<-done
 	}
 	if err := connected(t, w, &bytes.Buffer{}).Train(context.Background()); err != nil {
 		t.Fatal(err)
