@@ -10,6 +10,7 @@ import (
 
 	"github.com/modelorganisms/pvbuild/internal/build"
 	"github.com/modelorganisms/pvbuild/internal/config"
+	"github.com/modelorganisms/pvbuild/internal/provider"
 )
 
 // stage orders the graph: every target depends only on targets of earlier
@@ -127,7 +128,11 @@ func (p *Pipeline) trainInputs(m config.Model) build.Inputs {
 	t := p.exp.Training
 	var in build.Inputs
 	in.Add("format", trainFormat)
-	in.Add("provider", p.exp.Providers[t.Provider].Identity())
+	cfg := p.exp.Providers[t.Provider].Config
+	in.Add("provider", cfg.Identity())
+	if ts, ok := cfg.(provider.TrainingSettings); ok {
+		in.Add("provider_settings", ts.TrainingSettings())
+	}
 	in.Add("base_model", t.BaseModel)
 	in.Add("dataset", p.datasets[m.Name].hash)
 	in.Add("suffix", m.Suffix)

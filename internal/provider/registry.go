@@ -62,6 +62,14 @@ type EstimateRequest struct {
 	Artifacts string
 }
 
+// TrainingSettings is a capability of a Config whose own settings change
+// what it trains (a LoRA rank, a learning-rate schedule): they enter the
+// training targets' keys, and theirs only, so that changing one retrains
+// without re-judging anything.
+type TrainingSettings interface {
+	TrainingSettings() string
+}
+
 // Env is what Open gets from the build.
 type Env struct {
 	Name      string // the provider's name in the experiment

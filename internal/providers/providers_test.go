@@ -56,3 +56,31 @@ func TestInvalidConcurrency(t *testing.T) {
 		t.Fatalf("diags: %v", diags)
 	}
 }
+
+// What changes a Tinker model enters its training key; what only changes
+// how often it is saved does not, and neither does the key.
+func TestTinkerTrainingSettings(t *testing.T) {
+	settings := func(body string) string {
+		t.Helper()
+		f, diags := hclsyntax.ParseConfig([]byte(body), "p.hcl", hcl.InitialPos)
+		if diags.HasErrors() {
+			t.Fatal(diags)
+		}
+		cfg, diags := (&Tinker{}).Decode(provider.Settings{Name: "tinker", Body: f.Body})
+		if diags.HasErrors() {
+			t.Fatal(diags)
+		}
+		return cfg.(provider.TrainingSettings).TrainingSettings()
+	}
+	base := settings(`lora_rank = 32`)
+	if settings(`lora_rank = 64`) == base || settings("lora_rank = 32\nlr_schedule = \"cosine\"") == base {
+		t.Fatal("a setting that changes the model left the training key as it was")
+	}
+	if settings("lora_rank = 32\ncheckpoint_every = 5\napi_key = \"tml-secret\"") != base {
+		t.Fatal("checkpoint_every or the key changed the training key")
+	}
+	f, _ := hclsyntax.ParseConfig([]byte("lora_rank = 3\n"), "p.hcl", hcl.InitialPos)
+	if _, diags := (&Tinker{}).Decode(provider.Settings{Name: "tinker", Body: f.Body}); !diags.HasErrors() || !strings.Contains(diags.Error(), "lora_rank 3") {
+		t.Fatalf("lora_rank 3: %v", diags)
+	}
+}
