@@ -63,16 +63,16 @@ func (c *localConfig) EstimateTraining(_ context.Context, req provider.EstimateR
 func (c *localConfig) Open(_ context.Context, env provider.Env) (*provider.Conn, error) {
 	opts, err := local.DefaultOptions(filepath.Join(env.Artifacts, "local-engine"))
 	if err != nil {
-		return nil, openErr(env.Name, err)
+		return nil, err
 	}
 	opts.JobDuration, opts.Now = c.kind.JobDuration, c.kind.Now
 	eng, err := local.Open(opts)
 	if err != nil {
-		return nil, openErr(env.Name, err)
+		return nil, err
 	}
 	labeled, err := sampledata.JudgeExamples()
 	if err != nil {
-		return nil, openErr(env.Name, err)
+		return nil, err
 	}
 	for _, r := range env.Rubrics {
 		if err := eng.AddJudge(local.Judge{Trait: r.Trait, Template: r.Template, Examples: labeled}); err != nil {

@@ -101,7 +101,7 @@ func (c *openaiConfig) EstimateTraining(_ context.Context, req provider.Estimate
 func (c *openaiConfig) Open(_ context.Context, env provider.Env) (*provider.Conn, error) {
 	client, err := openai.New(openai.Config{APIKey: c.apiKey, BaseURL: c.baseURL, Organization: c.organization, Project: c.project, MaxConns: c.concurrency})
 	if err != nil {
-		return nil, openErr(env.Name, err)
+		return nil, err
 	}
 	lim := provider.NewLimiter(c.concurrency)
 	jo := c.kind.Jobs

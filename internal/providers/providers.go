@@ -5,7 +5,6 @@
 package providers
 
 import (
-	"fmt"
 	"net/url"
 	"strings"
 
@@ -70,8 +69,4 @@ func normalizeURL(raw string) string {
 	u.Path = strings.TrimRight(u.Path, "/")
 	u.RawPath = ""
 	return u.String()
-}
-
-func openErr(name string, err error) error {
-	return fmt.Errorf("provider %q: %w", name, err)
 }

@@ -197,7 +197,7 @@ func (c *tinkerConfig) Open(_ context.Context, env provider.Env) (*provider.Conn
 	}
 	client, err := tinker.New(opts)
 	if err != nil {
-		return nil, openErr(env.Name, err)
+		return nil, err
 	}
 	dir := filepath.Join(env.Artifacts, "tinker")
 	s := &tinkerSession{client: client}
