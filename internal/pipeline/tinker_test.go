@@ -126,11 +126,11 @@ func TestTinkerEndToEnd(t *testing.T) {
 func TestTinkerSurvivesFaults(t *testing.T) {
 	t.Parallel()
 	if testing.Short() {
-		t.Skip("trains nine models")
+		t.Skip("trains three models")
 	}
 	srv, env := serveTinker(t, tinkerserver.Faults{Seed: 11, Pending408: 1, TryAgainRate: 0.02, GoneRate: 0.02,
 		RateLimitRate: 0.02, RetryAfter: time.Millisecond, ServerErrorRate: 0.02, DropRate: 0.02})
-	w := newWorkspace(t, shipped(t), env)
+	w := newWorkspace(t, evilOnly(t), env)
 	w.kinds["tinker"] = tinkerKind()
 	out, _ := w.results()
 	c := srv.Counters()
@@ -139,10 +139,10 @@ func TestTinkerSurvivesFaults(t *testing.T) {
 	if c.Injected410 == 0 || c.Injected429 == 0 || c.Injected500 == 0 || c.InjectedDrops == 0 || c.InjectedTryAgain == 0 {
 		t.Fatalf("a fault kind was never injected: %+v", c)
 	}
-	if c.Datums != 9*40*3 {
-		t.Errorf("%d examples trained, want %d: a retried request trained twice or not at all", c.Datums, 9*40*3)
+	if c.Datums != 3*40*3 {
+		t.Errorf("%d examples trained, want %d: a retried request trained twice or not at all", c.Datums, 3*40*3)
 	}
-	if len(out.Variants) != 9 {
+	if len(out.Variants) != 3 {
 		t.Fatalf("%d variants", len(out.Variants))
 	}
 	for _, v := range out.Variants {
@@ -156,19 +156,14 @@ func TestTinkerSurvivesFaults(t *testing.T) {
 	}
 }
 
-// withoutModelIDs drops the model ids (tinker:// paths name the session
-// that trained them) from eval_results.json, leaving every score.
-func withoutModelIDs(t *testing.T, results []byte) []byte {
-	t.Helper()
-	var vs []map[string]any
-	if err := json.Unmarshal(results, &vs); err != nil {
-		t.Fatal(err)
+// evilOnly is the shipped experiment with the evil models only: three
+// trainings, judged on every task.
+func evilOnly(t *testing.T) string {
+	hcl := strings.Replace(shipped(t), `traits    = ["evil", "sycophantic", "hallucinating"]`, `traits    = ["evil"]`, 1)
+	if hcl == shipped(t) {
+		t.Fatal("experiment.hcl no longer declares the three traits")
 	}
-	for _, v := range vs {
-		delete(v, "model_id")
-	}
-	b, _ := json.Marshal(vs)
-	return b
+	return hcl
 }
 
 // Killing train at random points (>= 20 trials) never pays for more than
@@ -181,8 +176,8 @@ func TestTinkerKilledTrainResumes(t *testing.T) {
 		t.Skip("runs many child processes")
 	}
 	const checkpointEvery = 3
-	hcl := strings.Replace(shipped(t), "checkpoint_every = 20", fmt.Sprintf("checkpoint_every = %d", checkpointEvery), 1)
-	if hcl == shipped(t) {
+	hcl := strings.Replace(evilOnly(t), "checkpoint_every = 20", fmt.Sprintf("checkpoint_every = %d", checkpointEvery), 1)
+	if hcl == evilOnly(t) {
 		t.Fatal("experiment.hcl no longer sets checkpoint_every = 20")
 	}
 	srv, env := serveTinker(t, tinkerserver.Faults{})
@@ -241,8 +236,8 @@ func TestTinkerKilledTrainResumes(t *testing.T) {
 	}
 	c := srv.Counters()
 	// 40 examples in batches of 10: a checkpoint interval is 30 examples.
-	limit := int64(9*40*3 + trials*9*checkpointEvery*10)
-	t.Logf("%d examples trained for %d, with %d kills (limit %d)", c.Datums, 9*40*3, trials, limit)
+	limit := int64(3*40*3 + trials*3*checkpointEvery*10)
+	t.Logf("%d examples trained for %d, with %d kills (limit %d)", c.Datums, 3*40*3, trials, limit)
 	if c.Datums > limit {
 		t.Fatalf("%d examples paid for, more than %d", c.Datums, limit)
 	}
@@ -251,7 +246,7 @@ func TestTinkerKilledTrainResumes(t *testing.T) {
 	if err := connected(t, clean, &bytes.Buffer{}).Train(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	for _, m := range []string{"evil", "sycophantic", "hallucinating"} {
+	for _, m := range []string{"evil"} {
 		for _, st := range []string{"baseline", "mild", "severe"} {
 			var got, want TrainedModel
 			json.Unmarshal(readFile(t, w, "train/"+m+"_"+st+".json"), &got)
