@@ -39,7 +39,11 @@ func Plan(ctx context.Context) error {
 	if unpriced > 0 {
 		fmt.Printf(" plus %d job(s) of unknown price", unpriced)
 	}
-	fmt.Printf(", and make %d chat calls to evaluate\n", calls)
+	fmt.Printf(", and make %d chat calls to evaluate", calls)
+	if sampling, priced := pl.SamplingCost(); priced {
+		fmt.Printf(", at most $%.2f", sampling)
+	}
+	fmt.Println()
 	return nil
 }
 

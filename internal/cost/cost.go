@@ -34,6 +34,16 @@ var TinkerTrainPricePerMillion = map[string]float64{
 	"Qwen/Qwen3-4B-Instruct-2507": 0.22,
 }
 
+// Rates is a price per 1M tokens of prompt (prefill) and of generation.
+type Rates struct{ Prefill, Sample float64 }
+
+// TinkerSamplingPricePerMillion is Tinker's sampling price in USD per 1M
+// tokens by base model, from the same unverified January 2026 transcription.
+var TinkerSamplingPricePerMillion = map[string]Rates{
+	"Qwen/Qwen3-8B":               {Prefill: 0.13, Sample: 0.40},
+	"Qwen/Qwen3-4B-Instruct-2507": {Prefill: 0.07, Sample: 0.22},
+}
+
 // Chat formatting adds a few tokens per message and per conversation; these
 // are the counts OpenAI documents for its chat models.
 const (

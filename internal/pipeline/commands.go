@@ -19,7 +19,10 @@ type Step struct {
 	Submit string // for a stale training target: the training it would start
 	Cost   provider.Estimate
 	Calls  int    // for a stale evaluation: the chat calls it would make
-	key    string // of a training target, to count distinct trainings
+	// Sampling is what a stale evaluation's calls cost at most, where its
+	// providers price them by the token.
+	Sampling provider.Estimate
+	key      string // of a training target, to count distinct trainings
 }
 
 // Plan is the state of every target, in build order.
@@ -59,6 +62,16 @@ func (pl *Plan) Cost() (usd float64, unpriced, calls int) {
 		calls += s.Calls
 	}
 	return usd, unpriced, calls
+}
+
+// SamplingCost sums what the stale evaluations' calls cost at most, where
+// their providers price them; priced says whether any does.
+func (pl *Plan) SamplingCost() (usd float64, priced bool) {
+	for _, s := range pl.Evals {
+		usd += s.Sampling.USD
+		priced = priced || s.Sampling.Priced
+	}
+	return usd, priced
 }
 
 // Stale counts stale targets and distinct trainings a build would start.
@@ -108,6 +121,11 @@ func (r *run) plan(ctx context.Context) (*Plan, error) {
 		case t.stage == stageEval:
 			if !s.Fresh {
 				s.Calls = len(t.task.questions) * (1 + p.exp.Evaluation.SamplesPerQuestion)
+				est, err := p.estimateSampling(ctx, t)
+				if err != nil {
+					return nil, err
+				}
+				s.Sampling = est
 			}
 			pl.Evals = append(pl.Evals, s)
 		case t.id == resultsID:

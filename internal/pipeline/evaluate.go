@@ -159,3 +159,40 @@ func (p *Pipeline) evaluate(ctx context.Context, t *target, tm TrainedModel) (*r
 		JudgeModel: e.JudgeModel, Created: created, Metric: judge.Summarise(scores), Samples: samples,
 	}, nil
 }
+
+// estimateSampling prices an evaluation's calls, answers and judgements,
+// where their providers price calls by the token.
+func (p *Pipeline) estimateSampling(ctx context.Context, t *target) (provider.Estimate, error) {
+	e := p.exp.Evaluation
+	var total provider.Estimate
+	add := func(providerName string, req provider.SamplingEstimate) error {
+		sp, ok := p.exp.Providers[providerName].Config.(provider.SamplingPricing)
+		if !ok {
+			return nil
+		}
+		req.Artifacts = p.opts.Artifacts
+		est, err := sp.EstimateSampling(ctx, req)
+		if err != nil {
+			return fmt.Errorf("model %s, task %s: %w", t.model.Name, t.task.task.Name, err)
+		}
+		total.Tokens += est.Tokens
+		total.USD += est.USD
+		total.Priced = total.Priced || est.Priced
+		return nil
+	}
+	var answers, judgements [][]provider.Message
+	for _, q := range t.task.questions {
+		answers = append(answers, []provider.Message{{Role: "user", Content: q}})
+		for range e.SamplesPerQuestion {
+			// The answer is not written yet: max_tokens stand in for it.
+			judgements = append(judgements, judge.Request(e.JudgeModel, judge.Prompt(t.task.prompt, q, "")).Messages)
+		}
+	}
+	if err := add(e.Provider, provider.SamplingEstimate{BaseModel: p.exp.Training.BaseModel, Prompts: answers,
+		N: e.SamplesPerQuestion, MaxTokens: e.MaxTokens}); err != nil {
+		return total, err
+	}
+	err := add(e.JudgeProvider, provider.SamplingEstimate{BaseModel: e.JudgeModel, Prompts: judgements,
+		PromptExtra: e.MaxTokens, N: 1, MaxTokens: 1, Judge: true})
+	return total, err
+}

@@ -66,6 +66,20 @@ func TestTinkerEndToEnd(t *testing.T) {
 	srv, env := serveTinker(t, tinkerserver.Faults{})
 	w := newWorkspace(t, shipped(t), env)
 	w.kinds["tinker"] = tinkerKind()
+
+	// plan prices training and sampling by the tokens of the real
+	// tokenizer and renderer, before any session.
+	pl, err := w.load().Plan(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	usd, unpriced, _ := pl.Cost()
+	sampling, priced := pl.SamplingCost()
+	if unpriced != 0 || usd <= 0 || !priced || sampling <= 0 || srv.Counters().Sessions != 0 {
+		t.Fatalf("plan: training $%v (%d unpriced), sampling $%v (priced %v), %d sessions", usd, unpriced, sampling, priced, srv.Counters().Sessions)
+	}
+	t.Logf("plan: training $%.4f, sampling at most $%.4f; %s", usd, sampling, pl.Train[0].Submit)
+
 	out, log := w.results()
 	if len(out.Variants) != 9 {
 		t.Fatalf("%d variants\n%s", len(out.Variants), log)

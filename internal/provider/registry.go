@@ -62,6 +62,27 @@ type EstimateRequest struct {
 	Artifacts string
 }
 
+// SamplingPricing is a capability of a Config that charges for chat calls
+// by the token, so that plan can say what evaluating will cost.
+type SamplingPricing interface {
+	// EstimateSampling prices calls at most: every prompt as the provider
+	// would send it, and MaxTokens generated for each of N samples.
+	EstimateSampling(ctx context.Context, req SamplingEstimate) (Estimate, error)
+}
+
+// SamplingEstimate is a set of chat calls to price.
+type SamplingEstimate struct {
+	BaseModel string      // the model whose rates apply (a trained adapter samples at its base's)
+	Prompts   [][]Message // one conversation per call
+	// PromptExtra is tokens each prompt will have beyond its messages (the
+	// answer a judge prompt quotes, not written yet).
+	PromptExtra int
+	N           int // samples per call
+	MaxTokens   int // generated per sample, at most
+	Judge       bool
+	Artifacts   string
+}
+
 // TrainingSettings is a capability of a Config whose own settings change
 // what it trains (a LoRA rank, a learning-rate schedule): they enter the
 // training targets' keys, and theirs only, so that changing one retrains

@@ -306,3 +306,44 @@ func baseModelOf(dir, path string) (string, error) {
 	}
 	return "", fmt.Errorf("model %s: no training of this experiment made it: %w", path, provider.ErrNotFound)
 }
+
+// EstimateSampling implements provider.SamplingPricing: each prompt
+// rendered as the sampler sends it and counted with the real tokenizer, at
+// the base model's prefill rate, and MaxTokens per sample at its sampling
+// rate. A judge whose tokenizer splits numbers into digits may send up to
+// tinkersample.DefaultMaxExtraRequests more prompts a judgement to read
+// them; at most, they are counted too.
+func (c *tinkerConfig) EstimateSampling(ctx context.Context, req provider.SamplingEstimate) (provider.Estimate, error) {
+	tok, err := c.tokenizer(ctx, req.Artifacts, req.BaseModel)
+	if err != nil {
+		return provider.Estimate{}, err
+	}
+	r, err := chatrender.New(c.samplingRenderer(req.BaseModel), tok)
+	if err != nil {
+		return provider.Estimate{}, fmt.Errorf("price sampling on %s: %w", req.BaseModel, err)
+	}
+	requests := 1
+	if req.Judge && !tinkersample.SingleTokenNumbers(tok) {
+		requests += tinkersample.DefaultMaxExtraRequests
+	}
+	prompt := 0
+	for _, msgs := range req.Prompts {
+		cm := make([]chatrender.Message, len(msgs))
+		for i, m := range msgs {
+			cm[i] = chatrender.Message{Role: m.Role, Content: m.Content}
+		}
+		ids, err := r.GenerationPrompt(cm)
+		if err != nil {
+			return provider.Estimate{}, fmt.Errorf("price sampling on %s: %w", req.BaseModel, err)
+		}
+		prompt += (len(ids) + req.PromptExtra) * requests
+	}
+	sampled := len(req.Prompts) * max(req.N, 1) * req.MaxTokens
+	est := provider.Estimate{Tokens: prompt + sampled}
+	name, _, _ := strings.Cut(req.BaseModel, ":")
+	if rates, ok := cost.TinkerSamplingPricePerMillion[name]; ok {
+		est.USD = (float64(prompt)*rates.Prefill + float64(sampled)*rates.Sample) / 1e6
+		est.Priced = true
+	}
+	return est, nil
+}
