@@ -18,7 +18,7 @@ type Step struct {
 	Reason string // why it is stale
 	Submit string // for a stale training target: the training it would start
 	Cost   provider.Estimate
-	Calls  int    // for a stale evaluation: the chat calls it would make
+	Calls  int // for a stale evaluation: the chat calls it would make
 	// Sampling is what a stale evaluation's calls cost at most, where its
 	// providers price them by the token.
 	Sampling provider.Estimate
