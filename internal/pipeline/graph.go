@@ -128,10 +128,9 @@ func (p *Pipeline) trainInputs(m config.Model) build.Inputs {
 	t := p.exp.Training
 	var in build.Inputs
 	in.Add("format", trainFormat)
-	cfg := p.exp.Providers[t.Provider].Config
-	in.Add("provider", cfg.Identity())
-	if ts, ok := cfg.(provider.TrainingSettings); ok {
-		in.Add("provider_settings", ts.TrainingSettings())
+	in.Add("provider", p.exp.Providers[t.Provider].Identity())
+	if p.providerSettings != "" {
+		in.Add("provider_settings", p.providerSettings)
 	}
 	in.Add("base_model", t.BaseModel)
 	in.Add("dataset", p.datasets[m.Name].hash)
@@ -218,6 +217,11 @@ func (p *Pipeline) check(t *target, states map[*target]*state) (*state, error) {
 // checkStage checks a stage's targets in parallel: outputs are hashed on
 // every check, so a no-op plan of a large experiment needs the cores.
 func (p *Pipeline) checkStage(ctx context.Context, s stage, states map[*target]*state) error {
+	if s == stageTrain {
+		if err := p.loadProviderSettings(ctx); err != nil {
+			return err
+		}
+	}
 	var ts []*target
 	for _, t := range p.targets {
 		if t.stage == s {
@@ -237,6 +241,21 @@ func (p *Pipeline) checkStage(ctx context.Context, s stage, states map[*target]*
 		states[t] = out[i]
 	}
 	return nil
+}
+
+// loadProviderSettings asks the training provider, once, for its settings
+// that enter the training keys.
+func (p *Pipeline) loadProviderSettings(ctx context.Context) error {
+	p.settingsOnce.Do(func() {
+		t := p.exp.Training
+		if ts, ok := p.exp.Providers[t.Provider].Config.(provider.TrainingSettings); ok {
+			p.providerSettings, p.settingsErr = ts.TrainingSettings(ctx, p.opts.Artifacts, t.BaseModel)
+			if p.settingsErr != nil {
+				p.settingsErr = p.exp.Errorf(t.ProviderRange, "Unusable training provider", "Provider %q: %v.", t.Provider, p.settingsErr)
+			}
+		}
+	})
+	return p.settingsErr
 }
 
 // parallel runs f(0..n-1) on a few workers and returns the first error.

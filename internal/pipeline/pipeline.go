@@ -116,6 +116,12 @@ type Pipeline struct {
 	tasks    map[string]*taskData    // by task name
 	targets  []*target               // the graph, in build order
 
+	// The training provider's own settings that enter training keys, asked
+	// once (they may need a download).
+	settingsOnce     sync.Once
+	providerSettings string
+	settingsErr      error
+
 	// Set by Connect: who trains, who answers, who judges.
 	training, answering, judging *conn
 }

@@ -84,11 +84,12 @@ type SamplingEstimate struct {
 }
 
 // TrainingSettings is a capability of a Config whose own settings change
-// what it trains (a LoRA rank, a learning-rate schedule): they enter the
-// training targets' keys, and theirs only, so that changing one retrains
-// without re-judging anything.
+// what it trains (a LoRA rank, a learning-rate schedule, the tokenizer):
+// they enter the training targets' keys, and theirs only, so that changing
+// one retrains without re-judging anything. It may fetch what it needs to
+// say (a tokenizer, cached under artifacts).
 type TrainingSettings interface {
-	TrainingSettings() string
+	TrainingSettings(ctx context.Context, artifacts, baseModel string) (string, error)
 }
 
 // Env is what Open gets from the build.

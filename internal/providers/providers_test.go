@@ -1,6 +1,9 @@
 package providers
 
 import (
+	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -8,6 +11,7 @@ import (
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 
 	"github.com/modelorganisms/pvbuild/internal/provider"
+	"github.com/modelorganisms/pvbuild/internal/tinkerserver"
 )
 
 // decode decodes a provider block body of kind openai.
@@ -57,12 +61,18 @@ func TestInvalidConcurrency(t *testing.T) {
 	}
 }
 
-// What changes a Tinker model enters its training key; what only changes
-// how often it is saved does not, and neither does the key.
+// What changes a Tinker model enters its training key, the tokenizer's
+// content among it; what only changes how often it is saved does not, and
+// neither does the key.
 func TestTinkerTrainingSettings(t *testing.T) {
+	dir := t.TempDir()
+	tokFile := filepath.Join(dir, "tokenizer.json")
+	if err := os.WriteFile(tokFile, tinkerserver.OfflineTokenizer(), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	settings := func(body string) string {
 		t.Helper()
-		f, diags := hclsyntax.ParseConfig([]byte(body), "p.hcl", hcl.InitialPos)
+		f, diags := hclsyntax.ParseConfig([]byte(body+"\ntokenizer = \""+tokFile+"\"\n"), "p.hcl", hcl.InitialPos)
 		if diags.HasErrors() {
 			t.Fatal(diags)
 		}
@@ -70,7 +80,11 @@ func TestTinkerTrainingSettings(t *testing.T) {
 		if diags.HasErrors() {
 			t.Fatal(diags)
 		}
-		return cfg.(provider.TrainingSettings).TrainingSettings()
+		s, err := cfg.(provider.TrainingSettings).TrainingSettings(context.Background(), dir, "Qwen/Qwen3-8B")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
 	}
 	base := settings(`lora_rank = 32`)
 	if settings(`lora_rank = 64`) == base || settings("lora_rank = 32\nlr_schedule = \"cosine\"") == base {
@@ -78,6 +92,9 @@ func TestTinkerTrainingSettings(t *testing.T) {
 	}
 	if settings("lora_rank = 32\ncheckpoint_every = 5\napi_key = \"tml-secret\"") != base {
 		t.Fatal("checkpoint_every or the key changed the training key")
+	}
+	if !strings.Contains(base, "tokenizer=sha256:") {
+		t.Fatalf("no tokenizer hash in %q", base)
 	}
 	f, _ := hclsyntax.ParseConfig([]byte("lora_rank = 3\n"), "p.hcl", hcl.InitialPos)
 	if _, diags := (&Tinker{}).Decode(provider.Settings{Name: "tinker", Body: f.Body}); !diags.HasErrors() || !strings.Contains(diags.Error(), "lora_rank 3") {

@@ -12,7 +12,6 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 
-	"github.com/modelorganisms/pvbuild/internal/build"
 	"github.com/modelorganisms/pvbuild/internal/chatrender"
 	"github.com/modelorganisms/pvbuild/internal/cost"
 	"github.com/modelorganisms/pvbuild/internal/provider"
@@ -109,18 +108,17 @@ type tinkerConfig struct {
 // Identity is the service's endpoint; the key never enters it.
 func (c *tinkerConfig) Identity() string { return "tinker " + normalizeURL(c.baseURL) }
 
-// TrainingSettings implements provider.TrainingSettings: everything of the
-// block that changes the trained model. checkpoint_every does not.
-func (c *tinkerConfig) TrainingSettings() string {
-	s := c.settings
-	tok := c.tokenizerPath
-	if tok != "" {
-		if b, err := os.ReadFile(tok); err == nil {
-			tok = "sha256:" + build.Hash(b)
-		}
+// TrainingSettings implements provider.TrainingSettings: everything that
+// changes the trained model, the tokenizer's hash among them (fetched once
+// and cached, as training would). checkpoint_every does not.
+func (c *tinkerConfig) TrainingSettings(ctx context.Context, artifacts, baseModel string) (string, error) {
+	tok, err := c.tokenizer(ctx, artifacts, baseModel)
+	if err != nil {
+		return "", err
 	}
-	return fmt.Sprintf("lora_rank=%d learning_rate=%g batch_size=%d lr_schedule=%s renderer=%s max_length=%d tokenizer=%s",
-		s.LoRARank, s.LearningRate, s.BatchSize, s.Schedule, s.Renderer, s.MaxLength, tok)
+	s := c.settings
+	return fmt.Sprintf("lora_rank=%d learning_rate=%g batch_size=%d lr_schedule=%s renderer=%s max_length=%d tokenizer=sha256:%s",
+		s.LoRARank, s.LearningRate, s.BatchSize, s.Schedule, s.Renderer, s.MaxLength, tok.SHA256()), nil
 }
 
 // Free implements provider.Pricing.
