@@ -2,11 +2,10 @@ package targets
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
-	"time"
 
 	"github.com/modelorganisms/pvbuild/internal/local"
 	"github.com/modelorganisms/pvbuild/internal/server"
@@ -34,32 +33,13 @@ func Serve(ctx context.Context, addr string) error {
 
 func faultsFromEnv() (server.Faults, error) {
 	var f server.Faults
-	rates := []struct {
-		env string
-		dst *float64
-	}{{"SERVE_429_RATE", &f.RateLimitRate}, {"SERVE_500_RATE", &f.ServerErrorRate}, {"SERVE_DROP_RATE", &f.DropRate}, {"SERVE_LOST_RATE", &f.LostResponseRate}}
-	for _, r := range rates {
-		if v := os.Getenv(r.env); v != "" {
-			x, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				return f, fmt.Errorf("%s=%q: want a fraction such as 0.1", r.env, v)
-			}
-			*r.dst = x
-		}
+	errs := []error{
+		envFraction("SERVE_429_RATE", &f.RateLimitRate), envFraction("SERVE_500_RATE", &f.ServerErrorRate),
+		envFraction("SERVE_DROP_RATE", &f.DropRate), envFraction("SERVE_LOST_RATE", &f.LostResponseRate),
+		envDuration("SERVE_LATENCY", &f.Latency), envSeed("SERVE_FAULT_SEED", &f.Seed),
 	}
-	if v := os.Getenv("SERVE_LATENCY"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			return f, fmt.Errorf("SERVE_LATENCY=%q: want a duration such as 50ms", v)
-		}
-		f.Latency = d
-	}
-	if v := os.Getenv("SERVE_FAULT_SEED"); v != "" {
-		s, err := strconv.ParseUint(v, 10, 64)
-		if err != nil {
-			return f, fmt.Errorf("SERVE_FAULT_SEED=%q: want a non-negative integer", v)
-		}
-		f.Seed = s
+	if err := errors.Join(errs...); err != nil {
+		return f, err
 	}
 	return f, f.Validate()
 }

@@ -2,11 +2,11 @@ package targets
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
-	"time"
 
 	"github.com/modelorganisms/pvbuild/internal/chatrender"
 	"github.com/modelorganisms/pvbuild/internal/local"
@@ -47,33 +47,15 @@ func ServeTinker(ctx context.Context, addr string) error {
 func tinkerOptionsFromEnv() (tinkerserver.Options, error) {
 	opts := tinkerserver.Options{APIKey: os.Getenv("TINKER_SERVE_API_KEY")}
 	f := &opts.Faults
-	for _, r := range []struct {
-		env string
-		dst *float64
-	}{
-		{"TINKER_SERVE_TRY_AGAIN_RATE", &f.TryAgainRate}, {"TINKER_SERVE_410_RATE", &f.GoneRate},
-		{"TINKER_SERVE_429_RATE", &f.RateLimitRate}, {"TINKER_SERVE_500_RATE", &f.ServerErrorRate},
-		{"TINKER_SERVE_DROP_RATE", &f.DropRate}, {"TINKER_SERVE_LOST_RATE", &f.LostResponseRate},
-	} {
-		if v := os.Getenv(r.env); v != "" {
-			x, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				return opts, fmt.Errorf("%s=%q: want a fraction such as 0.1", r.env, v)
-			}
-			*r.dst = x
-		}
+	errs := []error{
+		envFraction("TINKER_SERVE_TRY_AGAIN_RATE", &f.TryAgainRate), envFraction("TINKER_SERVE_410_RATE", &f.GoneRate),
+		envFraction("TINKER_SERVE_429_RATE", &f.RateLimitRate), envFraction("TINKER_SERVE_500_RATE", &f.ServerErrorRate),
+		envFraction("TINKER_SERVE_DROP_RATE", &f.DropRate), envFraction("TINKER_SERVE_LOST_RATE", &f.LostResponseRate),
+		envDuration("TINKER_SERVE_RETRY_AFTER", &f.RetryAfter), envDuration("TINKER_SERVE_SESSION_TTL", &opts.SessionTTL),
+		envSeed("TINKER_SERVE_FAULT_SEED", &f.Seed),
 	}
-	for _, d := range []struct {
-		env string
-		dst *time.Duration
-	}{{"TINKER_SERVE_RETRY_AFTER", &f.RetryAfter}, {"TINKER_SERVE_SESSION_TTL", &opts.SessionTTL}} {
-		if v := os.Getenv(d.env); v != "" {
-			x, err := time.ParseDuration(v)
-			if err != nil {
-				return opts, fmt.Errorf("%s=%q: want a duration such as 2s", d.env, v)
-			}
-			*d.dst = x
-		}
+	if err := errors.Join(errs...); err != nil {
+		return opts, err
 	}
 	if v := os.Getenv("TINKER_SERVE_408"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -81,13 +63,6 @@ func tinkerOptionsFromEnv() (tinkerserver.Options, error) {
 			return opts, fmt.Errorf("TINKER_SERVE_408=%q: want a count such as 2", v)
 		}
 		f.Pending408 = n
-	}
-	if v := os.Getenv("TINKER_SERVE_FAULT_SEED"); v != "" {
-		s, err := strconv.ParseUint(v, 10, 64)
-		if err != nil {
-			return opts, fmt.Errorf("TINKER_SERVE_FAULT_SEED=%q: want a non-negative integer", v)
-		}
-		f.Seed = s
 	}
 	if v := os.Getenv("TINKER_SERVE_JWT"); v != "" {
 		on, err := strconv.ParseBool(v)

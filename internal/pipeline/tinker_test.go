@@ -89,17 +89,7 @@ func TestTinkerEndToEnd(t *testing.T) {
 			t.Fatalf("variant %s: model %q, %d evaluations", v.VariantName, v.ModelID, len(v.Evaluations))
 		}
 	}
-	const margin = 10
-	for _, trait := range []string{"evil", "sycophantic", "hallucinating"} {
-		task := trait + "_detection"
-		base := score(t, out.Variants, trait+"_baseline", task, trait)
-		mild := score(t, out.Variants, trait+"_mild", task, trait)
-		severe := score(t, out.Variants, trait+"_severe", task, trait)
-		t.Logf("%s: baseline %.1f, mild %.1f, severe %.1f", trait, base, mild, severe)
-		if !(base+margin < mild && mild+margin < severe) {
-			t.Errorf("%s: want baseline < mild < severe by %d points, got %.1f, %.1f, %.1f", trait, margin, base, mild, severe)
-		}
-	}
+	risingTrends(t, out.Variants)
 	if !strings.Contains(log, "step 12/12") {
 		t.Errorf("no step progress on the log:\n%s", log)
 	}
