@@ -40,6 +40,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/modelorganisms/pvbuild/internal/httpserve"
 	"github.com/modelorganisms/pvbuild/internal/provider"
 )
 
@@ -298,28 +299,8 @@ func (s *Server) ListenAndServe(ctx context.Context, addr string) error {
 // Serve is ListenAndServe on a listener the caller opened, e.g. on port 0 to
 // learn the address before serving. It closes ln.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	hs := &http.Server{
-		Handler:           s,
-		ReadHeaderTimeout: 30 * time.Second,
-		ErrorLog:          s.log,
-	}
 	s.log.Printf("serving the OpenAI-compatible API at http://%s/v1", ln.Addr())
-	done := make(chan error, 1)
-	go func() { done <- hs.Serve(ln) }()
-	select {
-	case err := <-done:
-		return fmt.Errorf("serve OpenAI-compatible API on %s: %w", ln.Addr(), err)
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
-	defer cancel()
-	err := hs.Shutdown(sctx)
-	<-done // http.ErrServerClosed, now that Shutdown was called
-	if err != nil {
-		hs.Close()
-		return fmt.Errorf("shut down OpenAI-compatible API on %s: %w", ln.Addr(), err)
-	}
-	return nil
+	return httpserve.Serve(ctx, ln, s, s.log, "OpenAI-compatible API", shutdownGrace)
 }
 
 // Counters is what the server has done since it started.

@@ -49,6 +49,7 @@ import (
 
 	"github.com/modelorganisms/pvbuild/internal/chatrender"
 	"github.com/modelorganisms/pvbuild/internal/config"
+	"github.com/modelorganisms/pvbuild/internal/httpserve"
 	"github.com/modelorganisms/pvbuild/internal/local"
 	"github.com/modelorganisms/pvbuild/internal/tokenizer"
 )
@@ -450,24 +451,8 @@ func (s *Server) ListenAndServe(ctx context.Context, addr string) error {
 
 // Serve is ListenAndServe on a listener the caller opened. It closes ln.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	hs := &http.Server{Handler: s, ReadHeaderTimeout: 30 * time.Second, ErrorLog: s.log}
 	s.log.Printf("serving the Tinker API at http://%s (OpenAI-compatible at /oai/api/v1, tokenizers at /hf)", ln.Addr())
-	done := make(chan error, 1)
-	go func() { done <- hs.Serve(ln) }()
-	select {
-	case err := <-done:
-		return fmt.Errorf("serve Tinker API on %s: %w", ln.Addr(), err)
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
-	defer cancel()
-	err := hs.Shutdown(sctx)
-	<-done
-	if err != nil {
-		hs.Close()
-		return fmt.Errorf("shut down Tinker API on %s: %w", ln.Addr(), err)
-	}
-	return nil
+	return httpserve.Serve(ctx, ln, s, s.log, "Tinker API", shutdownGrace)
 }
 
 // httpError is an error answer: {"detail": msg} with status.
