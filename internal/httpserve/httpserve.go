@@ -5,6 +5,7 @@ package httpserve
 import (
 	"context"
 	"fmt"
+	"io"
 	"log"
 	"net"
 	"net/http"
@@ -33,3 +34,30 @@ func Serve(ctx context.Context, ln net.Listener, h http.Handler, logger *log.Log
 	}
 	return nil
 }
+
+// Drop closes the connection without an answer, as a crashed server or a
+// proxy would: a fault the loopback servers inject. Up to limit bytes of the
+// body are read first, so that the client sees the close rather than a
+// reset while still sending.
+func Drop(w http.ResponseWriter, r *http.Request, limit int64) {
+	io.Copy(io.Discard, io.LimitReader(r.Body, limit))
+	if hj, ok := w.(http.Hijacker); ok {
+		if conn, _, err := hj.Hijack(); err == nil {
+			conn.Close()
+			return
+		}
+	}
+	// HTTP/2, or a writer that cannot be hijacked: abort the stream, still
+	// without an answer (net/http recovers this sentinel quietly).
+	panic(http.ErrAbortHandler)
+}
+
+// Discard is a ResponseWriter that swallows an answer that is to be lost
+// after the work is done.
+func Discard() http.ResponseWriter { return discardWriter{h: http.Header{}} }
+
+type discardWriter struct{ h http.Header }
+
+func (d discardWriter) Header() http.Header         { return d.h }
+func (d discardWriter) Write(b []byte) (int, error) { return len(b), nil }
+func (d discardWriter) WriteHeader(int)             {}

@@ -3,10 +3,8 @@ package server
 import (
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"math/rand/v2"
-	"net/http"
 	"regexp"
 	"sync"
 	"time"
@@ -164,26 +162,3 @@ func (s *Server) jobFailure(suffix string) (JobFailure, bool) {
 	}
 	return JobFailure{}, false
 }
-
-// drop closes the connection without an answer, as a crashed server or a
-// proxy would. The body is read first so that the client sees the
-// connection close rather than a reset while still sending.
-func drop(w http.ResponseWriter, r *http.Request) {
-	io.Copy(io.Discard, io.LimitReader(r.Body, maxUploadBytes))
-	if hj, ok := w.(http.Hijacker); ok {
-		if conn, _, err := hj.Hijack(); err == nil {
-			conn.Close()
-			return
-		}
-	}
-	// HTTP/2, or a writer that cannot be hijacked: the server resets the
-	// stream or closes the connection, still without an answer.
-	panic(http.ErrAbortHandler)
-}
-
-// discardWriter swallows an answer that is to be lost.
-type discardWriter struct{ h http.Header }
-
-func (d discardWriter) Header() http.Header         { return d.h }
-func (d discardWriter) Write(b []byte) (int, error) { return len(b), nil }
-func (d discardWriter) WriteHeader(int)             {}

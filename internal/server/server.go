@@ -240,13 +240,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	case faultDrop:
 		s.count.dropped.Add(1)
-		drop(w, r)
+		httpserve.Drop(w, r, maxUploadBytes)
 		return
 	case faultLostResponse:
 		s.count.lostResponses.Add(1)
 		// The request takes full effect; only its answer is lost.
-		s.dispatch(discardWriter{h: http.Header{}}, r)
-		drop(w, r)
+		s.dispatch(httpserve.Discard(), r)
+		httpserve.Drop(w, r, maxUploadBytes)
 		return
 	}
 	s.dispatch(w, r)

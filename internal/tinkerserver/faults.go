@@ -3,13 +3,14 @@ package tinkerserver
 import (
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/modelorganisms/pvbuild/internal/httpserve"
 )
 
 // Faults make the server misbehave on purpose, so that a client's retry and
@@ -145,36 +146,14 @@ func (s *Server) injectHTTPFault(w http.ResponseWriter, r *http.Request) bool {
 		return false
 	case 2:
 		s.count.injectedDrops.Add(1)
-		drop(w, r)
+		httpserve.Drop(w, r, maxProtoBytes)
 		return false
 	case 3:
 		s.count.injectedLost.Add(1)
 		// The request takes full effect; only its answer is lost.
-		s.dispatch(discardWriter{h: http.Header{}}, r)
-		drop(w, r)
+		s.dispatch(httpserve.Discard(), r)
+		httpserve.Drop(w, r, maxProtoBytes)
 		return false
 	}
 	return true
 }
-
-// drop closes the connection without an answer. The body is read first so
-// that the client sees the close rather than a reset while sending.
-func drop(w http.ResponseWriter, r *http.Request) {
-	io.Copy(io.Discard, io.LimitReader(r.Body, maxProtoBytes))
-	if hj, ok := w.(http.Hijacker); ok {
-		if conn, _, err := hj.Hijack(); err == nil {
-			conn.Close()
-			return
-		}
-	}
-	// HTTP/2 or a writer that cannot be hijacked: abort the stream, still
-	// without an answer (net/http recovers this sentinel quietly).
-	panic(http.ErrAbortHandler)
-}
-
-// discardWriter swallows an answer that is to be lost.
-type discardWriter struct{ h http.Header }
-
-func (d discardWriter) Header() http.Header         { return d.h }
-func (d discardWriter) Write(b []byte) (int, error) { return len(b), nil }
-func (d discardWriter) WriteHeader(int)             {}
