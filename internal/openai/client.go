@@ -39,17 +39,25 @@ type Config struct {
 	// concurrency, so that concurrent calls do not each pay a new TCP and TLS
 	// handshake. Default 32.
 	MaxConns int
-	// MaxRetries is how many times a failed request is sent again; default
-	// 6, negative for none.
+	// MaxRetries caps how many times a failed request is sent again;
+	// 0 (the default) leaves it to the outage policy alone, negative for
+	// none.
 	MaxRetries int
 	// MinBackoff and MaxBackoff bound the exponential backoff between
 	// retries; defaults 500ms and 30s. A server's Retry-After overrides them.
 	MinBackoff, MaxBackoff time.Duration
+	// MaxOutage is how long the provider may fail without a break before
+	// a call gives up with a *provider.OutageError; default
+	// provider.DefaultMaxOutage.
+	MaxOutage time.Duration
+	// Outage, if set, is the provider's shared outage tracker (so its job
+	// calls and chat calls see one outage); it overrides MinBackoff,
+	// MaxBackoff and MaxOutage. Default: one of its own, named "openai".
+	Outage *provider.Outage
 }
 
 const (
 	defaultBaseURL    = "https://api.openai.com/v1"
-	defaultMaxRetries = 6
 	defaultMinBackoff = 500 * time.Millisecond
 	defaultMaxBackoff = 30 * time.Second
 	// A long chat completion or a large upload can take minutes; without a
@@ -103,8 +111,8 @@ func New(cfg Config) (*Client, error) {
 	if base == "" {
 		base = defaultBaseURL
 	}
-	if u, err := url.Parse(base); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("openai: base URL %q is not an http(s) URL", cfg.BaseURL)
+	if err := CheckBaseURL(base); err != nil {
+		return nil, fmt.Errorf("openai: base URL: %w", err)
 	}
 	hc := cfg.HTTPClient
 	if hc == nil {
@@ -118,21 +126,14 @@ func New(cfg Config) (*Client, error) {
 		hc = &http.Client{Timeout: defaultTimeout, Transport: t}
 	}
 	retries := cfg.MaxRetries
-	switch {
-	case retries == 0:
-		retries = defaultMaxRetries
-	case retries < 0:
-		retries = 0
+	if retries < 0 {
+		// No retries: the cap is the first attempt.
+		retries = -1
 	}
-	minB, maxB := cfg.MinBackoff, cfg.MaxBackoff
-	if minB <= 0 {
-		minB = defaultMinBackoff
-	}
-	if maxB <= 0 {
-		maxB = defaultMaxBackoff
-	}
-	if minB > maxB {
-		minB = maxB
+	outage := cfg.Outage
+	if outage == nil {
+		outage = provider.NewOutage("openai", provider.OutagePolicy{
+			Max: cfg.MaxOutage, MinBackoff: cfg.MinBackoff, MaxBackoff: cfg.MaxBackoff}, nil)
 	}
 	tr := &transport{
 		hc:           hc,
@@ -140,8 +141,7 @@ func New(cfg Config) (*Client, error) {
 		organization: cfg.Organization,
 		project:      cfg.Project,
 		maxRetries:   retries,
-		minBackoff:   minB,
-		maxBackoff:   maxB,
+		outage:       outage,
 	}
 	sdkCfg := goopenai.DefaultConfig(cfg.APIKey)
 	sdkCfg.BaseURL = base
@@ -153,6 +153,25 @@ func New(cfg Config) (*Client, error) {
 		sdk:     goopenai.NewClientWithConfig(sdkCfg),
 		uploads: map[string]*uploadSlot{},
 	}, nil
+}
+
+// CheckBaseURL reports why raw cannot be a base URL: not http(s), no host,
+// or a query, fragment or user:password, which every path appended to it
+// would break and which would carry a secret into error messages. The error
+// never repeats the URL.
+func CheckBaseURL(raw string) error {
+	u, err := url.Parse(strings.TrimSpace(raw))
+	switch {
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+		return errors.New("not an http(s) URL with a host")
+	case u.User != nil:
+		return errors.New("must not hold a user name or password; give the key as api_key")
+	case u.RawQuery != "" || u.ForceQuery:
+		return errors.New("must not hold a query string (?...); give the key as api_key")
+	case u.Fragment != "" || strings.Contains(raw, "#"):
+		return errors.New("must not hold a fragment (#...)")
+	}
+	return nil
 }
 
 // UploadFile uploads data for fine-tuning, or returns a file already

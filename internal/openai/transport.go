@@ -6,15 +6,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptrace"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/modelorganisms/pvbuild/internal/provider"
 )
 
 const (
@@ -43,14 +45,24 @@ type transport struct {
 	key          string
 	organization string
 	project      string
-	maxRetries   int
-	minBackoff   time.Duration
-	maxBackoff   time.Duration
+	// maxRetries caps the retries of one request; 0 leaves it to the
+	// outage policy alone.
+	maxRetries int
+	// outage is the provider's one outage policy, shared with its job
+	// calls: transient failures are retried while the provider has been
+	// failing for less than its maximum.
+	outage *provider.Outage
 }
 
 // Do sends req, retrying transient failures. A non-2xx final answer comes
 // back as a *APIError (go-openai passes Do's error through unchanged).
+// Every error it returns has URLs without query or userinfo.
 func (t *transport) Do(req *http.Request) (*http.Response, error) {
+	resp, err := t.do(req)
+	return resp, redactURLs(err)
+}
+
+func (t *transport) do(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
 	var body []byte
 	if req.Body != nil && req.Body != http.NoBody {
@@ -91,16 +103,17 @@ func (t *transport) Do(req *http.Request) (*http.Response, error) {
 			if ctx.Err() != nil || !transient(err) {
 				return nil, err
 			}
-			if attempt > t.maxRetries {
+			if t.exhausted(attempt) {
 				return nil, fmt.Errorf("gave up after %d attempts: %w", attempt, err)
 			}
-			if serr := sleep(ctx, t.backoff(attempt)); serr != nil {
-				return nil, fmt.Errorf("%w while waiting to retry after: %v", serr, err)
+			if werr := t.outage.Wait(ctx, attempt, 0, err); werr != nil {
+				return nil, werr
 			}
 			continue
 		}
 
 		if resp.StatusCode < 400 {
+			t.outage.OK()
 			resp.Body = io.NopCloser(bytes.NewReader(data))
 			resp.ContentLength = int64(len(data))
 			return resp, nil
@@ -110,6 +123,8 @@ func (t *transport) Do(req *http.Request) (*http.Response, error) {
 		apiErr.redact(t.key)
 		apiErr.Attempts = attempt
 		if !retryable(apiErr) {
+			// The provider answered: it is up, whatever it thinks of us.
+			t.outage.OK()
 			return nil, apiErr
 		}
 		// A 429 is refused before any work; a 5xx may come after the job
@@ -117,17 +132,18 @@ func (t *transport) Do(req *http.Request) (*http.Response, error) {
 		if noReplay && apiErr.Status != http.StatusTooManyRequests {
 			return nil, fmt.Errorf("%w: %w", ErrMaybeCreated, apiErr)
 		}
-		if attempt > t.maxRetries || apiErr.RetryAfter > maxRetryAfter {
+		if t.exhausted(attempt) || apiErr.RetryAfter > maxRetryAfter {
 			return nil, apiErr
 		}
-		wait := apiErr.RetryAfter
-		if wait <= 0 {
-			wait = t.backoff(attempt)
-		}
-		if serr := sleep(ctx, wait); serr != nil {
-			return nil, fmt.Errorf("%w while waiting to retry after: %v", serr, apiErr)
+		if werr := t.outage.Wait(ctx, attempt, apiErr.RetryAfter, apiErr); werr != nil {
+			return nil, werr
 		}
 	}
+}
+
+// exhausted reports whether attempt used up the retry cap, if there is one.
+func (t *transport) exhausted(attempt int) bool {
+	return t.maxRetries != 0 && attempt > max(t.maxRetries, 0)
 }
 
 // Format prints the transport without its credentials.
@@ -142,35 +158,6 @@ func (t *transport) setHeaders(h http.Header) {
 	}
 	if t.project != "" {
 		h.Set("OpenAI-Project", t.project)
-	}
-}
-
-// backoff is exponential with full jitter: uniform in [0, min(max, min*2^(n-1))],
-// so that many clients throttled together do not retry in step.
-func (t *transport) backoff(attempt int) time.Duration {
-	ceil := t.maxBackoff
-	if shift := attempt - 1; shift < 31 {
-		if c := t.minBackoff << shift; c > 0 && c < ceil {
-			ceil = c
-		}
-	}
-	if ceil <= 0 {
-		return 0
-	}
-	return time.Duration(rand.Int64N(int64(ceil) + 1))
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-timer.C:
-		return nil
 	}
 }
 
@@ -246,3 +233,32 @@ func capWait(ns float64) time.Duration {
 	}
 	return time.Duration(ns)
 }
+
+// redactURLs strips the query and userinfo from the URL a *url.Error
+// prints: a base URL may carry a secret there (?api_key=...), and this is
+// the one place errors leave the transport.
+func redactURLs(err error) error {
+	var ue *url.Error
+	if err == nil || !errors.As(err, &ue) {
+		return err
+	}
+	if u, perr := url.Parse(ue.URL); perr == nil {
+		clean := *u
+		clean.User, clean.RawQuery, clean.ForceQuery, clean.Fragment, clean.RawFragment = nil, "", false, "", ""
+		if msg := err.Error(); clean.String() != ue.URL {
+			return &redactedError{msg: strings.ReplaceAll(msg, ue.URL, clean.String()), err: err}
+		}
+		return err
+	}
+	return &redactedError{msg: strings.ReplaceAll(err.Error(), ue.URL, "[url redacted]"), err: err}
+}
+
+// redactedError prints msg in place of err's text and keeps err's chain
+// for errors.Is and errors.As.
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }

@@ -34,9 +34,9 @@ func TestNew(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if c.baseURL != defaultBaseURL || c.tr.maxRetries != defaultMaxRetries ||
-					c.tr.minBackoff != defaultMinBackoff || c.tr.maxBackoff != defaultMaxBackoff {
-					t.Fatalf("defaults not applied: %s %d %s %s", c.baseURL, c.tr.maxRetries, c.tr.minBackoff, c.tr.maxBackoff)
+				// Retries are bounded by the outage policy, not by a count.
+				if c.baseURL != defaultBaseURL || c.tr.maxRetries != 0 || c.tr.outage.Max() != provider.DefaultMaxOutage {
+					t.Fatalf("defaults not applied: %s %d %s", c.baseURL, c.tr.maxRetries, c.tr.outage.Max())
 				}
 				return
 			}
@@ -201,42 +201,6 @@ func TestRetryAfterHeader(t *testing.T) {
 			}
 		})
 	}
-}
-
-func TestBackoffBounds(t *testing.T) {
-	tr := &transport{minBackoff: 500 * time.Millisecond, maxBackoff: 30 * time.Second}
-	tests := []struct {
-		attempt int
-		ceil    time.Duration
-	}{
-		{1, 500 * time.Millisecond},
-		{2, time.Second},
-		{4, 4 * time.Second},
-		{7, 30 * time.Second},
-		{100, 30 * time.Second}, // no overflow
-	}
-	for _, tt := range tests {
-		t.Run(fmt.Sprint("attempt ", tt.attempt), func(t *testing.T) {
-			var max time.Duration
-			for range 200 {
-				d := tr.backoff(tt.attempt)
-				if d < 0 || d > tt.ceil {
-					t.Fatalf("backoff = %s, want within [0, %s]", d, tt.ceil)
-				}
-				max = later(max, d)
-			}
-			if max < tt.ceil/4 {
-				t.Fatalf("200 draws all below %s: not jittered over [0, %s]", max, tt.ceil)
-			}
-		})
-	}
-}
-
-func later(a, b time.Duration) time.Duration {
-	if a > b {
-		return a
-	}
-	return b
 }
 
 func TestBackoffHonoursContext(t *testing.T) {
