@@ -45,6 +45,11 @@ type Options struct {
 	// alive; default 5 minutes.
 	AliveEvery time.Duration
 	Log        io.Writer
+	// Outage is the provider's outage policy, shared with its chat calls:
+	// a lookup or poll that fails transiently is tried again while the
+	// provider has been failing for less than its maximum. Default: one of
+	// its own with the default policy.
+	Outage *provider.Outage
 	// AfterCreate runs between creating a job and recording it; tests use
 	// it to die at the worst moment.
 	AfterCreate func()
@@ -78,6 +83,9 @@ func New(api provider.JobAPI, opts Options) *Trainer {
 	if opts.AfterCreate == nil {
 		opts.AfterCreate = func() {}
 	}
+	if opts.Outage == nil {
+		opts.Outage = provider.NewOutage(opts.Provider, provider.OutagePolicy{}, opts.Log)
+	}
 	return &Trainer{api: api, opts: opts}
 }
 
@@ -99,17 +107,50 @@ func (t *Trainer) recordPath(key string) string {
 	return filepath.Join(t.opts.Dir, key[:min(16, len(key))]+".json")
 }
 
+// DamagedError is a job record that cannot be trusted: unparseable, or not
+// naming a job for the key its file is named after.
+type DamagedError struct {
+	Path string
+	Err  error
+}
+
+func (e *DamagedError) Error() string {
+	return fmt.Sprintf("job record %s is damaged: %v", e.Path, e.Err)
+}
+
+func (e *DamagedError) Unwrap() error { return e.Err }
+
+// read returns key's record; nil if there is none. A damaged record comes
+// back as a *DamagedError.
 func (t *Trainer) read(key string) (*Record, error) {
-	b, err := os.ReadFile(t.recordPath(key))
+	rec, err := t.load(t.recordPath(key))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
+	}
+	if err == nil && rec.Key != key {
+		return nil, &DamagedError{Path: t.recordPath(key), Err: errors.New("it is the record of another key")}
+	}
+	return rec, err
+}
+
+// load reads and checks one record file.
+func (t *Trainer) load(path string) (*Record, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, err
 	}
 	if err != nil {
 		return nil, fmt.Errorf("job record: %w", err)
 	}
 	var rec Record
 	if err := json.Unmarshal(b, &rec); err != nil {
-		return nil, fmt.Errorf("job record %s: %w", t.recordPath(key), err)
+		return nil, &DamagedError{Path: path, Err: err}
+	}
+	switch {
+	case rec.Key == "" || rec.JobID == "":
+		return nil, &DamagedError{Path: path, Err: errors.New("it names no key or no job")}
+	case t.recordPath(rec.Key) != path:
+		return nil, &DamagedError{Path: path, Err: fmt.Errorf("its key %.16s does not match its file name", rec.Key)}
 	}
 	return &rec, nil
 }
@@ -125,26 +166,64 @@ func (t *Trainer) write(rec *Record) error {
 	return nil
 }
 
-// records lists the recorded jobs, oldest first.
-func (t *Trainer) records() ([]Record, error) {
+// records lists the recorded jobs, oldest first, and the records that are
+// damaged, so that one bad file does not hide the others.
+func (t *Trainer) records() ([]Record, []*DamagedError, error) {
 	paths, err := filepath.Glob(filepath.Join(t.opts.Dir, "*.json"))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var recs []Record
+	var damaged []*DamagedError
 	for _, path := range paths {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return nil, fmt.Errorf("job record: %w", err)
+		rec, err := t.load(path)
+		var de *DamagedError
+		switch {
+		case errors.As(err, &de):
+			damaged = append(damaged, de)
+			continue
+		case errors.Is(err, fs.ErrNotExist):
+			continue // removed meanwhile
+		case err != nil:
+			return nil, nil, err
 		}
-		var rec Record
-		if err := json.Unmarshal(b, &rec); err != nil {
-			return nil, fmt.Errorf("job record %s: %w", path, err)
-		}
-		recs = append(recs, rec)
+		recs = append(recs, *rec)
 	}
 	sort.Slice(recs, func(i, j int) bool { return recs[i].SubmittedAt.Before(recs[j].SubmittedAt) })
-	return recs, nil
+	return recs, damaged, nil
+}
+
+// damagedProgress is the status row of a damaged record.
+func damagedProgress(de *DamagedError) provider.Progress {
+	return provider.Progress{Key: strings.TrimSuffix(filepath.Base(de.Path), ".json"), Error: de.Error()}
+}
+
+// retry runs call until it succeeds or fails in a way another try cannot
+// cure: a permanent error, an outage past the policy's maximum, or ctx's
+// end. Anything else waits as the outage policy says.
+func retry[T any](ctx context.Context, t *Trainer, call func() (T, error)) (T, error) {
+	for attempt := 1; ; attempt++ {
+		v, err := provider.Do(ctx, t.opts.Limiter, call)
+		if err == nil || ctx.Err() != nil || provider.Permanent(err) || errors.Is(err, provider.ErrUnreachable) {
+			return v, err
+		}
+		if werr := t.opts.Outage.Wait(ctx, attempt, 0, err); werr != nil {
+			return v, werr
+		}
+	}
+}
+
+// owns reports whether job carries key in its metadata: a record whose job
+// id was changed (by hand, by a bad merge) names someone else's job.
+func owns(job provider.Job, key string) bool {
+	return job.Metadata[MetadataKey] == key
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
 }
 
 func (rec *Record) progress() provider.Progress {
@@ -162,8 +241,13 @@ func (rec *Record) ended() bool {
 }
 
 // Recorded implements provider.Trainer.
+// A damaged record counts as none: Train looks for the job by its key.
 func (t *Trainer) Recorded(key string) (*provider.Progress, error) {
 	rec, err := t.read(key)
+	var de *DamagedError
+	if errors.As(err, &de) {
+		return nil, nil
+	}
 	if rec == nil || err != nil {
 		return nil, err
 	}
@@ -213,6 +297,12 @@ func (t *Trainer) Submit(ctx context.Context, req provider.TrainRequest) (provid
 // anything waits on it.
 func (t *Trainer) submitOrAdopt(ctx context.Context, req provider.TrainRequest, label string) (*Record, error) {
 	rec, err := t.read(req.Key)
+	var de *DamagedError
+	if errors.As(err, &de) {
+		// What it named cannot be trusted; the key at the service can.
+		fmt.Fprintf(t.opts.Log, "train %s: %v; looking for its job by key at provider %s\n", label, de, t.opts.Provider)
+		rec, err = nil, nil
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -221,14 +311,24 @@ func (t *Trainer) submitOrAdopt(ctx context.Context, req provider.TrainRequest, 
 		rec.Status = provider.StatusFailed
 	}
 	if rec != nil && !rec.ended() {
-		_, err := provider.Do(ctx, t.opts.Limiter, func() (provider.Job, error) { return t.api.GetJob(ctx, rec.JobID) })
-		if !errors.Is(err, provider.ErrNotFound) {
+		job, err := retry(ctx, t, func() (provider.Job, error) { return t.api.GetJob(ctx, rec.JobID) })
+		switch {
+		case err == nil && owns(job, req.Key):
 			fmt.Fprintf(t.opts.Log, "train %s: resuming %s\n", label, rec.JobID)
 			return rec, nil
+		case err == nil:
+			// Adopting it would train, or evaluate, another target's model.
+			fmt.Fprintf(t.opts.Log, "train %s: recorded job %s does not carry this target's key (it is model %s's); not adopting it\n",
+				label, rec.JobID, orUnknown(job.Metadata["pvbuild_model"]))
+		case errors.Is(err, provider.ErrNotFound) || errors.Is(err, provider.ErrInvalid):
+			// The service forgot the job (the local engine's state was
+			// deleted), or the id was never one: the record vouches for
+			// nothing.
+			fmt.Fprintf(t.opts.Log, "train %s: recorded job %s is unknown to provider %s; looking for its job by key\n", label, rec.JobID, t.opts.Provider)
+		default:
+			return nil, fmt.Errorf("recorded job %s: %w", rec.JobID, err)
 		}
-		// The service forgot the job (the local engine's state was
-		// deleted): the record vouches for nothing.
-		fmt.Fprintf(t.opts.Log, "train %s: recorded job %s is unknown to provider %s; submitting again\n", label, rec.JobID, t.opts.Provider)
+		rec = nil
 	}
 	// Always ask the service first: a run may have died after creating a
 	// job and before recording it, whether or not an earlier job failed.
@@ -257,34 +357,71 @@ func (t *Trainer) submitOrAdopt(ctx context.Context, req provider.TrainRequest, 
 		Hyperparameters: req.Hyperparameters,
 		Metadata:        map[string]string{MetadataKey: req.Key, "pvbuild_model": req.Models[0]},
 	}
-	job, err := provider.Do(ctx, t.opts.Limiter, func() (provider.Job, error) { return t.api.CreateJob(ctx, jr) })
+	job, err := t.create(ctx, req, jr, label)
 	if err != nil {
-		// The request may have reached the service before the failure:
-		// adopt what it holds rather than risk paying twice. Even when the
-		// caller gave up (Ctrl-C), look once more before leaving.
-		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		found, ok, lerr := t.find(lctx, req.Key, req.Gone)
-		cancel()
-		if lerr != nil || !ok {
-			return nil, fmt.Errorf("create job: %w", err)
-		}
-		job = found
+		return nil, err
 	}
 	t.opts.AfterCreate()
 	fmt.Fprintf(t.opts.Log, "train %s: submitted %s\n", label, job.ID)
 	return t.record(req, job)
 }
 
+// create submits jr once. When the outcome is unknown (the request may
+// have reached the service) it asks the service, as long as the outage
+// policy allows, whether a job carries the key, adopts it if so, and
+// creates again only once the service has answered that none does.
+func (t *Trainer) create(ctx context.Context, req provider.TrainRequest, jr provider.JobRequest, label string) (provider.Job, error) {
+	// The lookups between attempts succeed, which ends the provider's
+	// outage; this call's own failures are bounded by the same maximum.
+	start := t.opts.Outage.Now()
+	for attempt := 1; ; attempt++ {
+		job, err := provider.Do(ctx, t.opts.Limiter, func() (provider.Job, error) { return t.api.CreateJob(ctx, jr) })
+		if err == nil {
+			return job, nil
+		}
+		if !errors.Is(err, provider.ErrMaybeCreated) {
+			return provider.Job{}, fmt.Errorf("create job: %w", err)
+		}
+		// Even when the caller gave up (Ctrl-C), look before leaving, for
+		// a bounded time, so that a created job is recorded.
+		lctx, cancel := ctx, context.CancelFunc(func() {})
+		if ctx.Err() != nil {
+			lctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		}
+		found, ok, lerr := t.find(lctx, req.Key, req.Gone)
+		cancel()
+		switch {
+		case lerr != nil:
+			return provider.Job{}, fmt.Errorf("create job: %w; and looking it up failed: %w", err, lerr)
+		case ok:
+			return found, nil
+		case ctx.Err() != nil:
+			return provider.Job{}, fmt.Errorf("create job: %w", err)
+		}
+		// The service says no job carries the key: the request did not
+		// take, and sending it again cannot pay twice.
+		if d := t.opts.Outage.Now().Sub(start); d >= t.opts.Outage.Max() {
+			return provider.Job{}, fmt.Errorf("create job: %w",
+				&provider.OutageError{Provider: t.opts.Provider, For: d, Max: t.opts.Outage.Max(), Err: err})
+		}
+		fmt.Fprintf(t.opts.Log, "train %s: creating the job failed (%v) and provider %s holds none for its key; creating it again\n",
+			label, err, t.opts.Provider)
+		if werr := t.opts.Outage.Wait(ctx, attempt, 0, err); werr != nil {
+			return provider.Job{}, fmt.Errorf("create job: %w", werr)
+		}
+	}
+}
+
 // find looks for a job of key that may still give a model other than gone.
 func (t *Trainer) find(ctx context.Context, key, gone string) (provider.Job, bool, error) {
-	jobs, err := provider.Do(ctx, t.opts.Limiter, func() ([]provider.Job, error) {
+	jobs, err := retry(ctx, t, func() ([]provider.Job, error) {
 		return t.api.ListJobs(ctx, map[string]string{MetadataKey: key})
 	})
 	if err != nil {
 		return provider.Job{}, false, fmt.Errorf("list jobs: %w", err)
 	}
 	for _, j := range jobs { // newest first
-		if j.Status != provider.StatusFailed && j.Status != provider.StatusCancelled && (gone == "" || j.FineTunedModel != gone) {
+		if owns(j, key) && j.Status != provider.StatusFailed && j.Status != provider.StatusCancelled && (gone == "" || j.FineTunedModel != gone) {
 			return j, true, nil
 		}
 	}
@@ -317,24 +454,16 @@ func sleep(ctx context.Context, d time.Duration) error {
 }
 
 // await polls a job until it ends, with growing, jittered intervals, and
-// keeps its record current. An outage is waited out; only an error that
-// polling again cannot cure ends the wait.
+// keeps its record current. An outage is waited out as the provider's
+// outage policy says; only an error that polling again cannot cure, or an
+// outage longer than the policy's maximum, ends the wait.
 func (t *Trainer) await(ctx context.Context, rec *Record, label string) (provider.Job, error) {
 	interval := t.opts.PollInterval
 	last, lastSaid := "", time.Now()
 	for {
-		job, err := provider.Do(ctx, t.opts.Limiter, func() (provider.Job, error) { return t.api.GetJob(ctx, rec.JobID) })
-		switch {
-		case err == nil:
-		case ctx.Err() != nil || provider.Permanent(err):
+		job, err := retry(ctx, t, func() (provider.Job, error) { return t.api.GetJob(ctx, rec.JobID) })
+		if err != nil {
 			return job, err
-		default:
-			fmt.Fprintf(t.opts.Log, "train %s: %s: cannot poll (%v); trying again\n", label, rec.JobID, err)
-			if err := sleep(ctx, interval); err != nil {
-				return job, err
-			}
-			interval = min(interval*3/2, t.opts.MaxPollInterval)
-			continue
 		}
 		// Say each change of state, and that a long job is still alive.
 		if job.Status != last || time.Since(lastSaid) > t.opts.AliveEvery {
@@ -355,7 +484,7 @@ func (t *Trainer) await(ctx context.Context, rec *Record, label string) (provide
 // Status implements provider.Trainer: every recorded job as the service
 // sees it now, with its newest event.
 func (t *Trainer) Status(ctx context.Context) ([]provider.Progress, error) {
-	recs, err := t.records()
+	recs, damaged, err := t.records()
 	if err != nil {
 		return nil, err
 	}
@@ -377,6 +506,12 @@ func (t *Trainer) Status(ctx context.Context) ([]provider.Progress, error) {
 				out[i] = p
 				return
 			}
+			if !owns(job, rec.Key) {
+				p.Error = fmt.Sprintf("job %s does not carry this record's key (it is model %s's): the record %s was altered",
+					rec.JobID, orUnknown(job.Metadata["pvbuild_model"]), t.recordPath(rec.Key))
+				out[i] = p
+				return
+			}
 			p.State, p.Model, p.Finished, p.Error = job.Status, job.FineTunedModel, job.FinishedAt, ""
 			if job.Error != nil {
 				p.Error = job.Error.Error()
@@ -387,6 +522,9 @@ func (t *Trainer) Status(ctx context.Context) ([]provider.Progress, error) {
 	}
 	for range recs {
 		<-done
+	}
+	for _, de := range damaged {
+		out = append(out, damagedProgress(de))
 	}
 	return out, nil
 }
@@ -406,13 +544,20 @@ func (t *Trainer) lastEvent(ctx context.Context, jobID string) string {
 
 // Cancel implements provider.Trainer: it cancels every recorded job of this
 // provider that has not ended.
+//
+// A damaged record is reported and the others are cancelled all the same;
+// a record whose job does not carry its key is never acted on, so a
+// tampered record cannot cancel someone else's job.
 func (t *Trainer) Cancel(ctx context.Context) ([]provider.Progress, error) {
-	recs, err := t.records()
+	recs, damaged, err := t.records()
 	if err != nil {
 		return nil, err
 	}
 	var cancelled []provider.Progress
 	var errs []error
+	for _, de := range damaged {
+		errs = append(errs, fmt.Errorf("%w; its job, if any, was not cancelled", de))
+	}
 	for _, rec := range recs {
 		if provider.Terminal(rec.Status) {
 			continue
@@ -423,15 +568,25 @@ func (t *Trainer) Cancel(ctx context.Context) ([]provider.Progress, error) {
 				models, rec.JobID, rec.Provider, t.opts.Provider, rec.Provider))
 			continue
 		}
+		job, err := t.api.GetJob(ctx, rec.JobID)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("model %s: job %s: %w", models, rec.JobID, err))
+			continue
+		}
+		if !owns(job, rec.Key) {
+			errs = append(errs, fmt.Errorf("model %s: job %s does not carry the key of record %s (it is model %s's); not cancelled",
+				models, rec.JobID, t.recordPath(rec.Key), orUnknown(job.Metadata["pvbuild_model"])))
+			continue
+		}
 		// The record may be behind: a job that ended meanwhile is not cancelled.
-		if job, err := t.api.GetJob(ctx, rec.JobID); err == nil && provider.Terminal(job.Status) {
+		if provider.Terminal(job.Status) {
 			rec.Status, rec.FineTunedModel, rec.Error, rec.FinishedAt = job.Status, job.FineTunedModel, job.Error, job.FinishedAt
 			if err := t.write(&rec); err != nil {
 				errs = append(errs, err)
 			}
 			continue
 		}
-		job, err := t.api.CancelJob(ctx, rec.JobID)
+		job, err = t.api.CancelJob(ctx, rec.JobID)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("model %s: job %s: %w", models, rec.JobID, err))
 			continue

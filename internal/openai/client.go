@@ -112,7 +112,7 @@ func New(cfg Config) (*Client, error) {
 		base = defaultBaseURL
 	}
 	if err := CheckBaseURL(base); err != nil {
-		return nil, fmt.Errorf("openai: base URL: %w", err)
+		return nil, fmt.Errorf("openai: base URL %w", err)
 	}
 	hc := cfg.HTTPClient
 	if hc == nil {
@@ -163,9 +163,9 @@ func CheckBaseURL(raw string) error {
 	u, err := url.Parse(strings.TrimSpace(raw))
 	switch {
 	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
-		return errors.New("not an http(s) URL with a host")
+		return errors.New("is not an http(s) URL with a host")
 	case u.User != nil:
-		return errors.New("must not hold a user name or password; give the key as api_key")
+		return errors.New("must not hold a user name or password (user:password@); give the key as api_key")
 	case u.RawQuery != "" || u.ForceQuery:
 		return errors.New("must not hold a query string (?...); give the key as api_key")
 	case u.Fragment != "" || strings.Contains(raw, "#"):

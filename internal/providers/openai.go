@@ -2,7 +2,9 @@ package providers
 
 import (
 	"context"
+	"net/http"
 	"path/filepath"
+	"time"
 
 	"github.com/hashicorp/hcl/v2"
 
@@ -20,9 +22,15 @@ const DefaultOpenAIBaseURL = "https://api.openai.com/v1"
 // Ollama, `mage serve`. Undeclared, the built-in "openai" provider reads
 // OPENAI_API_KEY and OPENAI_BASE_URL.
 type OpenAI struct {
-	// Jobs tunes the job trainer; Provider, Dir, Limiter and Log are set
-	// by Open.
+	// Jobs tunes the job trainer; Provider, Dir, Limiter, Log and Outage
+	// are set by Open.
 	Jobs jobs.Options
+	// Outage tunes the outage policy that chat and job calls share; Max
+	// comes from max_outage. Tests inject Sleep and Now to live through a
+	// long outage in virtual time.
+	Outage provider.OutagePolicy
+	// HTTPClient is the client for the API; nil = a default one.
+	HTTPClient *http.Client
 }
 
 type openaiBlock struct {
@@ -31,6 +39,7 @@ type openaiBlock struct {
 	Organization *string `hcl:"organization,optional"`
 	Project      *string `hcl:"project,optional"`
 	Concurrency  *int    `hcl:"concurrency,optional"`
+	MaxOutage    *string `hcl:"max_outage,optional"`
 }
 
 // Decode implements provider.Kind.
@@ -57,6 +66,14 @@ func (k *OpenAI) Decode(s provider.Settings) (provider.Config, hcl.Diagnostics) 
 	}
 	var diags hcl.Diagnostics
 	c.concurrency, diags = concurrency(s, b.Concurrency, 32)
+	var d hcl.Diagnostics
+	c.maxOutage, d = maxOutage(s, b.MaxOutage)
+	diags = append(diags, d...)
+	// A URL from the environment is checked when the provider is opened:
+	// a shell's OPENAI_BASE_URL must not break a build that never uses it.
+	if b.BaseURL != nil {
+		diags = append(diags, checkURL(s, "base_url", *b.BaseURL)...)
+	}
 	return c, diags
 }
 
@@ -65,6 +82,7 @@ type openaiConfig struct {
 	apiKey                         string // never written anywhere
 	baseURL, organization, project string
 	concurrency                    int
+	maxOutage                      time.Duration
 }
 
 // Identity is the endpoint and the account that owns the fine-tunes: a
@@ -99,12 +117,17 @@ func (c *openaiConfig) EstimateTraining(_ context.Context, req provider.Estimate
 
 // Open implements provider.Config.
 func (c *openaiConfig) Open(_ context.Context, env provider.Env) (*provider.Conn, error) {
-	client, err := openai.New(openai.Config{APIKey: c.apiKey, BaseURL: c.baseURL, Organization: c.organization, Project: c.project, MaxConns: c.concurrency})
+	policy := c.kind.Outage
+	policy.Max = c.maxOutage
+	// One tracker for chat and job calls: the provider is down or not.
+	outage := provider.NewOutage(env.Name, policy, env.Log)
+	client, err := openai.New(openai.Config{APIKey: c.apiKey, BaseURL: c.baseURL, Organization: c.organization, Project: c.project,
+		MaxConns: c.concurrency, HTTPClient: c.kind.HTTPClient, Outage: outage})
 	if err != nil {
 		return nil, err
 	}
 	lim := provider.NewLimiter(c.concurrency)
 	jo := c.kind.Jobs
-	jo.Provider, jo.Dir, jo.Limiter, jo.Log = env.Name, filepath.Join(env.Artifacts, "jobs"), lim, env.Log
+	jo.Provider, jo.Dir, jo.Limiter, jo.Log, jo.Outage = env.Name, filepath.Join(env.Artifacts, "jobs"), lim, env.Log, outage
 	return &provider.Conn{Sampler: provider.LimitSampler(client, lim), Trainer: jobs.New(client, jo)}, nil
 }

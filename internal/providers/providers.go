@@ -5,12 +5,15 @@
 package providers
 
 import (
+	"fmt"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/gohcl"
 
+	"github.com/modelorganisms/pvbuild/internal/openai"
 	"github.com/modelorganisms/pvbuild/internal/provider"
 )
 
@@ -41,6 +44,35 @@ func concurrency(s provider.Settings, v *int, def int) (int, hcl.Diagnostics) {
 			Detail: "concurrency must be at least 1.", Subject: attrRange(s, "concurrency")}}
 	}
 	return *v, nil
+}
+
+// maxOutage reads max_outage, a Go duration ("10m", "90s"); unset is the
+// default.
+func maxOutage(s provider.Settings, v *string) (time.Duration, hcl.Diagnostics) {
+	if v == nil {
+		return provider.DefaultMaxOutage, nil
+	}
+	d, err := time.ParseDuration(strings.TrimSpace(*v))
+	if err != nil || d <= 0 {
+		return 0, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Invalid max_outage",
+			Detail:  fmt.Sprintf("max_outage must be a positive duration such as \"10m\" or \"90s\", not %q.", *v),
+			Subject: attrRange(s, "max_outage")}}
+	}
+	return d, nil
+}
+
+// checkURL refuses an endpoint URL given as attribute attr that carries a
+// query, fragment or user:password: every path appended to it would break,
+// and a secret there would reach error messages. The diagnostic never
+// repeats the URL.
+func checkURL(s provider.Settings, attr, raw string) hcl.Diagnostics {
+	err := openai.CheckBaseURL(raw)
+	if err == nil {
+		return nil
+	}
+	return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Invalid " + attr,
+		Detail:  fmt.Sprintf("Provider %q: %s %v.", s.Name, attr, err),
+		Subject: attrRange(s, attr)}}
 }
 
 // attrRange is where an attribute of the block is, for diagnostics.

@@ -9,11 +9,13 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/hcl/v2"
 
 	"github.com/modelorganisms/pvbuild/internal/chatrender"
 	"github.com/modelorganisms/pvbuild/internal/cost"
+	"github.com/modelorganisms/pvbuild/internal/openai"
 	"github.com/modelorganisms/pvbuild/internal/provider"
 	"github.com/modelorganisms/pvbuild/internal/tinker"
 	"github.com/modelorganisms/pvbuild/internal/tinkersample"
@@ -47,6 +49,7 @@ type tinkerBlock struct {
 	Renderer        *string  `hcl:"renderer,optional"`
 	MaxLength       *int     `hcl:"max_length,optional"`
 	Concurrency     *int     `hcl:"concurrency,optional"`
+	MaxOutage       *string  `hcl:"max_outage,optional"`
 }
 
 // Decode implements provider.Kind.
@@ -93,7 +96,18 @@ func (k *Tinker) Decode(s provider.Settings) (provider.Config, hcl.Diagnostics) 
 	}
 	n, d := concurrency(s, b.Concurrency, 32)
 	c.concurrency = n
-	return c, append(diags, d...)
+	diags = append(diags, d...)
+	c.maxOutage, d = maxOutage(s, b.MaxOutage)
+	diags = append(diags, d...)
+	for _, u := range []struct {
+		attr string
+		v    *string
+	}{{"base_url", b.BaseURL}, {"tokenizer_hub", b.TokenizerHub}} {
+		if u.v != nil {
+			diags = append(diags, checkURL(s, u.attr, *u.v)...)
+		}
+	}
+	return c, diags
 }
 
 type tinkerConfig struct {
@@ -103,6 +117,7 @@ type tinkerConfig struct {
 	tokenizerPath string // a local tokenizer.json instead of the hub's
 	settings      tinkertrain.Settings
 	concurrency   int
+	maxOutage     time.Duration
 }
 
 // Identity is the service's endpoint; the key never enters it.
@@ -188,8 +203,21 @@ func (c *tinkerConfig) Open(_ context.Context, env provider.Env) (*provider.Conn
 	if c.apiKey == "" {
 		return nil, fmt.Errorf("no API key: set TINKER_API_KEY (or api_key in the provider block)")
 	}
+	// The environment's URLs are checked here, not when decoding, so that
+	// they never break a build that does not use Tinker.
+	if err := openai.CheckBaseURL(c.baseURL); err != nil {
+		return nil, fmt.Errorf("tinker: base URL (base_url or TINKER_BASE_URL) %w", err)
+	}
+	if err := openai.CheckBaseURL(c.hub); err != nil {
+		return nil, fmt.Errorf("tinker: tokenizer hub (tokenizer_hub or HF_ENDPOINT) %w", err)
+	}
 	opts := c.kind.Client
 	opts.APIKey, opts.BaseURL = c.apiKey, c.baseURL
+	// Tinker's client has its own retry loop; max_outage bounds how long
+	// it retries one request, as it bounds every OpenAI call.
+	if opts.RetryBudget <= 0 {
+		opts.RetryBudget = c.maxOutage
+	}
 	if c.kind.HTTPClient != nil {
 		opts.HTTPClient = c.kind.HTTPClient
 	}
