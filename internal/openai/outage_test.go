@@ -240,3 +240,50 @@ func TestAbusePermanentErrorsNotRetried(t *testing.T) {
 		}
 	}
 }
+
+// Go's *url.Error prints the URL; one with a query or user:password would
+// print its secret. Errors leave the transport without them, whether it
+// gave up on an outage or failed at once.
+func TestAbuseTransportErrorsHideURLSecrets(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := ln.Addr().String()
+	ln.Close()
+	// A server that answers garbage: not transient, fails at once.
+	garbage, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { garbage.Close() })
+	go func() {
+		for {
+			c, err := garbage.Accept()
+			if err != nil {
+				return
+			}
+			c.Write([]byte("NOT HTTP AT ALL\r\n\r\n"))
+			c.Close()
+		}
+	}()
+	for _, addr := range []string{refused, garbage.Addr().String()} {
+		clock := newVirtualClock()
+		tr := &transport{hc: &http.Client{Timeout: 5 * time.Second}, key: testKey,
+			outage: provider.NewOutage("openai", provider.OutagePolicy{Max: time.Minute, Sleep: clock.Sleep, Now: clock.Now}, nil)}
+		req, err := http.NewRequest(http.MethodGet, "http://me:SECRET1@"+addr+"/v1/models?api_key=SECRET2#SECRET3", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = tr.Do(req)
+		if err == nil {
+			t.Fatal("want an error")
+		}
+		if strings.Contains(err.Error(), "SECRET") {
+			t.Fatalf("error shows the URL's secret: %v", err)
+		}
+		if !strings.Contains(err.Error(), addr+"/v1/models") {
+			t.Fatalf("error %v: want it to name the address", err)
+		}
+	}
+}
