@@ -31,9 +31,12 @@ type Tinker struct {
 	// HTTPClient is the client for Tinker and for tokenizer downloads;
 	// nil = a default one.
 	HTTPClient *http.Client
-	// Client tunes the Tinker client (sleep, clock); APIKey and BaseURL
-	// come from the settings.
+	// Client tunes the Tinker client (sleep, clock); APIKey, BaseURL and
+	// Outage come from the settings.
 	Client tinker.Options
+	// Outage tunes the outage policy every Tinker call shares; Max comes
+	// from max_outage. Tests inject Sleep and Now.
+	Outage provider.OutagePolicy
 }
 
 type tinkerBlock struct {
@@ -213,10 +216,17 @@ func (c *tinkerConfig) Open(_ context.Context, env provider.Env) (*provider.Conn
 	}
 	opts := c.kind.Client
 	opts.APIKey, opts.BaseURL = c.apiKey, c.baseURL
-	// Tinker's client has its own retry loop; max_outage bounds how long
-	// it retries one request, as it bounds every OpenAI call.
-	if opts.RetryBudget <= 0 {
-		opts.RetryBudget = c.maxOutage
+	if opts.Outage == nil {
+		policy := c.kind.Outage
+		policy.Max = c.maxOutage
+		// A client's injected clock keeps ruling its waits.
+		if policy.Sleep == nil {
+			policy.Sleep = opts.Sleep
+		}
+		if policy.Now == nil {
+			policy.Now = opts.Now
+		}
+		opts.Outage = provider.NewOutage(env.Name, policy, env.Log)
 	}
 	if c.kind.HTTPClient != nil {
 		opts.HTTPClient = c.kind.HTTPClient

@@ -18,6 +18,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/modelorganisms/pvbuild/internal/provider"
 )
 
 const (
@@ -59,6 +61,11 @@ type Options struct {
 	Logger *slog.Logger // default: discard
 	// RetryBudget bounds how long one submission is retried (SDK: 300 s).
 	RetryBudget time.Duration
+	// Outage, if set, replaces RetryBudget and the backoff for network
+	// errors and 408/429/5xx: the provider's one outage policy, shared with
+	// every other call to it, which waits while the provider has been
+	// failing for less than its maximum and says so in the log.
+	Outage *provider.Outage
 	// MaxResubmits bounds re-sending a request whose future answered 410.
 	MaxResubmits int // default 3
 	// OnQueueState is told the queue state of pending futures
@@ -450,12 +457,19 @@ func (c *Client) do(ctx context.Context, method, route, contentType string, body
 				return nil, ambiguous, err
 			}
 			ambiguous = true
+			if c.opts.Outage != nil {
+				if werr := c.opts.Outage.Wait(ctx, attempt+1, 0, err); werr != nil {
+					return nil, ambiguous, werr
+				}
+				continue
+			}
 			if c.now().Sub(start) >= c.opts.RetryBudget {
 				return nil, ambiguous, fmt.Errorf("%w (gave up after %s)", err, c.opts.RetryBudget)
 			}
 			delay = c.backoff(attempt)
 			c.log.Warn("tinker request failed; retrying", "route", route, "model", ri.modelID, "error", te.err, "delay", delay)
 		case r.status >= 200 && r.status < 300:
+			c.up()
 			return r, ambiguous, nil
 		case r.status == http.StatusPaymentRequired:
 			now := c.now()
@@ -479,6 +493,13 @@ func (c *Client) do(ctx context.Context, method, route, contentType string, body
 				ambiguous = true // the server may have acted before failing
 			}
 			e := c.apiError(route, r, ri)
+			if c.opts.Outage != nil {
+				wait, _ := c.retryDelay(r.header)
+				if werr := c.opts.Outage.Wait(ctx, attempt+1, wait, e); werr != nil {
+					return nil, ambiguous, werr
+				}
+				continue
+			}
 			if c.now().Sub(start) >= c.opts.RetryBudget {
 				return nil, ambiguous, fmt.Errorf("%w (gave up after %s)", e, c.opts.RetryBudget)
 			}
@@ -488,11 +509,19 @@ func (c *Client) do(ctx context.Context, method, route, contentType string, body
 			}
 			c.log.Warn("tinker request refused; retrying", "route", route, "model", ri.modelID, "status", r.status, "delay", delay)
 		default:
+			c.up() // it answered: up, whatever it thinks of the request
 			return nil, ambiguous, c.apiError(route, r, ri)
 		}
 		if err := c.sleep(ctx, delay); err != nil {
 			return nil, ambiguous, fmt.Errorf("tinker %s: %w", route, err)
 		}
+	}
+}
+
+// up tells the outage policy, if any, that the provider answered.
+func (c *Client) up() {
+	if c.opts.Outage != nil {
+		c.opts.Outage.OK()
 	}
 }
 
