@@ -7,6 +7,13 @@
 // job the trainer looks for one: first in its record, then at the service by
 // the key, so a run killed between creating a job and recording it adopts
 // the job instead of creating another.
+//
+// Records are checked, not trusted: an unparseable record, or one that is
+// not its key's, is reported as damaged and its key looked up at the
+// service; a recorded job is adopted, resumed or cancelled only if its
+// metadata carries the record's key. After an ambiguous create the trainer
+// asks the service, through outages, and creates again only once the
+// service has answered that no job carries the key.
 package jobs
 
 import (

@@ -14,7 +14,8 @@
 //
 // Retries follow the SDK: submissions retry 408/409/429/5xx and network
 // errors with capped exponential backoff and jitter (Retry-After honoured)
-// for at most RetryBudget; 402 is a billing pause retried every 5 s for up
+// for at most RetryBudget, or, with Options.Outage, as the provider's shared
+// outage policy says; 402 is a billing pause retried every 5 s for up
 // to the server's billing_exception_max_pause_duration_sec. Polling
 // (retrieve_future) is described on Future.Wait.
 //
