@@ -196,7 +196,7 @@ func TestAbuseOutageLongerThanMax(t *testing.T) {
 			if !errors.Is(err, provider.ErrUnreachable) || !errors.As(err, &oe) {
 				t.Fatalf("err = %v, want a *provider.OutageError", err)
 			}
-			if oe.For != 45*time.Second || !strings.Contains(err.Error(), "unreachable for 45s, longer than max_outage 45s") ||
+			if oe.For != 45*time.Second || !strings.Contains(err.Error(), "provider openai was unreachable for 45s (max_outage 45s); giving up") ||
 				!strings.Contains(err.Error(), "connection refused") {
 				t.Fatalf("err = %v, want it to say 45s of connection refused", err)
 			}

@@ -94,9 +94,9 @@ func (o *Outage) OK() {
 
 // Wait records a transient failure (err) of a call's attempt-th attempt
 // (from 1) and waits before the next one: retryAfter if the provider asked
-// for a wait, else a jittered backoff. It returns an *OutageError instead
-// when the provider has been failing for longer than Max, or would be
-// before the wait ends, and ctx's error (naming err) if ctx ends first.
+// for a wait, else a jittered backoff, cut short at the end of Max. It
+// returns an *OutageError instead once the provider has been failing for
+// Max, and ctx's error (naming err) if ctx ends first.
 func (o *Outage) Wait(ctx context.Context, attempt int, retryAfter time.Duration, err error) error {
 	now := o.p.Now()
 	o.mu.Lock()
@@ -108,11 +108,11 @@ func (o *Outage) Wait(ctx context.Context, attempt int, retryAfter time.Duration
 	if wait <= 0 {
 		wait = o.backoff(attempt)
 	}
-	if down+wait > o.p.Max && (down >= o.p.Max || retryAfter > 0) {
+	if down >= o.p.Max {
 		o.mu.Unlock()
 		return &OutageError{Provider: o.name, For: down, Max: o.p.Max, Err: err}
 	}
-	// The final wait is cut to the budget's end, for one last attempt.
+	// The last wait is cut to the budget's end, for one last attempt.
 	wait = min(wait, o.p.Max-down)
 	// One line once the outage has lasted a second (a lone 429 is not
 	// news), then one every ReportEvery, however many calls are waiting.
@@ -166,7 +166,7 @@ type OutageError struct {
 }
 
 func (e *OutageError) Error() string {
-	return fmt.Sprintf("provider %s unreachable for %s, longer than max_outage %s: %v",
+	return fmt.Sprintf("provider %s was unreachable for %s (max_outage %s); giving up: %v",
 		e.Provider, e.For.Round(time.Second), e.Max, e.Err)
 }
 

@@ -1,7 +1,12 @@
 package provider
 
 import (
+	"bytes"
+	"context"
+	"errors"
 	"fmt"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -35,3 +40,60 @@ func TestBackoffBounds(t *testing.T) {
 		})
 	}
 }
+
+// Many calls waiting out one outage share its clock and its log: one line
+// a second into it and then at most one every 10 s, not one per attempt;
+// each gives up once the provider has failed for Max; a success ends the
+// outage for everyone.
+func TestAbuseOutageSharedAcrossCalls(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Date(2026, 12, 1, 3, 0, 0, 0, time.UTC)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	sleep := func(ctx context.Context, d time.Duration) error {
+		mu.Lock()
+		// Eight sleepers share the clock; each moves it a little, at least
+		// a millisecond, so the outage's end is reached.
+		now = now.Add(max(d/8, time.Millisecond))
+		mu.Unlock()
+		return ctx.Err()
+	}
+	var log bytes.Buffer
+	var logMu sync.Mutex
+	o := NewOutage("p", OutagePolicy{Max: time.Minute, Sleep: sleep, Now: clock}, writerFunc(func(b []byte) (int, error) {
+		logMu.Lock()
+		defer logMu.Unlock()
+		return log.Write(b)
+	}))
+	refused := errors.New("connection refused")
+	var wg sync.WaitGroup
+	errs := make([]error, 8)
+	for i := range errs {
+		wg.Go(func() {
+			for attempt := 1; ; attempt++ {
+				if err := o.Wait(context.Background(), attempt, 0, refused); err != nil {
+					errs[i] = err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		var oe *OutageError
+		if !errors.As(err, &oe) || !errors.Is(err, ErrUnreachable) || !errors.Is(err, refused) || oe.For < time.Minute {
+			t.Fatalf("err = %v, want an *OutageError after a minute", err)
+		}
+	}
+	lines := strings.Count(log.String(), "provider p: unreachable for ")
+	if lines == 0 || lines > 7 {
+		t.Fatalf("%d progress lines for a 1-minute outage, want 1 to 7:\n%s", lines, log.String())
+	}
+	o.OK()
+	if err := o.Wait(context.Background(), 1, 0, refused); err != nil {
+		t.Fatalf("after a success the outage starts again: %v", err)
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(b []byte) (int, error) { return f(b) }

@@ -213,7 +213,7 @@ func TestAbuseOpenAIKindOutage(t *testing.T) {
 			_, err = conn.Sampler.Chat(context.Background(), provider.ChatRequest{Model: "gpt-4.1-mini-2025-04-14",
 				Messages: []provider.Message{{Role: "user", Content: "hello"}}, MaxTokens: 8})
 			if !tc.survive {
-				if !errors.Is(err, provider.ErrUnreachable) || !strings.Contains(err.Error(), "longer than max_outage 30s") {
+				if !errors.Is(err, provider.ErrUnreachable) || !strings.Contains(err.Error(), "unreachable for 30s (max_outage 30s); giving up") {
 					t.Fatalf("err = %v, want the outage error", err)
 				}
 				return

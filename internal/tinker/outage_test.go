@@ -39,7 +39,7 @@ func TestAbuseOutagePolicy(t *testing.T) {
 		}
 		_, err := m.OptimStep(context.Background(), DefaultAdam())
 		if !tc.survive {
-			if !errors.Is(err, provider.ErrUnreachable) || !strings.Contains(err.Error(), "longer than max_outage 30s") || !Temporary(err) {
+			if !errors.Is(err, provider.ErrUnreachable) || !strings.Contains(err.Error(), "unreachable for 30s (max_outage 30s); giving up") || !Temporary(err) {
 				t.Fatalf("max_outage 30s: err %v, want the outage error", err)
 			}
 			continue
