@@ -206,11 +206,19 @@ func TestAbuseAmbiguousCreateThenListingDown(t *testing.T) {
 	}
 }
 
-// Random faults at every job call (5xx, dropped connections, lost
-// answers), several trainings at once: every one ends with its model, and
-// job creations equal distinct keys.
+// Random faults at every job call (the mix: 429 30 %, 5xx 20 %,
+// dropped connections 20 %, lost answers 10 %), several trainings at once:
+// every one ends with its model, and job creations equal distinct keys.
 func TestAbuseRandomFaultsCreateOncePerKey(t *testing.T) {
-	r := newRig(t, server.Faults{Seed: 11, ServerErrorRate: 0.2, DropRate: 0.2, LostResponseRate: 0.1})
+	for _, seed := range []uint64{11, 12, 13} {
+		t.Run(fmt.Sprint("seed ", seed), func(t *testing.T) {
+			randomFaults(t, server.Faults{Seed: seed, RateLimitRate: 0.3, ServerErrorRate: 0.2, DropRate: 0.2, LostResponseRate: 0.1})
+		})
+	}
+}
+
+func randomFaults(t *testing.T, faults server.Faults) {
+	r := newRig(t, faults)
 	models := []string{"evil_baseline", "evil_mild", "evil_severe", "sycophantic_mild", "hallucinating_severe"}
 	errs := make([]error, len(models))
 	var wg sync.WaitGroup
