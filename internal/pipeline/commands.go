@@ -92,6 +92,9 @@ func (pl *Plan) Stale() (targets, jobs int) {
 
 // Plan checks every target without building anything.
 func (p *Pipeline) Plan(ctx context.Context) (*Plan, error) {
+	if err := p.preflight(); err != nil {
+		return nil, err
+	}
 	r := p.newRun()
 	if err := r.checkAll(ctx); err != nil {
 		return nil, err
@@ -141,6 +144,9 @@ func (r *run) plan(ctx context.Context) (*Plan, error) {
 // at once and are awaited together. A failed training does not stop the
 // others; every failure is returned, each naming its model and job.
 func (p *Pipeline) Train(ctx context.Context) error {
+	if err := p.preflight(); err != nil {
+		return err
+	}
 	r := p.newRun()
 	return r.train(ctx)
 }
@@ -178,6 +184,9 @@ type Skipped struct {
 // evaluations run at once, their chat calls bounded by each provider's
 // concurrency limit.
 func (p *Pipeline) Evaluate(ctx context.Context) ([]Skipped, error) {
+	if err := p.preflight(); err != nil {
+		return nil, err
+	}
 	r := p.newRun()
 	if err := p.checkStage(ctx, stageTrain, r.states); err != nil {
 		return nil, err
@@ -239,6 +248,9 @@ type Outcome struct {
 // not stop the others; they come back joined, and the results are written
 // only when every evaluation is done.
 func (p *Pipeline) Results(ctx context.Context) (*Outcome, error) {
+	if err := p.preflight(); err != nil {
+		return nil, err
+	}
 	r := p.newRun()
 	if err := r.checkAll(ctx); err != nil {
 		return nil, err
