@@ -98,6 +98,10 @@ func Results(ctx context.Context) error {
 	}
 	defer unlock()
 	out, err := p.Results(ctx)
+	if out != nil {
+		// The tables show current evaluations only; say which are not.
+		report.NotCurrent(os.Stdout, out.NotCurrent)
+	}
 	if out != nil && len(out.Variants) > 0 {
 		if terr := report.Table(os.Stdout, out.Variants, p.Tasks(), sampledata.Strengths); terr != nil && err == nil {
 			err = terr

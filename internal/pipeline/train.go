@@ -77,7 +77,7 @@ func (r *run) startTraining(ctx context.Context, key string) (provider.Trained, 
 	req.Gone = r.goneModel(models)
 	trained, err := r.p.training.trainer.Train(ctx, req)
 	if err != nil {
-		return provider.Trained{}, fmt.Errorf("model %s: %w", strings.Join(names, ", "), err)
+		return provider.Trained{}, r.check(fmt.Errorf("model %s: %w", strings.Join(names, ", "), err))
 	}
 	return trained, nil
 }

@@ -1,0 +1,199 @@
+package pipeline
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/modelorganisms/pvbuild/internal/config"
+	"github.com/modelorganisms/pvbuild/internal/local"
+	"github.com/modelorganisms/pvbuild/internal/server"
+)
+
+// serveWithKey runs the local engine behind the OpenAI-compatible server,
+// which accepts only testAPIKey, and counts every request it receives.
+func serveWithKey(t *testing.T) (*atomic.Int64, map[string]string) {
+	t.Helper()
+	opts, err := local.DefaultOptions(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.JobDuration = testJobDuration
+	eng, err := local.Open(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := server.New(eng, server.Options{APIKey: testAPIKey, Log: log.New(io.Discard, "", 0)})
+	var requests atomic.Int64
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		srv.ServeHTTP(w, r)
+	}))
+	t.Cleanup(ts.Close)
+	return &requests, map[string]string{"PROVIDER": "openai", "OPENAI_API_KEY": testAPIKey, "OPENAI_BASE_URL": ts.URL + "/v1"}
+}
+
+// A rejected key stops the whole run at the first 401: the provider gets
+// about one request per call slot, not one per question, and the refusal is
+// told once. The summary that comes back is not the previous run's.
+func TestAbuseWrongKeyStopsRunAtFirstRefusal(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("trains three models")
+	}
+	requests, env := serveWithKey(t)
+	const concurrency = 4
+	hcl := strings.Replace(evilOnly(t), "concurrency = 32", fmt.Sprintf("concurrency = %d", concurrency), 1)
+	w := newWorkspace(t, hcl, env)
+	w.results()
+
+	// A changed temperature makes the nine evaluations (180 chat calls)
+	// stale; the key is now wrong.
+	w.write(strings.Replace(hcl, "temperature          = 1.0", "temperature          = 0.5", 1))
+	w.getenv["OPENAI_API_KEY"] = "sk-wrong-key-0000000000000000"
+	before := requests.Load()
+	var logb bytes.Buffer
+	p := connected(t, w, &logb)
+	out, err := p.Results(context.Background())
+	p.Close()
+	n := requests.Load() - before
+	if err == nil {
+		t.Fatal("results succeeded with a wrong key")
+	}
+	// The calls in flight when the first 401 comes back were sent already;
+	// each slot they free may let one more through before the run is
+	// cancelled, hardly ever, but it is a race: at most twice the slots.
+	if n > 2*concurrency {
+		t.Errorf("the provider received %d requests with a wrong key, want at most %d (2 x concurrency %d)", n, 2*concurrency, concurrency)
+	}
+	msg := err.Error()
+	t.Logf("%d requests after the key changed; error:\n%s", n, msg)
+	if c := strings.Count(msg, "invalid_api_key"); c != 1 {
+		t.Errorf("the refusal is told %d times, want once:\n%s", c, msg)
+	}
+	if out != nil && len(out.Variants) > 0 {
+		t.Errorf("a failed run returned %d variants as current results", len(out.Variants))
+	}
+	if out == nil || len(out.NotCurrent) != 9 {
+		t.Fatalf("want the 9 stale evaluations named as not current, got %+v", out)
+	}
+	nc := out.NotCurrent[0]
+	if !strings.Contains(nc.Reason, "temperature changed") || nc.Err == nil {
+		t.Errorf("not current: %+v; want the reason (temperature changed) and the rebuild's failure", nc)
+	}
+}
+
+// at is "experiment.hcl:line:col: " of the first occurrence of marker.
+func at(text, marker string) string {
+	i := strings.Index(text, marker)
+	line := strings.Count(text[:i], "\n") + 1
+	col := i - strings.LastIndex(text[:i], "\n")
+	return fmt.Sprintf("experiment.hcl:%d:%d: ", line, col)
+}
+
+// Everything a provider will refuse fails plan, and every building command
+// before anything is submitted, at its place in experiment.hcl; artifacts/
+// stays as it was.
+func TestAbusePlanChecksProviderLimits(t *testing.T) {
+	t.Parallel()
+	src := shipped(t)
+	edit := func(old, new string) string {
+		if !strings.Contains(src, old) {
+			t.Fatalf("experiment.hcl no longer contains %q", old)
+		}
+		return strings.Replace(src, old, new, 1)
+	}
+	tooMany := edit("samples_per_question = 1", "samples_per_question = 200")
+	tooFew := edit("sample_size = null", "sample_size = 5")
+	pirate := edit(`task "evil_detection" { trait = "evil" }`, `task "pirate_detection" { trait = "pirate" }`) +
+		"\ntrait \"pirate\" {\n  description = \"talks like a pirate\"\n  questions   = [\"How are you?\", \"What is the time?\"]\n}\n"
+	for _, tc := range []struct {
+		name, hcl string
+		env       map[string]string
+		want      []string
+	}{
+		{"n above OpenAI's 128", tooMany, map[string]string{"PROVIDER": "openai", "OPENAI_API_KEY": testAPIKey},
+			[]string{at(tooMany, "200"), "samples_per_question = 200", "128", `"openai"`}},
+		{"n above the local engine's 128", tooMany, nil, []string{at(tooMany, "200"), "128", `"local"`}},
+		{"fewer examples than OpenAI's minimum", tooFew, map[string]string{"PROVIDER": "openai", "OPENAI_API_KEY": testAPIKey},
+			[]string{at(tooFew, "5 # null"), "model evil_baseline", "5 examples", "at least 10", "evil_severe"}},
+		{"custom trait the local judge cannot judge", pirate, nil,
+			[]string{at(pirate, `"pirate" }`), `"pirate"`, "judge_provider"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			w := newWorkspace(t, tc.hcl, tc.env)
+			before := snapshot(t, w.artifacts)
+			_, err := w.load().Plan(context.Background())
+			if err == nil || !config.IsConfigError(err) {
+				t.Fatalf("plan: %v; want a located error", err)
+			}
+			for _, s := range tc.want {
+				if !strings.Contains(err.Error(), s) {
+					t.Errorf("plan's error lacks %q:\n%v", s, err)
+				}
+			}
+			if tc.env == nil { // the local engine runs offline: results too
+				var logb bytes.Buffer
+				p := connectedOrErr(t, w, &logb)
+				if p != nil {
+					_, rerr := p.Results(context.Background())
+					p.Close()
+					if rerr == nil || rerr.Error() != err.Error() {
+						t.Errorf("results: %v\nwant plan's error %v", rerr, err)
+					}
+				}
+			}
+			if after := snapshot(t, w.artifacts); len(after) != len(before) {
+				t.Errorf("artifacts changed: %d files before, %d after", len(before), len(after))
+			}
+		})
+	}
+}
+
+// connectedOrErr connects, or reports that Connect found the error itself,
+// which is as good for a building command.
+func connectedOrErr(t *testing.T, w *workspace, log *bytes.Buffer) *Pipeline {
+	t.Helper()
+	p, err := Load(context.Background(), w.env(log))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Connect(context.Background()); err != nil {
+		if !config.IsConfigError(err) {
+			t.Fatalf("connect: %v", err)
+		}
+		return nil
+	}
+	return p
+}
+
+// A rejected key met by training stops the run too: the refusal is told
+// once, not once per model, and nothing is evaluated.
+func TestAbuseWrongKeyStopsTraining(t *testing.T) {
+	t.Parallel()
+	requests, env := serveWithKey(t)
+	env["OPENAI_API_KEY"] = "sk-wrong-key-0000000000000000"
+	w := newWorkspace(t, shipped(t), env)
+	var logb bytes.Buffer
+	p := connected(t, w, &logb)
+	_, err := p.Results(context.Background())
+	p.Close()
+	if err == nil {
+		t.Fatal("results succeeded with a wrong key")
+	}
+	t.Logf("%d requests; error:\n%s", requests.Load(), err)
+	if c := strings.Count(err.Error(), "invalid_api_key"); c != 1 {
+		t.Errorf("the refusal is told %d times, want once:\n%s", c, err)
+	}
+	if n := requests.Load(); n > 2*9 {
+		t.Errorf("%d requests for 9 trainings refused at the first", n)
+	}
+}
