@@ -8,6 +8,7 @@ import (
 	"log"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -195,5 +196,32 @@ func TestAbuseWrongKeyStopsTraining(t *testing.T) {
 	}
 	if n := requests.Load(); n > 2*9 {
 		t.Errorf("%d requests for 9 trainings refused at the first", n)
+	}
+}
+
+// After a failed training, evaluation does not claim that every model is
+// up to date: it counts and names the models it could not evaluate.
+func TestAbuseFailedTrainingIsNotUpToDate(t *testing.T) {
+	t.Parallel()
+	_, env := serve(t, server.Faults{FailJobs: []server.JobFailure{{
+		Suffix: regexp.MustCompile(`^pv-evil-severe$`), Code: "invalid_training_file", Message: "The job failed due to an invalid training file.",
+	}}}, testJobDuration)
+	w := newWorkspace(t, evilOnly(t), env)
+	var logb bytes.Buffer
+	p := connected(t, w, &logb)
+	defer p.Close()
+	if err := p.Train(context.Background()); err == nil {
+		t.Fatal("train succeeded with a failing job")
+	}
+	if _, err := p.Evaluate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	logb.Reset()
+	if _, err := p.Evaluate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	line := logb.String()
+	if !strings.Contains(line, "1 model(s) could not be evaluated") || !strings.Contains(line, "evil_severe") {
+		t.Fatalf("evaluation says:\n%s\nwant it to count and name evil_severe, whose training failed", line)
 	}
 }
