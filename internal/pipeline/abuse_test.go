@@ -8,6 +8,8 @@ import (
 	"log"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync/atomic"
@@ -223,5 +225,43 @@ func TestAbuseFailedTrainingIsNotUpToDate(t *testing.T) {
 	line := logb.String()
 	if !strings.Contains(line, "1 model(s) could not be evaluated") || !strings.Contains(line, "evil_severe") {
 		t.Fatalf("evaluation says:\n%s\nwant it to count and name evil_severe, whose training failed", line)
+	}
+}
+
+// Logs of removed tasks and models leave artifacts/logs, where Inspect's
+// viewer would show them as current; a file the build did not write stays.
+func TestRemovedTargetsLeaveNoLogs(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("trains three models")
+	}
+	w := newWorkspace(t, evilOnly(t))
+	w.results()
+	logs := func() []string {
+		l, _ := filepath.Glob(filepath.Join(w.artifacts, "logs", "*.json"))
+		return l
+	}
+	if n := len(logs()); n != 9 {
+		t.Fatalf("%d logs, want 9", n)
+	}
+	mine := filepath.Join(w.artifacts, "logs", "mine.json")
+	os.WriteFile(mine, []byte(`{"not": "the build's"}`), 0o644)
+	fewer := strings.Replace(evilOnly(t), `strengths = ["baseline", "mild", "severe"]`, `strengths = ["baseline", "mild"]`, 1)
+	fewer = strings.Replace(fewer, `  task "hallucinating_detection" { trait = "hallucinating" }`+"\n", "", 1)
+	w.write(fewer)
+	w.results()
+	if got := logs(); len(got) != 2*2+1 {
+		t.Fatalf("logs after removing a model and a task: %v; want 4 and mine.json", got)
+	}
+	for _, l := range logs() {
+		if strings.Contains(l, "hallucinating") {
+			t.Errorf("log of a removed target left: %s", l)
+		}
+	}
+	if _, err := os.Stat(mine); err != nil {
+		t.Errorf("a file the build did not write was removed: %v", err)
+	}
+	if s := w.stale(); len(s) != 0 {
+		t.Fatalf("stale after the build: %v", s)
 	}
 }

@@ -279,6 +279,11 @@ func (p *Pipeline) Results(ctx context.Context) (*Outcome, error) {
 	out, err := r.results(ctx)
 	if out != nil {
 		out.NotCurrent = r.notCurrent()
+		n, oerr := p.removeOrphanLogs()
+		if n > 0 {
+			fmt.Fprintf(p.log, "logs: removed %d Inspect log(s) of removed models or tasks\n", n)
+		}
+		err = errors.Join(err, oerr)
 	}
 	return out, r.finish(err)
 }
