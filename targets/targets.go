@@ -44,6 +44,14 @@ func Plan(ctx context.Context) error {
 		fmt.Printf(", at most $%.2f", sampling)
 	}
 	fmt.Println()
+	if pl.SpentJobs > 0 {
+		// budget_usd covers every training the experiment submitted.
+		fmt.Printf("already spent: %d earlier training(s) estimated at $%.2f; with this build $%.2f", pl.SpentJobs, pl.Spent, pl.Spent+usd)
+		if pl.Budget > 0 {
+			fmt.Printf(" of budget_usd = %g", pl.Budget)
+		}
+		fmt.Println()
+	}
 	return nil
 }
 

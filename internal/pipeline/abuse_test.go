@@ -265,3 +265,58 @@ func TestRemovedTargetsLeaveNoLogs(t *testing.T) {
 		t.Fatalf("stale after the build: %v", s)
 	}
 }
+
+// budget_usd covers the experiment, not one train: trainings submitted by
+// earlier runs count, so two runs each under the budget cannot spend more.
+func TestAbuseBudgetCoversEarlierRuns(t *testing.T) {
+	t.Parallel()
+	_, env := serve(t, server.Faults{}, testJobDuration)
+	one := func(strength string, budget float64) string {
+		hcl := strings.Replace(evilOnly(t), `strengths = ["baseline", "mild", "severe"]`, fmt.Sprintf(`strengths = [%q]`, strength), 1)
+		return strings.Replace(hcl, "budget_usd = 100", fmt.Sprintf("budget_usd = %.6f", budget), 1)
+	}
+	w := newWorkspace(t, one("baseline", 100), env)
+	cost := func() float64 {
+		pl, err := w.load().Plan(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		usd, _, _ := pl.Cost()
+		return usd
+	}
+	a := cost()
+	w.write(one("mild", 100))
+	b := cost()
+	budget := 1.2 * max(a, b)
+	if a+b <= budget {
+		t.Fatalf("estimates $%.4f and $%.4f: no budget takes one and refuses both", a, b)
+	}
+	train := func() error {
+		var logb bytes.Buffer
+		p := connected(t, w, &logb)
+		defer p.Close()
+		return p.Train(context.Background())
+	}
+	w.write(one("baseline", budget))
+	if err := train(); err != nil {
+		t.Fatal(err)
+	}
+	second := one("mild", budget)
+	w.write(second)
+	pl, err := w.load().Plan(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pl.Spent < a*0.999 || pl.Spent > a*1.001 || pl.SpentJobs != 1 {
+		t.Errorf("plan: spent $%.4f on %d job(s), want $%.4f on 1", pl.Spent, pl.SpentJobs, a)
+	}
+	err = train()
+	if err == nil {
+		t.Fatalf("a second train of $%.4f after $%.4f was accepted under budget_usd = %.4f", b, a, budget)
+	}
+	for _, s := range []string{at(second, fmt.Sprintf("%.6f", budget)) + "Over budget", "already", fmt.Sprintf("$%.2f", a+b), "Nothing was submitted"} {
+		if !strings.Contains(err.Error(), s) {
+			t.Errorf("train's refusal lacks %q:\n%v", s, err)
+		}
+	}
+}

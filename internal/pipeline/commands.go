@@ -33,6 +33,12 @@ type Plan struct {
 	Evals    []Step
 	Results  Step
 	Reports  []Step // the report, then one Inspect log per evaluation
+	// Spent is what this experiment's earlier paid trainings were
+	// estimated at (artifacts/spend), SpentJobs how many; the trainings
+	// this build would submit are in Cost. Budget is budget_usd, 0 if none.
+	Spent     float64
+	SpentJobs int
+	Budget    float64
 }
 
 // Steps lists every target in build order.
@@ -138,6 +144,17 @@ func (r *run) plan(ctx context.Context) (*Plan, error) {
 			pl.Reports = append(pl.Reports, s)
 		}
 	}
+	submit := map[string]bool{}
+	for _, s := range pl.Train {
+		if !s.Fresh {
+			submit[s.key] = true
+		}
+	}
+	var err error
+	if pl.Spent, pl.SpentJobs, err = p.spent(submit); err != nil {
+		return nil, err
+	}
+	pl.Budget = p.exp.Training.BudgetUSD
 	return pl, nil
 }
 
