@@ -320,3 +320,27 @@ func TestAbuseBudgetCoversEarlierRuns(t *testing.T) {
 		}
 	}
 }
+
+// A garbage record in the spending ledger is unknown spending: plan and
+// train refuse, naming the file, rather than check the budget without it.
+func TestAbuseGarbageSpendRecord(t *testing.T) {
+	t.Parallel()
+	w := newWorkspace(t, evilOnly(t), map[string]string{"PROVIDER": "openai", "OPENAI_API_KEY": testAPIKey, "OPENAI_BASE_URL": "http://127.0.0.1:1/v1"})
+	bad := filepath.Join(w.artifacts, "spend", "0123456789abcdef.json")
+	os.MkdirAll(filepath.Dir(bad), 0o755)
+	os.WriteFile(bad, []byte("{\"key\": \"x\", \"estimate_usd\": "), 0o644)
+	before := snapshot(t, w.artifacts)
+	if _, err := w.load().Plan(context.Background()); err == nil || !strings.Contains(err.Error(), bad) {
+		t.Fatalf("plan: %v; want an error naming %s", err, bad)
+	}
+	if after := snapshot(t, w.artifacts); len(after) != len(before) {
+		t.Errorf("plan changed artifacts: %d files before, %d after", len(before), len(after))
+	}
+	var logb bytes.Buffer
+	p := connected(t, w, &logb)
+	defer p.Close()
+	err := p.Train(context.Background())
+	if err == nil || !strings.Contains(err.Error(), bad) || !strings.Contains(err.Error(), "Nothing was submitted") || !config.IsConfigError(err) {
+		t.Fatalf("train: %v; want a located refusal naming %s", err, bad)
+	}
+}
