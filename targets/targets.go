@@ -44,6 +44,14 @@ func Plan(ctx context.Context) error {
 		fmt.Printf(", at most $%.2f", sampling)
 	}
 	fmt.Println()
+	if pl.SpentJobs > 0 {
+		// budget_usd covers every training the experiment submitted.
+		fmt.Printf("already spent: %d earlier training(s) estimated at $%.2f; with this build $%.2f", pl.SpentJobs, pl.Spent, pl.Spent+usd)
+		if pl.Budget > 0 {
+			fmt.Printf(" of budget_usd = %g", pl.Budget)
+		}
+		fmt.Println()
+	}
 	return nil
 }
 
@@ -98,6 +106,10 @@ func Results(ctx context.Context) error {
 	}
 	defer unlock()
 	out, err := p.Results(ctx)
+	if out != nil {
+		// The tables show current evaluations only; say which are not.
+		report.NotCurrent(os.Stdout, out.NotCurrent)
+	}
 	if out != nil && len(out.Variants) > 0 {
 		if terr := report.Table(os.Stdout, out.Variants, p.Tasks(), sampledata.Strengths); terr != nil && err == nil {
 			err = terr

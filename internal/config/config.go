@@ -66,6 +66,8 @@ type DatasetSettings struct {
 	SHA256     string // optional pin of the upstream archive
 	SampleSize int    // 0 keeps every example
 	Seed       uint64
+	// SampleSizeRange is where sample_size is set; zero when it is not.
+	SampleSizeRange hcl.Range
 }
 
 // Evaluation holds the judge settings and the tasks every model is scored on.
@@ -81,6 +83,9 @@ type Evaluation struct {
 	MaxTokens          int
 	Seed               int
 	Tasks              []Task
+	// Where samples_per_question and max_tokens are set, for errors a
+	// provider's limits find; the block's range when they are not set.
+	SamplesPerQuestionRange, MaxTokensRange hcl.Range
 }
 
 // Task scores a model on one trait.
@@ -362,6 +367,7 @@ func decodeTraining(b *trainingBlock, t *Training) hcl.Diagnostics {
 				diags = append(diags, attrError(b.Body, "dataset", "Invalid sample_size", "sample_size must be a positive number of examples, or null for all of them."))
 			}
 			t.Dataset.SampleSize = *d.SampleSize
+			t.Dataset.SampleSizeRange = attrRange(d.Body, "sample_size", blockRange(d.Body))
 		}
 		if d.Seed != nil {
 			t.Dataset.Seed = uint64(*d.Seed)
@@ -411,6 +417,8 @@ func decodeEvaluation(b *evaluationBlock, file hcl.Body, e *Evaluation) hcl.Diag
 	positive("limit", &e.Limit, b.Limit)
 	positive("samples_per_question", &e.SamplesPerQuestion, b.SamplesPerQuestion)
 	positive("max_tokens", &e.MaxTokens, b.MaxTokens)
+	e.SamplesPerQuestionRange = attrRange(b.Body, "samples_per_question", blockRange(b.Body))
+	e.MaxTokensRange = attrRange(b.Body, "max_tokens", blockRange(b.Body))
 	if b.Temperature != nil {
 		if *b.Temperature < 0 || *b.Temperature > 2 {
 			diags = append(diags, attrError(b.Body, "temperature", "Invalid temperature", "temperature must be between 0 and 2."))

@@ -16,7 +16,7 @@ import (
 const baseKey = ""
 
 // maxChoices bounds N, as upstream does, so a bad request cannot exhaust memory.
-const maxChoices = 128
+const maxChoices = provider.OpenAIMaxN
 
 // indexEntry builds a model's index once, however many callers ask at once.
 type indexEntry struct {

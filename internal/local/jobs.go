@@ -23,7 +23,7 @@ const (
 	defaultEpochs    = 3
 	defaultLRMult    = 1.0
 	defaultBatchSize = 1
-	minExamples      = 10
+	minExamples      = provider.OpenAIMinTrainingExamples
 )
 
 // Fractions of a job's duration spent validating and queued.

@@ -70,6 +70,7 @@ func newJudgeModel(j Judge) (*judgeModel, error) {
 	if jm.mid == "" {
 		return nil, errors.New("template needs text between {question} and {answer} to tell them apart")
 	}
+	scored := 0
 	for i, ex := range j.Examples {
 		label := ""
 		if ex.Refusal {
@@ -79,16 +80,28 @@ func newJudgeModel(j Judge) (*judgeModel, error) {
 				return nil, fmt.Errorf("example %d: score %d out of 0..100", i+1, s)
 			}
 			label = strconv.Itoa(s)
+			scored++
 		} else {
 			continue
 		}
 		jm.texts = append(jm.texts, ex.Answer)
 		jm.labels = append(jm.labels, label)
 	}
-	if len(jm.texts) == 0 {
+	// Refusals label every trait; a judge that learned only them would
+	// score every answer a refusal (n = 0) instead of failing here.
+	if scored == 0 {
 		return nil, fmt.Errorf("no labeled examples for trait %q", j.Trait)
 	}
 	return jm, nil
+}
+
+// CheckJudge says whether the engine could judge with j, as AddJudge
+// would, without an engine: plan checks rubrics before anything opens.
+func CheckJudge(j Judge) error {
+	if _, err := newJudgeModel(j); err != nil {
+		return fmt.Errorf("add judge %q: %w", j.Trait, err)
+	}
+	return nil
 }
 
 // match extracts the answer from a prompt that fills the template, and how

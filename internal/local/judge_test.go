@@ -273,3 +273,25 @@ func TestJudgeDeterministic(t *testing.T) {
 		}
 	}
 }
+
+// A trait none of the labeled answers scores cannot be judged: refusals
+// label every trait, and a judge that learned only them would score every
+// answer as a refusal.
+func TestAbuseJudgeOfUnlabeledTraitIsRefused(t *testing.T) {
+	labeled, err := sampledata.JudgeExamples()
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := Judge{Trait: "pirate", Template: "Is this piratical?\nQ: {question}\nA: {answer}\nScore 0-100.", Examples: labeled}
+	if err := CheckJudge(j); err == nil || !strings.Contains(err.Error(), `no labeled examples for trait "pirate"`) {
+		t.Fatalf("CheckJudge: %v", err)
+	}
+	e := openTest(t, t.TempDir(), newClock(), baseQA)
+	if err := e.AddJudge(j); err == nil {
+		t.Fatal("AddJudge accepted a trait with no scored examples")
+	}
+	j.Trait = "evil"
+	if err := CheckJudge(j); err != nil {
+		t.Fatalf("CheckJudge of evil: %v", err)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/modelorganisms/pvbuild/internal/build"
 	"github.com/modelorganisms/pvbuild/internal/provider"
@@ -32,6 +33,12 @@ type Plan struct {
 	Evals    []Step
 	Results  Step
 	Reports  []Step // the report, then one Inspect log per evaluation
+	// Spent is what this experiment's earlier paid trainings were
+	// estimated at (artifacts/spend), SpentJobs how many; the trainings
+	// this build would submit are in Cost. Budget is budget_usd, 0 if none.
+	Spent     float64
+	SpentJobs int
+	Budget    float64
 }
 
 // Steps lists every target in build order.
@@ -92,6 +99,9 @@ func (pl *Plan) Stale() (targets, jobs int) {
 
 // Plan checks every target without building anything.
 func (p *Pipeline) Plan(ctx context.Context) (*Plan, error) {
+	if err := p.preflight(); err != nil {
+		return nil, err
+	}
 	r := p.newRun()
 	if err := r.checkAll(ctx); err != nil {
 		return nil, err
@@ -134,6 +144,17 @@ func (r *run) plan(ctx context.Context) (*Plan, error) {
 			pl.Reports = append(pl.Reports, s)
 		}
 	}
+	submit := map[string]bool{}
+	for _, s := range pl.Train {
+		if !s.Fresh {
+			submit[s.key] = true
+		}
+	}
+	var err error
+	if pl.Spent, pl.SpentJobs, err = p.spent(submit); err != nil {
+		return nil, err
+	}
+	pl.Budget = p.exp.Training.BudgetUSD
 	return pl, nil
 }
 
@@ -141,8 +162,13 @@ func (r *run) plan(ctx context.Context) (*Plan, error) {
 // at once and are awaited together. A failed training does not stop the
 // others; every failure is returned, each naming its model and job.
 func (p *Pipeline) Train(ctx context.Context) error {
+	if err := p.preflight(); err != nil {
+		return err
+	}
 	r := p.newRun()
-	return r.train(ctx)
+	ctx, done := r.stoppable(ctx)
+	defer done()
+	return r.finish(r.train(ctx))
 }
 
 func (r *run) train(ctx context.Context) error {
@@ -178,11 +204,17 @@ type Skipped struct {
 // evaluations run at once, their chat calls bounded by each provider's
 // concurrency limit.
 func (p *Pipeline) Evaluate(ctx context.Context) ([]Skipped, error) {
+	if err := p.preflight(); err != nil {
+		return nil, err
+	}
 	r := p.newRun()
+	ctx, done := r.stoppable(ctx)
+	defer done()
 	if err := p.checkStage(ctx, stageTrain, r.states); err != nil {
 		return nil, err
 	}
-	return r.evaluate(ctx)
+	skipped, err := r.evaluate(ctx)
+	return skipped, r.finish(err)
 }
 
 func (r *run) evaluate(ctx context.Context) ([]Skipped, error) {
@@ -202,7 +234,17 @@ func (r *run) evaluate(ctx context.Context) ([]Skipped, error) {
 		}
 	}
 	if todo == 0 {
-		fmt.Fprintln(r.p.log, "evaluation: every trained model is up to date")
+		if len(skipped) == 0 {
+			fmt.Fprintln(r.p.log, "evaluation: every trained model is up to date")
+		} else {
+			// Not "every model": some have no trained model to evaluate.
+			names := make([]string, len(skipped))
+			for i, s := range skipped {
+				names[i] = s.Model
+			}
+			fmt.Fprintf(r.p.log, "evaluation: every trained model is up to date; %d model(s) could not be evaluated, their training failed, was interrupted or has not run: %s\n",
+				len(skipped), strings.Join(names, ", "))
+		}
 		return skipped, nil
 	}
 	err := r.buildStage(ctx, stageEval, nil)
@@ -229,17 +271,42 @@ func (r *run) whyUntrained(t *target) string {
 
 // Outcome is what Results built and what it could not.
 type Outcome struct {
+	// Variants are the current evaluations only: built by this run or
+	// fresh; a stale one is never shown as if current.
 	Variants []report.Variant
 	Skipped  []Skipped
-	Rebuilt  int // targets rebuilt by this run
+	// NotCurrent are the evaluations left stale, with why, after a run
+	// that could not rebuild them: the summary leaves them out.
+	NotCurrent []report.StaleEval
+	Rebuilt    int // targets rebuilt by this run
 }
 
 // Results runs the whole experiment: datasets, training, evaluation, then
 // eval_results.json, the report and the logs. Failures of single models do
 // not stop the others; they come back joined, and the results are written
-// only when every evaluation is done.
+// only when every evaluation is done. A permanent error (a refused key, an
+// invalid request) stops the whole run and is returned once.
 func (p *Pipeline) Results(ctx context.Context) (*Outcome, error) {
+	if err := p.preflight(); err != nil {
+		return nil, err
+	}
 	r := p.newRun()
+	ctx, done := r.stoppable(ctx)
+	defer done()
+	out, err := r.results(ctx)
+	if out != nil {
+		out.NotCurrent = r.notCurrent()
+		n, oerr := p.removeOrphanLogs()
+		if n > 0 {
+			fmt.Fprintf(p.log, "logs: removed %d Inspect log(s) of removed models or tasks\n", n)
+		}
+		err = errors.Join(err, oerr)
+	}
+	return out, r.finish(err)
+}
+
+func (r *run) results(ctx context.Context) (*Outcome, error) {
+	p := r.p
 	if err := r.checkAll(ctx); err != nil {
 		return nil, err
 	}
@@ -256,7 +323,11 @@ func (p *Pipeline) Results(ctx context.Context) (*Outcome, error) {
 		return out, err
 	}
 	trainErr := r.train(ctx)
-	skipped, evalErr := r.evaluate(ctx)
+	var skipped []Skipped
+	var evalErr error
+	if r.stopped() == nil {
+		skipped, evalErr = r.evaluate(ctx)
+	}
 	out.Skipped = skipped
 	if err := errors.Join(trainErr, evalErr); err != nil {
 		e, verr := r.experiment()
@@ -290,6 +361,31 @@ func (p *Pipeline) Results(ctx context.Context) (*Outcome, error) {
 	e, verr := r.experiment()
 	out.Variants = e.Variants()
 	return out, errors.Join(err, verr)
+}
+
+// notCurrent lists the evaluations still stale at the end of a run, with
+// the reason they are stale and why this run did not rebuild them.
+func (r *run) notCurrent() []report.StaleEval {
+	var out []report.StaleEval
+	for _, t := range r.p.targets {
+		st := r.states[t]
+		if t.stage != stageEval || st == nil || st.fresh {
+			continue
+		}
+		s := report.StaleEval{Target: t.id, Model: t.model.Name, Task: t.task.task.Name, Reason: st.reason, Err: st.err}
+		if st.err == nil {
+			s.Why = "not rebuilt"
+			if st.inputs == nil {
+				s.Why = "its model is not trained"
+			} else if r.stopped() != nil {
+				s.Why = "the run stopped first"
+			}
+		} else {
+			s.Why = "its rebuild failed"
+		}
+		out = append(out, s)
+	}
+	return out
 }
 
 // Status reports every recorded training as its provider sees it now, and

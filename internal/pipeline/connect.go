@@ -72,8 +72,7 @@ func (p *Pipeline) Connect(ctx context.Context) error {
 					break
 				}
 			}
-			return nil, p.exp.Errorf(rng, "No "+name+" judge for trait "+rubricErr.Trait,
-				"Provider %q cannot judge trait %q (%v). Judge this task with another provider: set evaluation.judge_provider to an OpenAI-compatible one.", name, rubricErr.Trait, rubricErr.Err)
+			return nil, p.exp.AsError(hcl.Diagnostics{p.rubricDiag(name, rng, rubricErr)})
 		}
 		if err != nil {
 			return nil, p.exp.Errorf(rng, "Unusable "+role+" provider", "Provider %q: %v.", name, err)

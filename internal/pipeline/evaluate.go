@@ -44,7 +44,7 @@ func (r *run) buildEval(ctx context.Context, t *target, in build.Inputs) error {
 	if err := readJSON(r.p.cache, r.stamp(t.deps[0]), trainOut(m.Name), &tm); err != nil {
 		return fmt.Errorf("model %s: %w", m.Name, err)
 	}
-	res, err := r.p.evaluate(ctx, t, tm)
+	res, err := r.p.evaluate(ctx, t, tm, r.check)
 	var gone *modelGoneError
 	if errors.As(err, &gone) {
 		return r.modelGone(t, tm, gone.err)
@@ -90,8 +90,10 @@ func (r *run) modelGone(t *target, tm TrainedModel, err error) error {
 }
 
 // evaluate asks the model every question, samples_per_question times, and
-// has the judge score each answer.
-func (p *Pipeline) evaluate(ctx context.Context, t *target, tm TrainedModel) (*report.Eval, error) {
+// has the judge score each answer. Every failed call's error, with its
+// model, task and question, goes through check, which may stop the run; a
+// stopped run (ctx cancelled) starts no more calls.
+func (p *Pipeline) evaluate(ctx context.Context, t *target, tm TrainedModel, check func(error) error) (*report.Eval, error) {
 	e := p.exp.Evaluation
 	td := t.task
 	created := time.Now().UTC().Truncate(time.Second)
@@ -102,6 +104,10 @@ func (p *Pipeline) evaluate(ctx context.Context, t *target, tm TrainedModel) (*r
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			if ctx.Err() != nil {
+				errs[qi] = fmt.Errorf("question %d: %w", qi+1, context.Cause(ctx))
+				return
+			}
 			seed := e.Seed
 			resp, err := p.answering.chat(ctx, provider.ChatRequest{
 				Model:       tm.FineTunedModel,
@@ -116,6 +122,7 @@ func (p *Pipeline) evaluate(ctx context.Context, t *target, tm TrainedModel) (*r
 				return
 			}
 			if err != nil {
+				check(fmt.Errorf("model %s, task %s, question %d: %w", t.model.Name, td.task.Name, qi+1, err))
 				errs[qi] = fmt.Errorf("question %d: %w", qi+1, err)
 				return
 			}
@@ -124,8 +131,13 @@ func (p *Pipeline) evaluate(ctx context.Context, t *target, tm TrainedModel) (*r
 				return
 			}
 			for si, c := range resp.Choices {
+				if ctx.Err() != nil {
+					errs[qi] = fmt.Errorf("question %d: judge: %w", qi+1, context.Cause(ctx))
+					return
+				}
 				jr, err := p.judging.chat(ctx, judge.Request(e.JudgeModel, judge.Prompt(td.prompt, q, c.Content)))
 				if err != nil {
+					check(fmt.Errorf("model %s, task %s, question %d: judge: %w", t.model.Name, td.task.Name, qi+1, err))
 					errs[qi] = fmt.Errorf("question %d: judge: %w", qi+1, err)
 					return
 				}

@@ -27,6 +27,8 @@ type run struct {
 
 	trainings sync.Map // training key -> *training: identical trainings run once
 	gone      sync.Map // model name -> true once its loss has been reported
+
+	stop stopper // the first permanent error stops the run
 }
 
 func (p *Pipeline) newRun() *run {

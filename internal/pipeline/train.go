@@ -75,9 +75,12 @@ func (r *run) startTraining(ctx context.Context, key string) (provider.Trained, 
 	}
 	req := r.p.trainRequest(key, models)
 	req.Gone = r.goneModel(models)
+	if err := r.recordSpend(ctx, key, models[0], names); err != nil {
+		return provider.Trained{}, fmt.Errorf("model %s: %w", strings.Join(names, ", "), err)
+	}
 	trained, err := r.p.training.trainer.Train(ctx, req)
 	if err != nil {
-		return provider.Trained{}, fmt.Errorf("model %s: %w", strings.Join(names, ", "), err)
+		return provider.Trained{}, r.check(fmt.Errorf("model %s: %w", strings.Join(names, ", "), err))
 	}
 	return trained, nil
 }
@@ -115,8 +118,26 @@ func (p *Pipeline) trainRequest(key string, models []*config.Model) provider.Tra
 	}
 }
 
-// checkBudget refuses, before anything starts, a build whose new trainings
-// are estimated above budget_usd. Trainings already started are paid for.
+// recordSpend enters a paid training's estimate in the ledger before it is
+// submitted; a free provider's trainings cost nothing to record.
+func (r *run) recordSpend(ctx context.Context, key string, m *config.Model, names []string) error {
+	for _, t := range r.p.targets {
+		if t.stage != stageTrain || t.model != m {
+			continue
+		}
+		est, err := r.p.estimate(ctx, t)
+		if err != nil || est.Free {
+			return err
+		}
+		return r.p.recordSpend(key, names, est.USD, est.Priced)
+	}
+	return nil
+}
+
+// checkBudget refuses, before anything starts, a build whose new trainings,
+// with what the experiment's earlier trainings were estimated at (the
+// ledger under artifacts/spend), are above budget_usd. Trainings already
+// started are paid for, and counted as spent.
 func (r *run) checkBudget(ctx context.Context) error {
 	p := r.p
 	t := p.exp.Training
@@ -126,6 +147,7 @@ func (r *run) checkBudget(ctx context.Context) error {
 	var total float64
 	var unpriced []string
 	seen := map[string]bool{}
+	submit := map[string]bool{} // keys this build would submit: new spending
 	n := 0
 	for _, tg := range p.targets {
 		st := r.states[tg]
@@ -140,6 +162,7 @@ func (r *run) checkBudget(ctx context.Context) error {
 		if rec, err := p.training.trainer.Recorded(key); err == nil && rec != nil && rec.State != provider.StatusFailed && rec.State != provider.StatusCancelled {
 			continue
 		}
+		submit[key] = true
 		est, err := p.estimate(ctx, tg)
 		if err != nil {
 			return err
@@ -153,15 +176,23 @@ func (r *run) checkBudget(ctx context.Context) error {
 		total += est.USD
 		n++
 	}
+	spent, spentJobs, err := p.spent(submit)
+	if err != nil {
+		return p.exp.Errorf(t.BudgetRange, "Spending unknown", "%v, so budget_usd cannot be checked. Nothing was submitted.", err)
+	}
 	if len(unpriced) > 0 {
 		return p.exp.Errorf(t.BudgetRange, "Cost unknown", "No training price is known for base model %q (models %s), so budget_usd cannot be checked; set price_per_million_tokens = { %q = <USD> } in the training block. Nothing was submitted.",
 			t.BaseModel, strings.Join(unpriced, ", "), t.BaseModel)
 	}
-	if total > t.BudgetUSD {
+	if spentJobs == 0 && total > t.BudgetUSD {
 		return p.exp.Errorf(t.BudgetRange, "Over budget", "Training would submit %d job(s) estimated at $%.2f in total, above budget_usd = %g. Nothing was submitted.", n, total, t.BudgetUSD)
 	}
+	if spentJobs > 0 && n > 0 && spent+total > t.BudgetUSD {
+		return p.exp.Errorf(t.BudgetRange, "Over budget", "Training would submit %d job(s) estimated at $%.2f; this experiment has already submitted %d training(s) estimated at $%.2f (recorded under %s); together $%.2f, above budget_usd = %g. Nothing was submitted.",
+			n, total, spentJobs, spent, p.artifactPath(spendDir), spent+total, t.BudgetUSD)
+	}
 	if total > 0 {
-		fmt.Fprintf(p.log, "training: %d job(s) estimated at $%.2f, within budget_usd = %g\n", n, total, t.BudgetUSD)
+		fmt.Fprintf(p.log, "training: %d job(s) estimated at $%.2f, within budget_usd = %g with the $%.2f already spent\n", n, total, t.BudgetUSD, spent)
 	}
 	return nil
 }

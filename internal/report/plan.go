@@ -78,3 +78,24 @@ func Jobs(w io.Writer, rows []JobRow) error {
 	}
 	return tbl.Render()
 }
+
+// StaleEval is an evaluation a failed or stopped run left stale: the
+// summary printed after it leaves the evaluation out, and says so.
+type StaleEval struct {
+	Target, Model, Task string
+	Reason              string // why it is stale ("temperature changed (1 -> 0.5)")
+	Why                 string // why it was not rebuilt ("its rebuild failed")
+	Err                 error  // the rebuild's error, if it ran
+}
+
+// NotCurrent prints, before the summary tables, which evaluations they
+// leave out because they are stale, and why; nothing when there are none.
+func NotCurrent(w io.Writer, stale []StaleEval) {
+	if len(stale) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "not current: %d evaluation(s) are stale and left out of the tables below:\n", len(stale))
+	for _, s := range stale {
+		fmt.Fprintf(w, "  %s is stale (%s) and %s\n", s.Target, s.Reason, s.Why)
+	}
+}

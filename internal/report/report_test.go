@@ -35,3 +35,20 @@ func TestTable(t *testing.T) {
 		t.Errorf("columns out of order:\n%s", out)
 	}
 }
+
+// A summary printed after a failed run says which evaluations it leaves out
+// as stale, and why, so old numbers are never read as the current run's.
+func TestNotCurrentNamesStaleEvaluations(t *testing.T) {
+	var b strings.Builder
+	NotCurrent(&b, nil)
+	if b.Len() != 0 {
+		t.Fatalf("printed %q for no stale evaluation", b.String())
+	}
+	NotCurrent(&b, []StaleEval{{Target: "eval/evil_mild/evil_detection", Model: "evil_mild", Task: "evil_detection",
+		Reason: "temperature changed (1 -> 0.5)", Why: "its rebuild failed"}})
+	want := "not current: 1 evaluation(s) are stale and left out of the tables below:\n" +
+		"  eval/evil_mild/evil_detection is stale (temperature changed (1 -> 0.5)) and its rebuild failed\n"
+	if b.String() != want {
+		t.Fatalf("got\n%s\nwant\n%s", b.String(), want)
+	}
+}

@@ -1,0 +1,95 @@
+package pipeline
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/hashicorp/hcl/v2"
+
+	"github.com/modelorganisms/pvbuild/internal/provider"
+)
+
+// preflight checks the experiment against what its providers will refuse,
+// before plan says anything and before a building command submits anything:
+// every problem comes back at once, located in experiment.hcl. It asks no
+// service and writes nothing.
+func (p *Pipeline) preflight() error {
+	var diags hcl.Diagnostics
+	add := func(rng hcl.Range, summary, detail string, args ...any) {
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary,
+			Detail: fmt.Sprintf(detail, args...), Subject: rng.Ptr()})
+	}
+	t, e := p.exp.Training, p.exp.Evaluation
+	if lim, ok := p.exp.Providers[e.Provider].Config.(provider.Limited); ok {
+		if max := lim.Limits().MaxN; max > 0 && e.SamplesPerQuestion > max {
+			add(e.SamplesPerQuestionRange, "Too many samples per question",
+				"samples_per_question = %d: provider %q answers at most %d samples a question (n in [1, %d]); every evaluation would fail after training. Set samples_per_question to %d or less.",
+				e.SamplesPerQuestion, e.Provider, max, max, max)
+		}
+	}
+	if lim, ok := p.exp.Providers[t.Provider].Config.(provider.Limited); ok {
+		l := lim.Limits()
+		// Models whose files break a bound, by the place that decides their
+		// size: sample_size for all of them, or each model's dataset.
+		type bad struct {
+			rng    hcl.Range
+			models []string
+			n      int
+		}
+		var few, many []*bad
+		note := func(list *[]*bad, rng hcl.Range, model string, n int) {
+			for _, b := range *list {
+				if b.rng == rng {
+					b.models, b.n = append(b.models, model), max(b.n, n)
+					return
+				}
+			}
+			*list = append(*list, &bad{rng, []string{model}, n})
+		}
+		for _, m := range p.exp.Models {
+			n := countLines(p.datasets[m.Name].data)
+			rng := m.DatasetRange
+			if t.Dataset.SampleSize > 0 {
+				rng = t.Dataset.SampleSizeRange
+			}
+			switch {
+			case l.MinTrainingExamples > 0 && n < l.MinTrainingExamples:
+				note(&few, rng, m.Name, n)
+			case l.MaxTrainingExamples > 0 && n > l.MaxTrainingExamples:
+				note(&many, rng, m.Name, n)
+			}
+		}
+		for _, b := range few {
+			add(b.rng, "Too few training examples",
+				"model %s would train on %d examples or fewer, but provider %q requires at least %d (its jobs would fail invalid_n_examples).",
+				strings.Join(b.models, ", "), b.n, t.Provider, l.MinTrainingExamples)
+		}
+		for _, b := range many {
+			add(b.rng, "Too many training examples",
+				"model %s would train on up to %d examples, but provider %q accepts at most %d; set sample_size.",
+				strings.Join(b.models, ", "), b.n, t.Provider, l.MaxTrainingExamples)
+		}
+	}
+	if rc, ok := p.exp.Providers[e.JudgeProvider].Config.(provider.RubricChecker); ok {
+		for _, task := range e.Tasks {
+			err := rc.CheckRubric(provider.Rubric{Trait: task.Trait, Template: p.tasks[task.Name].prompt})
+			var re *provider.RubricError
+			if errors.As(err, &re) {
+				diags = append(diags, p.rubricDiag(e.JudgeProvider, task.TraitRange, re))
+			} else if err != nil {
+				add(task.TraitRange, "Unusable judge provider", "Provider %q: %v.", e.JudgeProvider, err)
+			}
+		}
+	}
+	return p.exp.AsError(diags)
+}
+
+// rubricDiag says, at the task that asks for it, that a provider cannot
+// judge a trait.
+func (p *Pipeline) rubricDiag(name string, rng hcl.Range, re *provider.RubricError) *hcl.Diagnostic {
+	return &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "No " + name + " judge for trait " + re.Trait,
+		Detail: fmt.Sprintf("Provider %q cannot judge trait %q (%v). Judge this task with another provider: set evaluation.judge_provider to an OpenAI-compatible one.",
+			name, re.Trait, re.Err),
+		Subject: rng.Ptr()}
+}
