@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 
@@ -21,14 +22,25 @@ func Serve(ctx context.Context, addr string) error {
 	if err != nil {
 		return err
 	}
-	dir := filepath.Join(pipelineArtifacts(), "serve-engine")
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("serve OpenAI-compatible API: %w", err)
+	}
+	opts := server.Options{APIKey: os.Getenv("SERVE_API_KEY"), Faults: faults}
+	return serveEngine(ctx, filepath.Join(pipelineArtifacts(), "serve-engine"), ln, opts)
+}
+
+// serveEngine serves the local engine whose state is in dir on ln until ctx
+// is done. It closes ln.
+func serveEngine(ctx context.Context, dir string, ln net.Listener, opts server.Options) error {
 	eng, err := local.Default(dir)
 	if err != nil {
+		ln.Close()
 		return err
 	}
-	srv := server.New(eng, server.Options{APIKey: os.Getenv("SERVE_API_KEY"), Faults: faults})
+	srv := server.New(eng, opts)
 	fmt.Printf("local engine state in %s; interrupt to stop\n", dir)
-	return srv.ListenAndServe(ctx, addr)
+	return srv.Serve(ctx, ln)
 }
 
 func faultsFromEnv() (server.Faults, error) {
