@@ -8,13 +8,15 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/modelorganisms/pvbuild/internal/build"
 	"github.com/modelorganisms/pvbuild/internal/local"
 	"github.com/modelorganisms/pvbuild/internal/server"
 )
 
 // Serve serves the local engine as an OpenAI-compatible API at addr, such as 127.0.0.1:8080, until interrupted.
 //
-// State lives in artifacts/serve-engine. SERVE_API_KEY requires a bearer
+// State lives in artifacts/serve-engine, which `clean` keeps while the
+// server runs. SERVE_API_KEY requires a bearer
 // token; SERVE_429_RATE, SERVE_500_RATE, SERVE_DROP_RATE, SERVE_LOST_RATE
 // (fractions), SERVE_LATENCY (a duration) and SERVE_FAULT_SEED inject faults.
 func Serve(ctx context.Context, addr string) error {
@@ -33,6 +35,14 @@ func Serve(ctx context.Context, addr string) error {
 // serveEngine serves the local engine whose state is in dir on ln until ctx
 // is done. It closes ln.
 func serveEngine(ctx context.Context, dir string, ln net.Listener, opts server.Options) error {
+	// Held while serving, so that `clean` keeps the state (naming this
+	// process) and a second server on the same state stops at once.
+	lock, err := build.LockDir(dir, "serve at "+ln.Addr().String())
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer lock.Unlock()
 	eng, err := local.Default(dir)
 	if err != nil {
 		ln.Close()
