@@ -40,6 +40,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/modelorganisms/pvbuild/internal/faults"
 	"github.com/modelorganisms/pvbuild/internal/httpserve"
 	"github.com/modelorganisms/pvbuild/internal/provider"
 )
@@ -223,26 +224,22 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch f.kind {
-	case faultRateLimit:
+	case faults.RateLimit:
 		s.count.rateLimited.Add(1)
-		ms := f.retryAfter.Milliseconds()
-		// OpenAI's clients read retry-after-ms first; Retry-After is
-		// whole seconds, rounded up so that it is never shorter.
-		w.Header().Set("Retry-After-Ms", fmt.Sprint(ms))
-		w.Header().Set("Retry-After", fmt.Sprint((ms+999)/1000))
+		faults.SetRetryAfter(w.Header(), f.retryAfter)
 		s.writeError(w, r, &apiError{status: http.StatusTooManyRequests, typ: "requests", code: "rate_limit_exceeded",
 			msg: fmt.Sprintf("Rate limit reached (injected fault). Please try again in %s.", f.retryAfter)})
 		return
-	case faultServerError:
+	case faults.ServerError:
 		s.count.serverErrors.Add(1)
 		s.writeError(w, r, &apiError{status: http.StatusInternalServerError, typ: "server_error",
 			msg: "The server had an error while processing your request (injected fault)."})
 		return
-	case faultDrop:
+	case faults.Drop:
 		s.count.dropped.Add(1)
 		httpserve.Drop(w, r, maxUploadBytes)
 		return
-	case faultLostResponse:
+	case faults.Lost:
 		s.count.lostResponses.Add(1)
 		// The request takes full effect; only its answer is lost.
 		s.dispatch(httpserve.Discard(), r)
