@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/modelorganisms/pvbuild/internal/build"
+	"github.com/modelorganisms/pvbuild/internal/faults"
 	"github.com/modelorganisms/pvbuild/internal/local"
 	"github.com/modelorganisms/pvbuild/internal/server"
 )
@@ -19,17 +20,34 @@ import (
 // server runs. SERVE_API_KEY requires a bearer
 // token; SERVE_429_RATE, SERVE_500_RATE, SERVE_DROP_RATE, SERVE_LOST_RATE
 // (fractions), SERVE_LATENCY (a duration) and SERVE_FAULT_SEED inject faults.
+// SERVE_OUTAGE=after=30s,for=60s takes the server off its address 30 s
+// after it starts, for 60 s (connections refused, state kept), then serves
+// again on the same address: a run must wait that out.
 func Serve(ctx context.Context, addr string) error {
-	faults, err := faultsFromEnv()
+	f, err := faultsFromEnv()
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", addr)
+	var outage faults.Outage
+	if err := envOutage("SERVE_OUTAGE", &outage); err != nil {
+		return err
+	}
+	sw, err := faults.Listen(addr)
 	if err != nil {
 		return fmt.Errorf("serve OpenAI-compatible API: %w", err)
 	}
-	opts := server.Options{APIKey: os.Getenv("SERVE_API_KEY"), Faults: faults}
-	return serveEngine(ctx, filepath.Join(pipelineArtifacts(), "serve-engine"), ln, opts)
+	go runOutage(ctx, outage, sw)
+	opts := server.Options{APIKey: os.Getenv("SERVE_API_KEY"), Faults: f}
+	return serveEngine(ctx, filepath.Join(pipelineArtifacts(), "serve-engine"), sw, opts)
+}
+
+// runOutage takes the server off its address as SERVE_OUTAGE says, in
+// wall time, saying so on standard output.
+func runOutage(ctx context.Context, o faults.Outage, sw *faults.Switch) {
+	logf := func(format string, args ...any) { fmt.Printf(format+"\n", args...) }
+	if err := o.Run(ctx, sw, faults.Sleep, logf); err != nil {
+		logf("%v", err) // the server stops with it too
+	}
 }
 
 // serveEngine serves the local engine whose state is in dir on ln until ctx

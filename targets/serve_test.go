@@ -14,7 +14,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/modelorganisms/pvbuild/internal/faults"
 	"github.com/modelorganisms/pvbuild/internal/sampledata"
 	"github.com/modelorganisms/pvbuild/internal/server"
 	"github.com/modelorganisms/pvbuild/internal/tinkerserver"
@@ -205,5 +207,32 @@ func TestAbuseCleanWhileServingTinker(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "state")); err != nil {
 		t.Errorf("clean removed the running Tinker server's state: %v", err)
+	}
+}
+
+func TestAbuseServeOutageFromEnv(t *testing.T) {
+	for _, tc := range []struct {
+		value string
+		want  faults.Outage
+		err   string // "" = valid
+	}{
+		{"after=30s,for=60s", faults.Outage{After: 30 * time.Second, For: time.Minute}, ""},
+		{"for=15s, after=1m", faults.Outage{After: time.Minute, For: 15 * time.Second}, ""},
+		{"for=60s", faults.Outage{For: time.Minute}, ""},
+		{"after=30s", faults.Outage{}, "for must be a positive duration"},
+		{"after=30s,for=-1s", faults.Outage{}, `for="-1s" is not a duration`},
+		{"after=soon,for=60s", faults.Outage{}, `after="soon" is not a duration`},
+		{"60s", faults.Outage{}, `"60s" is not after=DURATION`},
+		{"for=1s,for=2s", faults.Outage{}, "for given twice"},
+	} {
+		t.Setenv("SERVE_OUTAGE", tc.value)
+		var got faults.Outage
+		err := envOutage("SERVE_OUTAGE", &got)
+		if tc.err == "" && (err != nil || got != tc.want) {
+			t.Errorf("SERVE_OUTAGE=%q: %+v, %v; want %+v", tc.value, got, err, tc.want)
+		}
+		if tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err) || !strings.Contains(err.Error(), "SERVE_OUTAGE=")) {
+			t.Errorf("SERVE_OUTAGE=%q: %v, want an error naming the variable and %q", tc.value, err, tc.err)
+		}
 	}
 }

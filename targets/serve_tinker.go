@@ -11,6 +11,7 @@ import (
 
 	"github.com/modelorganisms/pvbuild/internal/build"
 	"github.com/modelorganisms/pvbuild/internal/chatrender"
+	"github.com/modelorganisms/pvbuild/internal/faults"
 	"github.com/modelorganisms/pvbuild/internal/local"
 	"github.com/modelorganisms/pvbuild/internal/tinkerserver"
 )
@@ -27,17 +28,23 @@ import (
 // Faults: TINKER_SERVE_408 (polls answered 408 per future),
 // TINKER_SERVE_TRY_AGAIN_RATE, TINKER_SERVE_410_RATE, TINKER_SERVE_429_RATE,
 // TINKER_SERVE_500_RATE, TINKER_SERVE_DROP_RATE, TINKER_SERVE_LOST_RATE
-// (fractions), TINKER_SERVE_RETRY_AFTER (a duration), TINKER_SERVE_FAULT_SEED.
+// (fractions), TINKER_SERVE_RETRY_AFTER (a duration), TINKER_SERVE_FAULT_SEED;
+// TINKER_SERVE_OUTAGE as SERVE_OUTAGE for serve.
 func ServeTinker(ctx context.Context, addr string) error {
 	opts, err := tinkerOptionsFromEnv()
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", addr)
+	var outage faults.Outage
+	if err := envOutage("TINKER_SERVE_OUTAGE", &outage); err != nil {
+		return err
+	}
+	sw, err := faults.Listen(addr)
 	if err != nil {
 		return fmt.Errorf("serve Tinker API: %w", err)
 	}
-	return serveTinker(ctx, filepath.Join(pipelineArtifacts(), "tinker-server"), ln, opts)
+	go runOutage(ctx, outage, sw)
+	return serveTinker(ctx, filepath.Join(pipelineArtifacts(), "tinker-server"), sw, opts)
 }
 
 // serveTinker serves the Tinker API whose state is in dir on ln until ctx
