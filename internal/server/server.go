@@ -17,7 +17,7 @@
 //	GET  /v1/models, GET /v1/models/{id}    base models and succeeded fine-tunes
 //
 // GET /debug/counters reports what the server did (job creations, chat
-// completions, injected faults) as JSON, so tests can prove, say, that a job
+// completions, injected faults, requests by route and outcome) as JSON, so tests can prove, say, that a job
 // was never created twice. Faults injects rate limits, server errors, latency,
 // dropped connections and failing jobs, deterministically from a seed.
 //
@@ -33,8 +33,10 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"maps"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -182,7 +184,10 @@ func New(p Engine, opts Options) *Server {
 	s.route("GET /v1/models/{id}", s.getModel)
 	s.route("DELETE /v1/models/{id}", s.deleteModel)
 	s.mux.HandleFunc("GET /debug/counters", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, s.Counters())
+		writeJSON(w, http.StatusOK, struct {
+			Counters
+			RequestsByRoute map[string]map[string]int64 `json:"requests_by_route"`
+		}{s.Counters(), s.Requests()})
 	})
 	return s
 }
@@ -209,6 +214,18 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.count.requests.Add(1)
+	route := "unrouted"
+	if _, pattern := s.mux.Handler(r); pattern != "" {
+		route = pattern
+	}
+	rec := &statusRecorder{ResponseWriter: w}
+	outcome := ""
+	defer func() {
+		if outcome == "" {
+			outcome = rec.outcome()
+		}
+		s.count.byRoute(route, outcome)
+	}()
 	f := s.drawFault()
 	if f.latency > 0 {
 		t := time.NewTimer(f.latency)
@@ -220,33 +237,68 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if err := s.authorize(r); err != nil {
-		s.writeError(w, r, err)
+		s.writeError(rec, r, err)
 		return
 	}
 	switch f.kind {
 	case faults.RateLimit:
 		s.count.rateLimited.Add(1)
-		faults.SetRetryAfter(w.Header(), f.retryAfter)
-		s.writeError(w, r, &apiError{status: http.StatusTooManyRequests, typ: "requests", code: "rate_limit_exceeded",
+		faults.SetRetryAfter(rec.Header(), f.retryAfter)
+		s.writeError(rec, r, &apiError{status: http.StatusTooManyRequests, typ: "requests", code: "rate_limit_exceeded",
 			msg: fmt.Sprintf("Rate limit reached (injected fault). Please try again in %s.", f.retryAfter)})
 		return
 	case faults.ServerError:
 		s.count.serverErrors.Add(1)
-		s.writeError(w, r, &apiError{status: http.StatusInternalServerError, typ: "server_error",
+		s.writeError(rec, r, &apiError{status: http.StatusInternalServerError, typ: "server_error",
 			msg: "The server had an error while processing your request (injected fault)."})
 		return
 	case faults.Drop:
 		s.count.dropped.Add(1)
+		outcome = "dropped"
 		httpserve.Drop(w, r, maxUploadBytes)
 		return
 	case faults.Lost:
 		s.count.lostResponses.Add(1)
 		// The request takes full effect; only its answer is lost.
-		s.dispatch(httpserve.Discard(), r)
+		lost := &statusRecorder{ResponseWriter: httpserve.Discard()}
+		s.dispatch(lost, r)
+		outcome = "lost " + lost.outcome()
 		httpserve.Drop(w, r, maxUploadBytes)
 		return
 	}
-	s.dispatch(w, r)
+	s.dispatch(rec, r)
+}
+
+// statusRecorder notes the status of an answer, for the counters by route.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusRecorder) WriteHeader(status int) {
+	if w.status == 0 {
+		w.status = status
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *statusRecorder) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (w *statusRecorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// outcome is the status as a counter key; "client gone" when nothing was
+// answered because the client left first.
+func (w *statusRecorder) outcome() string {
+	if w.status == 0 {
+		return "client gone"
+	}
+	return strconv.Itoa(w.status)
 }
 
 func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
@@ -317,6 +369,39 @@ type Counters struct {
 type counters struct {
 	requests, fileUploads, jobCreations, jobCancellations, chatCompletions atomic.Int64
 	rateLimited, serverErrors, dropped, lostResponses, jobFailures         atomic.Int64
+
+	routeMu sync.Mutex
+	routes  map[string]map[string]int64
+}
+
+func (c *counters) byRoute(route, outcome string) {
+	c.routeMu.Lock()
+	defer c.routeMu.Unlock()
+	if c.routes == nil {
+		c.routes = map[string]map[string]int64{}
+	}
+	if c.routes[route] == nil {
+		c.routes[route] = map[string]int64{}
+	}
+	c.routes[route][outcome]++
+}
+
+// Requests returns how many /v1 requests each route had, by outcome: the
+// route is the pattern ("POST /v1/fine_tuning/jobs", "unrouted" for none),
+// the outcome the HTTP status answered ("200", "429"), "dropped" for a
+// connection closed unanswered, "lost 200" for an answer lost after the
+// work was done, "client gone" when the client left first. The counts
+// add up to Counters().Requests; GET /debug/counters has them as
+// requests_by_route. The map is a copy.
+func (s *Server) Requests() map[string]map[string]int64 {
+	c := &s.count
+	c.routeMu.Lock()
+	defer c.routeMu.Unlock()
+	out := make(map[string]map[string]int64, len(c.routes))
+	for route, outcomes := range c.routes {
+		out[route] = maps.Clone(outcomes)
+	}
+	return out
 }
 
 // Counters returns a snapshot of the counters, as GET /debug/counters does.
