@@ -54,6 +54,12 @@ func steppingClock(step time.Duration) func() time.Time {
 // local.Default does, but with short jobs on a clock of its own.
 func newEngine(t *testing.T) *local.Engine {
 	t.Helper()
+	return newEngineIn(t, t.TempDir())
+}
+
+// newEngineIn is newEngine on state dir, to open again after a restart.
+func newEngineIn(t *testing.T, dir string) *local.Engine {
+	t.Helper()
 	base, err := sampledata.BaseCorpus()
 	if err != nil {
 		t.Fatal(err)
@@ -62,7 +68,7 @@ func newEngine(t *testing.T) *local.Engine {
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts := local.Options{Dir: t.TempDir(), JobDuration: jobDuration, Now: steppingClock(clockStep), Base: base}
+	opts := local.Options{Dir: dir, JobDuration: jobDuration, Now: steppingClock(clockStep), Base: base}
 	for _, trait := range sampledata.Traits {
 		task, err := sampledata.EvalTask(trait)
 		if err != nil {

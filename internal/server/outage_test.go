@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log"
+	"net"
 	"net/http/httptest"
 	"syscall"
 	"testing"
@@ -90,5 +91,67 @@ func TestAbuseServerOutage(t *testing.T) {
 	}
 	if n := counters(t, url).JobCreations; n != 1 {
 		t.Errorf("%d job creations, want 1", n)
+	}
+}
+
+// A server stopped and started again on the same state and address (a
+// killed `serve` restarted) still has every job, listed by metadata, and
+// an upload of the same bytes gets the same file.
+func TestAbuseServerRestart(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	addrs := make(chan string, 1)
+	serveOn := func(addr string) (*server.Server, func()) {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := server.New(newEngineIn(t, dir), server.Options{APIKey: testKey, Log: log.New(t.Output(), "server: ", 0)})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- srv.Serve(ctx, ln) }()
+		addrs <- ln.Addr().String()
+		return srv, func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	_, stop := serveOn("127.0.0.1:0")
+	addr := <-addrs
+	c := newClient(t, "http://"+addr, 0)
+	ctx := context.Background()
+	data := trainingData(t, "sycophantic", "mild")
+	f, err := c.UploadFile(ctx, "sycophantic_mild.jsonl", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta := map[string]string{"pvbuild_key": "sycophantic_mild"}
+	job, err := c.CreateJob(ctx, provider.JobRequest{Model: baseModel, TrainingFile: f.ID, Suffix: "pv-sycophantic-mild", Metadata: meta})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop()
+	if _, err := c.ListJobs(ctx, meta); !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Fatalf("list while stopped: %v, want connection refused", err)
+	}
+
+	srv, stop := serveOn(addr)
+	<-addrs
+	defer stop()
+	got, err := c.ListJobs(ctx, meta)
+	if err != nil || len(got) != 1 || got[0].ID != job.ID {
+		t.Fatalf("jobs after the restart: %+v, %v; want only %s", got, err, job.ID)
+	}
+	if done, _ := waitJob(t, c, job.ID); done.Status != provider.StatusSucceeded {
+		t.Errorf("job after the restart: %+v", done)
+	}
+	again, err := c.UploadFile(ctx, "sycophantic_mild.jsonl", data)
+	if err != nil || again.ID != f.ID {
+		t.Errorf("upload after the restart: %+v, %v; want file %s", again, err, f.ID)
+	}
+	if n := srv.Counters().JobCreations; n != 0 {
+		t.Errorf("%d job creations after the restart, want 0", n)
 	}
 }
