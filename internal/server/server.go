@@ -33,10 +33,8 @@ import (
 	"errors"
 	"fmt"
 	"log"
-	"maps"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -218,13 +216,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if _, pattern := s.mux.Handler(r); pattern != "" {
 		route = pattern
 	}
-	rec := &statusRecorder{ResponseWriter: w}
+	rec := &httpserve.Recorder{ResponseWriter: w}
 	outcome := ""
 	defer func() {
 		if outcome == "" {
-			outcome = rec.outcome()
+			outcome = rec.Outcome()
 		}
-		s.count.byRoute(route, outcome)
+		s.count.routes.Add(route, outcome)
 	}()
 	f := s.drawFault()
 	if f.latency > 0 {
@@ -254,51 +252,19 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	case faults.Drop:
 		s.count.dropped.Add(1)
-		outcome = "dropped"
+		outcome = httpserve.Dropped
 		httpserve.Drop(w, r, maxUploadBytes)
 		return
 	case faults.Lost:
 		s.count.lostResponses.Add(1)
 		// The request takes full effect; only its answer is lost.
-		lost := &statusRecorder{ResponseWriter: httpserve.Discard()}
+		lost := &httpserve.Recorder{ResponseWriter: httpserve.Discard()}
 		s.dispatch(lost, r)
-		outcome = "lost " + lost.outcome()
+		outcome = httpserve.Lost + lost.Outcome()
 		httpserve.Drop(w, r, maxUploadBytes)
 		return
 	}
 	s.dispatch(rec, r)
-}
-
-// statusRecorder notes the status of an answer, for the counters by route.
-type statusRecorder struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusRecorder) WriteHeader(status int) {
-	if w.status == 0 {
-		w.status = status
-	}
-	w.ResponseWriter.WriteHeader(status)
-}
-
-func (w *statusRecorder) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-// Unwrap lets http.ResponseController reach the connection's writer.
-func (w *statusRecorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-// outcome is the status as a counter key; "client gone" when nothing was
-// answered because the client left first.
-func (w *statusRecorder) outcome() string {
-	if w.status == 0 {
-		return "client gone"
-	}
-	return strconv.Itoa(w.status)
 }
 
 func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
@@ -370,20 +336,7 @@ type counters struct {
 	requests, fileUploads, jobCreations, jobCancellations, chatCompletions atomic.Int64
 	rateLimited, serverErrors, dropped, lostResponses, jobFailures         atomic.Int64
 
-	routeMu sync.Mutex
-	routes  map[string]map[string]int64
-}
-
-func (c *counters) byRoute(route, outcome string) {
-	c.routeMu.Lock()
-	defer c.routeMu.Unlock()
-	if c.routes == nil {
-		c.routes = map[string]map[string]int64{}
-	}
-	if c.routes[route] == nil {
-		c.routes[route] = map[string]int64{}
-	}
-	c.routes[route][outcome]++
+	routes httpserve.Outcomes
 }
 
 // Requests returns how many /v1 requests each route had, by outcome: the
@@ -393,16 +346,7 @@ func (c *counters) byRoute(route, outcome string) {
 // work was done, "client gone" when the client left first. The counts
 // add up to Counters().Requests; GET /debug/counters has them as
 // requests_by_route. The map is a copy.
-func (s *Server) Requests() map[string]map[string]int64 {
-	c := &s.count
-	c.routeMu.Lock()
-	defer c.routeMu.Unlock()
-	out := make(map[string]map[string]int64, len(c.routes))
-	for route, outcomes := range c.routes {
-		out[route] = maps.Clone(outcomes)
-	}
-	return out
-}
+func (s *Server) Requests() map[string]map[string]int64 { return s.count.routes.Snapshot() }
 
 // Counters returns a snapshot of the counters, as GET /debug/counters does.
 func (s *Server) Counters() Counters {
