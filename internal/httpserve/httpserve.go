@@ -87,6 +87,23 @@ func (o *Outcomes) Add(route, outcome string) {
 	o.m[route][outcome]++
 }
 
+// Count counts one request of route with outcome, or, when outcome is "",
+// with what rec answered.
+func (o *Outcomes) Count(route string, rec *Recorder, outcome string) {
+	if outcome == "" {
+		outcome = rec.Outcome()
+	}
+	o.Add(route, outcome)
+}
+
+// Route is mux's pattern for r ("POST /v1/files"), or "unrouted".
+func Route(mux *http.ServeMux, r *http.Request) string {
+	if _, pattern := mux.Handler(r); pattern != "" {
+		return pattern
+	}
+	return "unrouted"
+}
+
 // Snapshot returns a copy of the counts: route, then outcome.
 func (o *Outcomes) Snapshot() map[string]map[string]int64 {
 	o.mu.Lock()

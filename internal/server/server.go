@@ -212,18 +212,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.count.requests.Add(1)
-	route := "unrouted"
-	if _, pattern := s.mux.Handler(r); pattern != "" {
-		route = pattern
-	}
-	rec := &httpserve.Recorder{ResponseWriter: w}
-	outcome := ""
-	defer func() {
-		if outcome == "" {
-			outcome = rec.Outcome()
-		}
-		s.count.routes.Add(route, outcome)
-	}()
+	route, rec, outcome := httpserve.Route(s.mux, r), &httpserve.Recorder{ResponseWriter: w}, ""
+	defer func() { s.count.routes.Count(route, rec, outcome) }()
 	f := s.drawFault()
 	if f.latency > 0 {
 		t := time.NewTimer(f.latency)

@@ -360,18 +360,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.count.requests.Add(1)
-	route := "unrouted"
-	if _, pattern := s.mux.Handler(r); pattern != "" {
-		route = pattern
-	}
-	rec := &httpserve.Recorder{ResponseWriter: w}
-	outcome := ""
-	defer func() {
-		if outcome == "" {
-			outcome = rec.Outcome()
-		}
-		s.count.routes.Add(route, outcome)
-	}()
+	route, rec, outcome := httpserve.Route(s.mux, r), &httpserve.Recorder{ResponseWriter: w}, ""
+	defer func() { s.count.routes.Count(route, rec, outcome) }()
 	if err := s.authorize(r, path == "/api/v1/auth/token" || path == "/api/v1/client/config"); err != nil {
 		s.writeError(rec, r, err)
 		return
