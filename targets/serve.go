@@ -28,26 +28,33 @@ func Serve(ctx context.Context, addr string) error {
 	if err != nil {
 		return err
 	}
-	var outage faults.Outage
-	if err := envOutage("SERVE_OUTAGE", &outage); err != nil {
+	sw, err := listen(ctx, addr, "SERVE_OUTAGE", "OpenAI-compatible API")
+	if err != nil {
 		return err
 	}
-	sw, err := faults.Listen(addr)
-	if err != nil {
-		return fmt.Errorf("serve OpenAI-compatible API: %w", err)
-	}
-	go runOutage(ctx, outage, sw)
 	opts := server.Options{APIKey: os.Getenv("SERVE_API_KEY"), Faults: f}
 	return serveEngine(ctx, filepath.Join(pipelineArtifacts(), "serve-engine"), sw, opts)
 }
 
-// runOutage takes the server off its address as SERVE_OUTAGE says, in
-// wall time, saying so on standard output.
-func runOutage(ctx context.Context, o faults.Outage, sw *faults.Switch) {
-	logf := func(format string, args ...any) { fmt.Printf(format+"\n", args...) }
-	if err := o.Run(ctx, sw, faults.Sleep, logf); err != nil {
-		logf("%v", err) // the server stops with it too
+// listen listens on addr for a server (what names it in errors) and, as
+// the environment variable outageVar says, takes it off its address for a
+// while in wall time, saying so on standard output.
+func listen(ctx context.Context, addr, outageVar, what string) (*faults.Switch, error) {
+	var outage faults.Outage
+	if err := envOutage(outageVar, &outage); err != nil {
+		return nil, err
 	}
+	sw, err := faults.Listen(addr)
+	if err != nil {
+		return nil, fmt.Errorf("serve %s: %w", what, err)
+	}
+	go func() {
+		logf := func(format string, args ...any) { fmt.Printf(format+"\n", args...) }
+		if err := outage.Run(ctx, sw, faults.Sleep, logf); err != nil {
+			logf("%v", err) // the server stops with it too
+		}
+	}()
+	return sw, nil
 }
 
 // serveEngine serves the local engine whose state is in dir on ln until ctx

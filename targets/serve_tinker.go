@@ -11,7 +11,6 @@ import (
 
 	"github.com/modelorganisms/pvbuild/internal/build"
 	"github.com/modelorganisms/pvbuild/internal/chatrender"
-	"github.com/modelorganisms/pvbuild/internal/faults"
 	"github.com/modelorganisms/pvbuild/internal/local"
 	"github.com/modelorganisms/pvbuild/internal/tinkerserver"
 )
@@ -35,15 +34,10 @@ func ServeTinker(ctx context.Context, addr string) error {
 	if err != nil {
 		return err
 	}
-	var outage faults.Outage
-	if err := envOutage("TINKER_SERVE_OUTAGE", &outage); err != nil {
+	sw, err := listen(ctx, addr, "TINKER_SERVE_OUTAGE", "Tinker API")
+	if err != nil {
 		return err
 	}
-	sw, err := faults.Listen(addr)
-	if err != nil {
-		return fmt.Errorf("serve Tinker API: %w", err)
-	}
-	go runOutage(ctx, outage, sw)
 	return serveTinker(ctx, filepath.Join(pipelineArtifacts(), "tinker-server"), sw, opts)
 }
 
