@@ -139,7 +139,13 @@ func waitJob(t *testing.T, p server.Engine, id string) (provider.Job, []string) 
 // unknown it lists jobs by the request's metadata and adopts what it finds
 // before creating again. It reports whether it adopted a job.
 func createAdopting(ctx context.Context, c *openai.Client, req provider.JobRequest) (provider.Job, bool, error) {
-	for range 10 {
+	return createAdoptingN(ctx, c, req, 10)
+}
+
+// createAdoptingN is createAdopting with up to attempts creations: under
+// half of all requests failing ambiguously, ten in a row can all fail.
+func createAdoptingN(ctx context.Context, c *openai.Client, req provider.JobRequest, attempts int) (provider.Job, bool, error) {
+	for range attempts {
 		j, err := c.CreateJob(ctx, req)
 		if !errors.Is(err, openai.ErrMaybeCreated) {
 			return j, false, err
