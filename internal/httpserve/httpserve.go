@@ -87,13 +87,12 @@ func (o *Outcomes) Add(route, outcome string) {
 	o.m[route][outcome]++
 }
 
-// Count counts one request of route with outcome, or, when outcome is "",
-// with what rec answered.
-func (o *Outcomes) Count(route string, rec *Recorder, outcome string) {
-	if outcome == "" {
-		outcome = rec.Outcome()
-	}
-	o.Add(route, outcome)
+// Track returns a Recorder answering through w that counts one request
+// of route as soon as its outcome is known: when the status is written,
+// before the client can see the answer, so that a client reading the
+// counts after its last answer finds that answer counted.
+func (o *Outcomes) Track(w http.ResponseWriter, route string) *Recorder {
+	return &Recorder{ResponseWriter: w, outcomes: o, route: route}
 }
 
 // Route is mux's pattern for r ("POST /v1/files"), or "unrouted".
@@ -124,15 +123,21 @@ const (
 	ClientGone = "client gone"
 )
 
-// Recorder is a ResponseWriter that notes the status it answers.
+// Recorder is a ResponseWriter that notes the status it answers and,
+// made by Outcomes.Track, counts it.
 type Recorder struct {
 	http.ResponseWriter
 	Status int // 0 until answered
+
+	outcomes *Outcomes
+	route    string
+	counted  bool
 }
 
 func (w *Recorder) WriteHeader(status int) {
 	if w.Status == 0 {
 		w.Status = status
+		w.Count(strconv.Itoa(status))
 	}
 	w.ResponseWriter.WriteHeader(status)
 }
@@ -140,9 +145,24 @@ func (w *Recorder) WriteHeader(status int) {
 func (w *Recorder) Write(b []byte) (int, error) {
 	if w.Status == 0 {
 		w.Status = http.StatusOK
+		w.Count(strconv.Itoa(w.Status))
 	}
 	return w.ResponseWriter.Write(b)
 }
+
+// Count counts the request with outcome now, unless it was counted: for
+// outcomes the status does not tell (Dropped, Lost+"200"), before the
+// connection closes.
+func (w *Recorder) Count(outcome string) {
+	if w.outcomes == nil || w.counted {
+		return
+	}
+	w.counted = true
+	w.outcomes.Add(w.route, outcome)
+}
+
+// Done counts a request that ended unanswered and uncounted: ClientGone.
+func (w *Recorder) Done() { w.Count(ClientGone) }
 
 // Unwrap lets http.ResponseController reach the connection's writer.
 func (w *Recorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -17,9 +17,11 @@
 //	GET  /v1/models, GET /v1/models/{id}    base models and succeeded fine-tunes
 //
 // GET /debug/counters reports what the server did (job creations, chat
-// completions, injected faults, requests by route and outcome) as JSON, so tests can prove, say, that a job
-// was never created twice. Faults injects rate limits, server errors, latency,
-// dropped connections and failing jobs, deterministically from a seed.
+// completions, injected faults, requests by route and outcome) as JSON, so
+// tests can prove, say, that a job was never created twice. Faults injects
+// rate limits, server errors, latency, dropped connections and failing
+// jobs, deterministically from a seed; faults.Switch takes the server off
+// its address and back.
 //
 // The provider knows nothing of file listings, so the server remembers the
 // files uploaded through it for its lifetime; the provider still resolves
@@ -212,8 +214,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.count.requests.Add(1)
-	route, rec, outcome := httpserve.Route(s.mux, r), &httpserve.Recorder{ResponseWriter: w}, ""
-	defer func() { s.count.routes.Count(route, rec, outcome) }()
+	rec := s.count.routes.Track(w, httpserve.Route(s.mux, r))
+	defer rec.Done()
 	f := s.drawFault()
 	if f.latency > 0 {
 		t := time.NewTimer(f.latency)
@@ -242,7 +244,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	case faults.Drop:
 		s.count.dropped.Add(1)
-		outcome = httpserve.Dropped
+		rec.Count(httpserve.Dropped)
 		httpserve.Drop(w, r, maxUploadBytes)
 		return
 	case faults.Lost:
@@ -250,7 +252,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// The request takes full effect; only its answer is lost.
 		lost := &httpserve.Recorder{ResponseWriter: httpserve.Discard()}
 		s.dispatch(lost, r)
-		outcome = httpserve.Lost + lost.Outcome()
+		rec.Count(httpserve.Lost + lost.Outcome())
 		httpserve.Drop(w, r, maxUploadBytes)
 		return
 	}

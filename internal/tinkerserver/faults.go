@@ -91,31 +91,32 @@ func (s *Server) currentFaults() (Faults, *faults.Dice) {
 
 // injectHTTPFault answers r with a drawn fault and reports whether the
 // request is still to be served (false also for a lost response, which
-// is served here and then cut off), with the outcome to count when the
-// answer's status does not tell it.
-func (s *Server) injectHTTPFault(w http.ResponseWriter, r *http.Request) (outcome string, served bool) {
+// is served here and then cut off), counting what it did in w.
+func (s *Server) injectHTTPFault(w *httpserve.Recorder, r *http.Request) bool {
 	f, dice := s.currentFaults()
 	switch dice.Draw(faults.HTTP{RateLimit: f.RateLimitRate, ServerError: f.ServerErrorRate, Drop: f.DropRate, Lost: f.LostResponseRate}) {
 	case faults.RateLimit:
 		s.count.injected429.Add(1)
 		faults.SetRetryAfter(w.Header(), f.RetryAfter)
 		writeJSON(w, http.StatusTooManyRequests, map[string]string{"detail": "Rate limit exceeded (injected fault)"})
-		return "", false
+		return false
 	case faults.ServerError:
 		s.count.injected500.Add(1)
 		writeJSON(w, http.StatusInternalServerError, map[string]string{"detail": "Internal server error (injected fault)"})
-		return "", false
+		return false
 	case faults.Drop:
 		s.count.injectedDrops.Add(1)
+		w.Count(httpserve.Dropped)
 		httpserve.Drop(w, r, maxProtoBytes)
-		return httpserve.Dropped, false
+		return false
 	case faults.Lost:
 		s.count.injectedLost.Add(1)
 		// The request takes full effect; only its answer is lost.
 		lost := &httpserve.Recorder{ResponseWriter: httpserve.Discard()}
 		s.dispatch(lost, r)
+		w.Count(httpserve.Lost + lost.Outcome())
 		httpserve.Drop(w, r, maxProtoBytes)
-		return httpserve.Lost + lost.Outcome(), false
+		return false
 	}
-	return "", true
+	return true
 }

@@ -360,14 +360,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.count.requests.Add(1)
-	route, rec, outcome := httpserve.Route(s.mux, r), &httpserve.Recorder{ResponseWriter: w}, ""
-	defer func() { s.count.routes.Count(route, rec, outcome) }()
+	rec := s.count.routes.Track(w, httpserve.Route(s.mux, r))
+	defer rec.Done()
 	if err := s.authorize(r, path == "/api/v1/auth/token" || path == "/api/v1/client/config"); err != nil {
 		s.writeError(rec, r, err)
 		return
 	}
-	var served bool
-	if outcome, served = s.injectHTTPFault(rec, r); !served {
+	if !s.injectHTTPFault(rec, r) {
 		return
 	}
 	s.dispatch(rec, r)
