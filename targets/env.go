@@ -4,7 +4,10 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"time"
+
+	"github.com/modelorganisms/pvbuild/internal/faults"
 )
 
 // The serving targets read their settings from the environment; each
@@ -47,5 +50,43 @@ func envSeed(name string, dst *uint64) error {
 		return fmt.Errorf("%s=%q: want a non-negative integer", name, v)
 	}
 	*dst = s
+	return nil
+}
+
+// envOutage reads an outage such as "after=30s,for=60s": down 30 s after
+// the server starts, for 60 s; after defaults to 0.
+func envOutage(name string, dst *faults.Outage) error {
+	v := os.Getenv(name)
+	if v == "" {
+		return nil
+	}
+	bad := func(why string) error {
+		return fmt.Errorf("%s=%q: %s; want e.g. after=30s,for=60s", name, v, why)
+	}
+	var o faults.Outage
+	seen := map[string]bool{}
+	for _, part := range strings.Split(v, ",") {
+		key, val, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if !ok || (key != "after" && key != "for") {
+			return bad(fmt.Sprintf("%q is not after=DURATION or for=DURATION", part))
+		}
+		if seen[key] {
+			return bad(key + " given twice")
+		}
+		seen[key] = true
+		d, err := time.ParseDuration(val)
+		if err != nil || d < 0 {
+			return bad(fmt.Sprintf("%s=%q is not a duration such as 30s", key, val))
+		}
+		if key == "after" {
+			o.After = d
+		} else {
+			o.For = d
+		}
+	}
+	if o.For <= 0 {
+		return bad("for must be a positive duration")
+	}
+	*dst = o
 	return nil
 }

@@ -4,31 +4,78 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 
+	"github.com/modelorganisms/pvbuild/internal/build"
+	"github.com/modelorganisms/pvbuild/internal/faults"
 	"github.com/modelorganisms/pvbuild/internal/local"
 	"github.com/modelorganisms/pvbuild/internal/server"
 )
 
 // Serve serves the local engine as an OpenAI-compatible API at addr, such as 127.0.0.1:8080, until interrupted.
 //
-// State lives in artifacts/serve-engine. SERVE_API_KEY requires a bearer
+// State lives in artifacts/serve-engine, which `clean` keeps while the
+// server runs. SERVE_API_KEY requires a bearer
 // token; SERVE_429_RATE, SERVE_500_RATE, SERVE_DROP_RATE, SERVE_LOST_RATE
 // (fractions), SERVE_LATENCY (a duration) and SERVE_FAULT_SEED inject faults.
+// SERVE_OUTAGE=after=30s,for=60s takes the server off its address 30 s
+// after it starts, for 60 s (connections refused, state kept), then serves
+// again on the same address: a run must wait that out.
 func Serve(ctx context.Context, addr string) error {
-	faults, err := faultsFromEnv()
+	f, err := faultsFromEnv()
 	if err != nil {
 		return err
 	}
-	dir := filepath.Join(pipelineArtifacts(), "serve-engine")
+	sw, err := listen(ctx, addr, "SERVE_OUTAGE", "OpenAI-compatible API")
+	if err != nil {
+		return err
+	}
+	opts := server.Options{APIKey: os.Getenv("SERVE_API_KEY"), Faults: f}
+	return serveEngine(ctx, filepath.Join(pipelineArtifacts(), "serve-engine"), sw, opts)
+}
+
+// listen listens on addr for a server (what names it in errors) and, as
+// the environment variable outageVar says, takes it off its address for a
+// while in wall time, saying so on standard output.
+func listen(ctx context.Context, addr, outageVar, what string) (*faults.Switch, error) {
+	var outage faults.Outage
+	if err := envOutage(outageVar, &outage); err != nil {
+		return nil, err
+	}
+	sw, err := faults.Listen(addr)
+	if err != nil {
+		return nil, fmt.Errorf("serve %s: %w", what, err)
+	}
+	go func() {
+		logf := func(format string, args ...any) { fmt.Printf(format+"\n", args...) }
+		if err := outage.Run(ctx, sw, faults.Sleep, logf); err != nil {
+			logf("%v", err) // the server stops with it too
+		}
+	}()
+	return sw, nil
+}
+
+// serveEngine serves the local engine whose state is in dir on ln until ctx
+// is done. It closes ln.
+func serveEngine(ctx context.Context, dir string, ln net.Listener, opts server.Options) error {
+	// Held while serving, so that `clean` keeps the state (naming this
+	// process) and a second server on the same state stops at once.
+	lock, err := build.LockDir(dir, "serve at "+ln.Addr().String())
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer lock.Unlock()
 	eng, err := local.Default(dir)
 	if err != nil {
+		ln.Close()
 		return err
 	}
-	srv := server.New(eng, server.Options{APIKey: os.Getenv("SERVE_API_KEY"), Faults: faults})
+	srv := server.New(eng, opts)
 	fmt.Printf("local engine state in %s; interrupt to stop\n", dir)
-	return srv.ListenAndServe(ctx, addr)
+	return srv.Serve(ctx, ln)
 }
 
 func faultsFromEnv() (server.Faults, error) {

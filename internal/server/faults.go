@@ -3,11 +3,11 @@ package server
 import (
 	"errors"
 	"fmt"
-	"math"
-	"math/rand/v2"
 	"regexp"
 	"sync"
 	"time"
+
+	"github.com/modelorganisms/pvbuild/internal/faults"
 )
 
 // Faults make the server misbehave on purpose, so that clients' retry and
@@ -51,25 +51,7 @@ type JobFailure struct {
 // Validate reports rates outside [0, 1] or summing above 1, negative
 // durations, and failure rules without a message.
 func (f Faults) Validate() error {
-	var errs []error
-	sum := 0.0
-	for _, r := range []struct {
-		name string
-		v    float64
-	}{
-		{"rate-limit rate", f.RateLimitRate},
-		{"server-error rate", f.ServerErrorRate},
-		{"drop rate", f.DropRate},
-		{"lost-response rate", f.LostResponseRate},
-	} {
-		if r.v < 0 || r.v > 1 || math.IsNaN(r.v) {
-			errs = append(errs, fmt.Errorf("%s %v outside [0, 1]", r.name, r.v))
-		}
-		sum += r.v
-	}
-	if sum > 1 {
-		errs = append(errs, fmt.Errorf("fault rates sum to %v, above 1", sum))
-	}
+	errs := f.rates().Check("fault")
 	if f.RetryAfter < 0 || f.Latency < 0 {
 		errs = append(errs, fmt.Errorf("negative retry-after %s or latency %s", f.RetryAfter, f.Latency))
 	}
@@ -82,6 +64,10 @@ func (f Faults) Validate() error {
 		return fmt.Errorf("invalid faults: %w", err)
 	}
 	return nil
+}
+
+func (f Faults) rates() faults.HTTP {
+	return faults.HTTP{RateLimit: f.RateLimitRate, ServerError: f.ServerErrorRate, Drop: f.DropRate, Lost: f.LostResponseRate}
 }
 
 // SetFaults replaces the faults injected from now on and restarts their
@@ -97,58 +83,29 @@ func (s *Server) SetFaults(f Faults) error {
 	s.faults.mu.Lock()
 	defer s.faults.mu.Unlock()
 	s.faults.f = f
-	s.faults.rng = rand.New(rand.NewPCG(f.Seed, f.Seed^0x9e3779b97f4a7c15))
+	s.faults.dice = faults.NewDice(f.Seed)
 	return nil
 }
 
 type faultState struct {
-	mu  sync.Mutex
-	f   Faults
-	rng *rand.Rand
+	mu   sync.Mutex
+	f    Faults
+	dice *faults.Dice
 }
 
-type faultKind int
-
-const (
-	faultNone faultKind = iota
-	faultRateLimit
-	faultServerError
-	faultDrop
-	faultLostResponse
-)
-
 type fault struct {
-	kind       faultKind
+	kind       faults.Kind
 	latency    time.Duration
 	retryAfter time.Duration
 }
 
-// drawFault decides the fate of one request.
+// drawFault decides the fate of one request. Latency alone draws nothing,
+// so enabling it does not shift the sequence.
 func (s *Server) drawFault() fault {
 	s.faults.mu.Lock()
 	defer s.faults.mu.Unlock()
 	f := s.faults.f
-	out := fault{latency: f.Latency, retryAfter: f.RetryAfter}
-	if f.RateLimitRate+f.ServerErrorRate+f.DropRate+f.LostResponseRate == 0 {
-		return out // no draw, so enabling latency alone does not shift the sequence
-	}
-	u := s.faults.rng.Float64()
-	for _, c := range []struct {
-		rate float64
-		kind faultKind
-	}{
-		{f.RateLimitRate, faultRateLimit},
-		{f.ServerErrorRate, faultServerError},
-		{f.DropRate, faultDrop},
-		{f.LostResponseRate, faultLostResponse},
-	} {
-		if u < c.rate {
-			out.kind = c.kind
-			return out
-		}
-		u -= c.rate
-	}
-	return out
+	return fault{kind: s.faults.dice.Draw(f.rates()), latency: f.Latency, retryAfter: f.RetryAfter}
 }
 
 // jobFailure returns the injected failure for a new job with this suffix.

@@ -54,6 +54,12 @@ func steppingClock(step time.Duration) func() time.Time {
 // local.Default does, but with short jobs on a clock of its own.
 func newEngine(t *testing.T) *local.Engine {
 	t.Helper()
+	return newEngineIn(t, t.TempDir())
+}
+
+// newEngineIn is newEngine on state dir, to open again after a restart.
+func newEngineIn(t *testing.T, dir string) *local.Engine {
+	t.Helper()
 	base, err := sampledata.BaseCorpus()
 	if err != nil {
 		t.Fatal(err)
@@ -62,7 +68,7 @@ func newEngine(t *testing.T) *local.Engine {
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts := local.Options{Dir: t.TempDir(), JobDuration: jobDuration, Now: steppingClock(clockStep), Base: base}
+	opts := local.Options{Dir: dir, JobDuration: jobDuration, Now: steppingClock(clockStep), Base: base}
 	for _, trait := range sampledata.Traits {
 		task, err := sampledata.EvalTask(trait)
 		if err != nil {
@@ -133,7 +139,13 @@ func waitJob(t *testing.T, p server.Engine, id string) (provider.Job, []string) 
 // unknown it lists jobs by the request's metadata and adopts what it finds
 // before creating again. It reports whether it adopted a job.
 func createAdopting(ctx context.Context, c *openai.Client, req provider.JobRequest) (provider.Job, bool, error) {
-	for range 10 {
+	return createAdoptingN(ctx, c, req, 10)
+}
+
+// createAdoptingN is createAdopting with up to attempts creations: under
+// half of all requests failing ambiguously, ten in a row can all fail.
+func createAdoptingN(ctx context.Context, c *openai.Client, req provider.JobRequest, attempts int) (provider.Job, bool, error) {
+	for range attempts {
 		j, err := c.CreateJob(ctx, req)
 		if !errors.Is(err, openai.ErrMaybeCreated) {
 			return j, false, err

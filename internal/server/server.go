@@ -17,9 +17,11 @@
 //	GET  /v1/models, GET /v1/models/{id}    base models and succeeded fine-tunes
 //
 // GET /debug/counters reports what the server did (job creations, chat
-// completions, injected faults) as JSON, so tests can prove, say, that a job
-// was never created twice. Faults injects rate limits, server errors, latency,
-// dropped connections and failing jobs, deterministically from a seed.
+// completions, injected faults, requests by route and outcome) as JSON, so
+// tests can prove, say, that a job was never created twice. Faults injects
+// rate limits, server errors, latency, dropped connections and failing
+// jobs, deterministically from a seed; faults.Switch takes the server off
+// its address and back.
 //
 // The provider knows nothing of file listings, so the server remembers the
 // files uploaded through it for its lifetime; the provider still resolves
@@ -40,6 +42,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/modelorganisms/pvbuild/internal/faults"
 	"github.com/modelorganisms/pvbuild/internal/httpserve"
 	"github.com/modelorganisms/pvbuild/internal/provider"
 )
@@ -181,7 +184,10 @@ func New(p Engine, opts Options) *Server {
 	s.route("GET /v1/models/{id}", s.getModel)
 	s.route("DELETE /v1/models/{id}", s.deleteModel)
 	s.mux.HandleFunc("GET /debug/counters", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, s.Counters())
+		writeJSON(w, http.StatusOK, struct {
+			Counters
+			RequestsByRoute map[string]map[string]int64 `json:"requests_by_route"`
+		}{s.Counters(), s.Requests()})
 	})
 	return s
 }
@@ -208,6 +214,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.count.requests.Add(1)
+	rec := s.count.routes.Track(w, httpserve.Route(s.mux, r))
+	defer rec.Done()
 	f := s.drawFault()
 	if f.latency > 0 {
 		t := time.NewTimer(f.latency)
@@ -219,37 +227,36 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if err := s.authorize(r); err != nil {
-		s.writeError(w, r, err)
+		s.writeError(rec, r, err)
 		return
 	}
 	switch f.kind {
-	case faultRateLimit:
+	case faults.RateLimit:
 		s.count.rateLimited.Add(1)
-		ms := f.retryAfter.Milliseconds()
-		// OpenAI's clients read retry-after-ms first; Retry-After is
-		// whole seconds, rounded up so that it is never shorter.
-		w.Header().Set("Retry-After-Ms", fmt.Sprint(ms))
-		w.Header().Set("Retry-After", fmt.Sprint((ms+999)/1000))
-		s.writeError(w, r, &apiError{status: http.StatusTooManyRequests, typ: "requests", code: "rate_limit_exceeded",
+		faults.SetRetryAfter(rec.Header(), f.retryAfter)
+		s.writeError(rec, r, &apiError{status: http.StatusTooManyRequests, typ: "requests", code: "rate_limit_exceeded",
 			msg: fmt.Sprintf("Rate limit reached (injected fault). Please try again in %s.", f.retryAfter)})
 		return
-	case faultServerError:
+	case faults.ServerError:
 		s.count.serverErrors.Add(1)
-		s.writeError(w, r, &apiError{status: http.StatusInternalServerError, typ: "server_error",
+		s.writeError(rec, r, &apiError{status: http.StatusInternalServerError, typ: "server_error",
 			msg: "The server had an error while processing your request (injected fault)."})
 		return
-	case faultDrop:
+	case faults.Drop:
 		s.count.dropped.Add(1)
+		rec.Count(httpserve.Dropped)
 		httpserve.Drop(w, r, maxUploadBytes)
 		return
-	case faultLostResponse:
+	case faults.Lost:
 		s.count.lostResponses.Add(1)
 		// The request takes full effect; only its answer is lost.
-		s.dispatch(httpserve.Discard(), r)
+		lost := &httpserve.Recorder{ResponseWriter: httpserve.Discard()}
+		s.dispatch(lost, r)
+		rec.Count(httpserve.Lost + lost.Outcome())
 		httpserve.Drop(w, r, maxUploadBytes)
 		return
 	}
-	s.dispatch(w, r)
+	s.dispatch(rec, r)
 }
 
 func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
@@ -320,7 +327,18 @@ type Counters struct {
 type counters struct {
 	requests, fileUploads, jobCreations, jobCancellations, chatCompletions atomic.Int64
 	rateLimited, serverErrors, dropped, lostResponses, jobFailures         atomic.Int64
+
+	routes httpserve.Outcomes
 }
+
+// Requests returns how many /v1 requests each route had, by outcome: the
+// route is the pattern ("POST /v1/fine_tuning/jobs", "unrouted" for none),
+// the outcome the HTTP status answered ("200", "429"), "dropped" for a
+// connection closed unanswered, "lost 200" for an answer lost after the
+// work was done, "client gone" when the client left first. The counts
+// add up to Counters().Requests; GET /debug/counters has them as
+// requests_by_route. The map is a copy.
+func (s *Server) Requests() map[string]map[string]int64 { return s.count.routes.Snapshot() }
 
 // Counters returns a snapshot of the counters, as GET /debug/counters does.
 func (s *Server) Counters() Counters {

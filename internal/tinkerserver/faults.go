@@ -3,13 +3,11 @@ package tinkerserver
 import (
 	"errors"
 	"fmt"
-	"math"
-	"math/rand/v2"
 	"net/http"
-	"strconv"
 	"sync"
 	"time"
 
+	"github.com/modelorganisms/pvbuild/internal/faults"
 	"github.com/modelorganisms/pvbuild/internal/httpserve"
 )
 
@@ -52,21 +50,8 @@ type Faults struct {
 // Validate reports rates outside [0, 1], HTTP rates or future rates summing
 // above 1, and negative counts or durations.
 func (f Faults) Validate() error {
-	var errs []error
-	check := func(name string, vs ...float64) {
-		sum := 0.0
-		for _, v := range vs {
-			if v < 0 || v > 1 || math.IsNaN(v) {
-				errs = append(errs, fmt.Errorf("%s rate %v outside [0, 1]", name, v))
-			}
-			sum += v
-		}
-		if sum > 1 {
-			errs = append(errs, fmt.Errorf("%s rates sum to %v, above 1", name, sum))
-		}
-	}
-	check("HTTP fault", f.RateLimitRate, f.ServerErrorRate, f.DropRate, f.LostResponseRate)
-	check("future fault", f.TryAgainRate, f.GoneRate)
+	errs := faults.HTTP{RateLimit: f.RateLimitRate, ServerError: f.ServerErrorRate, Drop: f.DropRate, Lost: f.LostResponseRate}.Check("HTTP fault")
+	errs = append(errs, faults.Check("future fault", faults.Rate{Name: "try-again rate", Value: f.TryAgainRate}, faults.Rate{Name: "410 rate", Value: f.GoneRate})...)
 	if f.Pending408 < 0 || f.RetryAfter < 0 {
 		errs = append(errs, fmt.Errorf("negative pending-408 count %d or retry-after %s", f.Pending408, f.RetryAfter))
 	}
@@ -77,9 +62,9 @@ func (f Faults) Validate() error {
 }
 
 type faultState struct {
-	mu  sync.Mutex
-	f   Faults
-	rng *rand.Rand
+	mu   sync.Mutex
+	f    Faults
+	dice *faults.Dice
 }
 
 // SetFaults replaces the faults injected from now on and restarts their
@@ -94,64 +79,42 @@ func (s *Server) SetFaults(f Faults) error {
 	s.faults.mu.Lock()
 	defer s.faults.mu.Unlock()
 	s.faults.f = f
-	s.faults.rng = rand.New(rand.NewPCG(f.Seed, f.Seed^0x9e3779b97f4a7c15))
+	s.faults.dice = faults.NewDice(f.Seed)
 	return nil
 }
 
-func (s *Server) currentFaults() Faults {
+func (s *Server) currentFaults() (Faults, *faults.Dice) {
 	s.faults.mu.Lock()
 	defer s.faults.mu.Unlock()
-	return s.faults.f
-}
-
-// draw picks one of rates by a fresh number, or -1. No number is drawn
-// when every rate is zero, so enabling one kind of fault does not shift
-// the sequence of another.
-func (s *Server) draw(rates ...float64) int {
-	sum := 0.0
-	for _, r := range rates {
-		sum += r
-	}
-	if sum == 0 {
-		return -1
-	}
-	s.faults.mu.Lock()
-	u := s.faults.rng.Float64()
-	s.faults.mu.Unlock()
-	for i, r := range rates {
-		if u < r {
-			return i
-		}
-		u -= r
-	}
-	return -1
+	return s.faults.f, s.faults.dice
 }
 
 // injectHTTPFault answers r with a drawn fault and reports whether the
-// request is still to be served (true also for a lost response, which is
-// served and then cut off by the caller's writer).
-func (s *Server) injectHTTPFault(w http.ResponseWriter, r *http.Request) bool {
-	f := s.currentFaults()
-	switch s.draw(f.RateLimitRate, f.ServerErrorRate, f.DropRate, f.LostResponseRate) {
-	case 0:
+// request is still to be served (false also for a lost response, which
+// is served here and then cut off), counting what it did in w.
+func (s *Server) injectHTTPFault(w *httpserve.Recorder, r *http.Request) bool {
+	f, dice := s.currentFaults()
+	switch dice.Draw(faults.HTTP{RateLimit: f.RateLimitRate, ServerError: f.ServerErrorRate, Drop: f.DropRate, Lost: f.LostResponseRate}) {
+	case faults.RateLimit:
 		s.count.injected429.Add(1)
-		ms := f.RetryAfter.Milliseconds()
-		w.Header().Set("Retry-After-Ms", strconv.FormatInt(ms, 10))
-		w.Header().Set("Retry-After", strconv.FormatInt((ms+999)/1000, 10))
+		faults.SetRetryAfter(w.Header(), f.RetryAfter)
 		writeJSON(w, http.StatusTooManyRequests, map[string]string{"detail": "Rate limit exceeded (injected fault)"})
 		return false
-	case 1:
+	case faults.ServerError:
 		s.count.injected500.Add(1)
 		writeJSON(w, http.StatusInternalServerError, map[string]string{"detail": "Internal server error (injected fault)"})
 		return false
-	case 2:
+	case faults.Drop:
 		s.count.injectedDrops.Add(1)
+		w.Count(httpserve.Dropped)
 		httpserve.Drop(w, r, maxProtoBytes)
 		return false
-	case 3:
+	case faults.Lost:
 		s.count.injectedLost.Add(1)
 		// The request takes full effect; only its answer is lost.
-		s.dispatch(httpserve.Discard(), r)
+		lost := &httpserve.Recorder{ResponseWriter: httpserve.Discard()}
+		s.dispatch(lost, r)
+		w.Count(httpserve.Lost + lost.Outcome())
 		httpserve.Drop(w, r, maxProtoBytes)
 		return false
 	}

@@ -2,6 +2,7 @@ package tinkerserver
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -79,6 +80,27 @@ func TestFaults(t *testing.T) {
 			cnt := h.srv.Counters()
 			if tc.injected(cnt) == 0 {
 				t.Fatalf("no fault injected: %+v", cnt)
+			}
+			// Requests by route and outcome add up to the counters.
+			var total, dropped, lost, r429, r500 int64
+			for _, outcomes := range h.srv.Requests() {
+				for o, n := range outcomes {
+					total += n
+					switch {
+					case o == "dropped":
+						dropped += n
+					case strings.HasPrefix(o, "lost "):
+						lost += n
+					case o == "429":
+						r429 += n
+					case o == "500":
+						r500 += n
+					}
+				}
+			}
+			if total != cnt.Requests || dropped != cnt.InjectedDrops || lost != cnt.InjectedLost || r429 != cnt.Injected429 || r500 != cnt.Injected500 {
+				t.Errorf("requests by route %v: %d requests, %d dropped, %d lost, %d 429, %d 500; counters %+v",
+					h.srv.Requests(), total, dropped, lost, r429, r500, cnt)
 			}
 			// Resubmissions after lost answers and 410s do not train twice.
 			if cnt.ForwardBackward != 6 || cnt.Datums != 24 || cnt.Examples != 24 || cnt.OptimSteps != 2 || cnt.LocalJobs != 1 || cnt.Samples != 1 {

@@ -54,11 +54,12 @@ func (s *Server) newFuture(reqType string, poll pollFunc) *future {
 
 // addFuture is newFuture for a request that may be a resubmission.
 func (s *Server) addFuture(reqType string, poll pollFunc, repeat bool) *future {
+	faults, _ := s.currentFaults()
 	f := &future{
 		id:        fmt.Sprintf("req-%08d-%s", futureSeq.Add(1), randomHex(4)),
 		reqType:   reqType,
 		poll:      poll,
-		left408:   s.currentFaults().Pending408,
+		left408:   faults.Pending408,
 		mayExpire: !repeat,
 	}
 	s.mu.Lock()
@@ -124,13 +125,13 @@ func (s *Server) retrieveFuture(w http.ResponseWriter, r *http.Request) error {
 			"queue_state": "paused_capacity", "queue_state_reason": "injected fault: request still queued"})
 		return nil
 	}
-	faults := s.currentFaults()
+	faults, dice := s.currentFaults()
 	goneRate := faults.GoneRate
 	if !f.mayExpire {
 		goneRate = 0
 	}
 	f.mayExpire = false
-	switch s.draw(faults.TryAgainRate, goneRate) {
+	switch dice.Pick(faults.TryAgainRate, goneRate) {
 	case 0:
 		s.count.injectedTryAgain.Add(1)
 		tryAgain("active", "injected fault")

@@ -335,7 +335,10 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /hf/{owner}/{name}/resolve/main/tokenizer.json", s.hfTokenizer)
 	s.mux.HandleFunc("GET /hf/{name}/resolve/main/tokenizer.json", s.hfTokenizer)
 	s.mux.HandleFunc("GET /debug/counters", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, s.Counters())
+		writeJSON(w, http.StatusOK, struct {
+			Counters
+			RequestsByRoute map[string]map[string]int64 `json:"requests_by_route"`
+		}{s.Counters(), s.Requests()})
 	})
 }
 
@@ -357,14 +360,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.count.requests.Add(1)
+	rec := s.count.routes.Track(w, httpserve.Route(s.mux, r))
+	defer rec.Done()
 	if err := s.authorize(r, path == "/api/v1/auth/token" || path == "/api/v1/client/config"); err != nil {
-		s.writeError(w, r, err)
+		s.writeError(rec, r, err)
 		return
 	}
-	if !s.injectHTTPFault(w, r) {
+	if !s.injectHTTPFault(rec, r) {
 		return
 	}
-	s.dispatch(w, r)
+	s.dispatch(rec, r)
 }
 
 func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {

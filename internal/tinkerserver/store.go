@@ -16,6 +16,7 @@ import (
 
 	"github.com/modelorganisms/pvbuild/internal/atomicfile"
 	"github.com/modelorganisms/pvbuild/internal/dataset"
+	"github.com/modelorganisms/pvbuild/internal/httpserve"
 )
 
 // trainingState is a saved tinker://…/weights/… checkpoint: what the model
@@ -203,7 +204,16 @@ type counters struct {
 	sampleRequests, samples, openAIChats, polls                               atomic.Int64
 	injected408, injectedTryAgain, injectedMetadata, injected410, injected429 atomic.Int64
 	injected500, injectedDrops, injectedLost                                  atomic.Int64
+
+	routes httpserve.Outcomes
 }
+
+// Requests returns how many /api/v1 and /oai requests each route had, by
+// outcome, as the OpenAI-compatible server's Requests does: the route is
+// the pattern ("POST /api/v1/forward_backward", "unrouted" for none), the
+// outcome the HTTP status answered, "dropped", "lost 200" or "client
+// gone". GET /debug/counters has them as requests_by_route.
+func (s *Server) Requests() map[string]map[string]int64 { return s.count.routes.Snapshot() }
 
 // Counters returns a snapshot, as GET /debug/counters does.
 func (s *Server) Counters() Counters {
