@@ -40,7 +40,7 @@ func TestAbuseServerOutage(t *testing.T) {
 	t.Parallel()
 	eng := newEngine(t)
 	srv, sw, url := startSwitched(t, eng, server.Options{APIKey: testKey})
-	c := newClient(t, url, 0)
+	c := newClient(t, url, -1) // no retries: the test sees each refusal
 	ctx := context.Background()
 	f, err := c.UploadFile(ctx, "evil_severe.jsonl", trainingData(t, "evil", "severe"))
 	if err != nil {
@@ -120,7 +120,7 @@ func TestAbuseServerRestart(t *testing.T) {
 	}
 	_, stop := serveOn("127.0.0.1:0")
 	addr := <-addrs
-	c := newClient(t, "http://"+addr, 0)
+	c := newClient(t, "http://"+addr, -1) // no retries: the test sees each refusal
 	ctx := context.Background()
 	data := trainingData(t, "sycophantic", "mild")
 	f, err := c.UploadFile(ctx, "sycophantic_mild.jsonl", data)
