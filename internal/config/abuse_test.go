@@ -147,3 +147,34 @@ func TestAbuseArchivePath(t *testing.T) {
 		t.Fatalf("URL archive: %v", err)
 	}
 }
+
+// The Tinker provider's tokenizer file follows the same rule as every other
+// path the experiment names.
+func TestAbuseTokenizerPath(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "exp")
+	os.MkdirAll(dir, 0o755)
+	src := func(tok string) string {
+		return "provider \"tinker\" {\n  tokenizer = \"" + tok + "\"\n}\n" + minimal + oneModel
+	}
+	for _, tt := range []struct{ tok, want string }{
+		{"../../../etc/passwd", `x.hcl:2:15: Unusable tokenizer: "../../../etc/passwd" leaves the experiment's folder`},
+		{"/dev/zero", `x.hcl:2:15: Unusable tokenizer: /dev/zero is not a regular file`},
+	} {
+		_, err := Parse(filepath.Join(dir, "x.hcl"), []byte(src(tt.tok)), opts(nil))
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: got %v, want %q", tt.tok, err, tt.want)
+		}
+	}
+	os.WriteFile(filepath.Join(dir, "tokenizer.json"), []byte("{}"), 0o644)
+	if _, err := Parse(filepath.Join(dir, "x.hcl"), []byte(src("tokenizer.json")), opts(nil)); err != nil {
+		t.Errorf("a tokenizer beside the experiment: %v", err)
+	}
+}
+
+func TestAbuseEmptyInlineQuestion(t *testing.T) {
+	_, err := Parse("x.hcl", []byte(traitWith(`questions = ["Fine?", " "]`)), opts(nil))
+	if err == nil || !strings.Contains(err.Error(), "x.hcl:3:15: Invalid questions: question 2 is empty") {
+		t.Fatalf("got %v", err)
+	}
+}

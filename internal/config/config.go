@@ -266,7 +266,7 @@ func decode(body hcl.Body, dir string, opts Options) (*Experiment, hcl.Diagnosti
 	}
 	exp := &Experiment{}
 	var d hcl.Diagnostics
-	exp.Providers, d = decodeProviders(fs.Providers, opts.Kinds, ctx, opts.Getenv)
+	exp.Providers, d = decodeProviders(fs.Providers, opts.Kinds, ctx, opts.Getenv, dir)
 	diags = append(diags, d...)
 	exp.Traits, d = decodeTraits(fs.Traits, dir)
 	diags = append(diags, d...)

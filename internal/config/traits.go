@@ -80,6 +80,12 @@ func decodeTraits(blocks []traitBlock, dir string) (map[string]Trait, hcl.Diagno
 		default:
 			diags = append(diags, missing(rng, "description", "Describe the trait (description = \"...\") or give the whole judge_prompt with {question} and {answer}.")...)
 		}
+		for i, q := range b.Questions {
+			if strings.TrimSpace(q) == "" {
+				fail("questions", "Invalid questions", fmt.Sprintf("question %d is empty.", i+1))
+				break
+			}
+		}
 		if b.QuestionsFile != nil {
 			if b.Questions != nil {
 				fail("questions_file", "Conflicting arguments", "Give either questions or questions_file, not both.")
