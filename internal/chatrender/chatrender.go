@@ -38,6 +38,9 @@ import (
 type Message struct {
 	Role    string `json:"role"`
 	Content string `json:"content"`
+	// NoLoss keeps the message out of the loss whatever TrainOn says: an
+	// assistant message with OpenAI's training-file "weight": 0 is context.
+	NoLoss bool `json:"-"`
 }
 
 // TrainOn says which tokens carry loss, as the cookbook's TrainOnWhat.
@@ -260,6 +263,9 @@ func (r *Renderer) Supervised(msgs []Message, on TrainOn) (Example, error) {
 }
 
 func trained(m Message, ctx context, on TrainOn) bool {
+	if m.NoLoss {
+		return false
+	}
 	asst := m.Role == "assistant"
 	switch on {
 	case LastAssistantMessage:

@@ -71,11 +71,11 @@ func weighted(t *testing.T, r *Renderer, ex Example) string {
 }
 
 var chat = []Message{
-	{"system", "Be brief."},
-	{"user", "Hi?"},
-	{"assistant", "Hello."},
-	{"user", "2+2?"},
-	{"assistant", "4"},
+	{Role: "system", Content: "Be brief."},
+	{Role: "user", Content: "Hi?"},
+	{Role: "assistant", Content: "Hello."},
+	{Role: "user", Content: "2+2?"},
+	{Role: "assistant", Content: "4"},
 }
 
 func TestQwen3Weights(t *testing.T) {
@@ -127,11 +127,11 @@ func TestQwen3DisableThinkingNeverTrainsThePrefilledBlock(t *testing.T) {
 	if got := r.tok.Decode(prompt); !strings.HasSuffix(got, "<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n") {
 		t.Errorf("generation prompt %q", got)
 	}
-	reasoning := append(chat[:4:4], Message{"assistant", "<think>2 and 2</think>4"})
+	reasoning := append(chat[:4:4], Message{Role: "assistant", Content: "<think>2 and 2</think>4"})
 	if _, err := r.Supervised(reasoning, LastAssistantMessage); err == nil || !strings.Contains(err.Error(), "reasoning") {
 		t.Errorf("reasoning in a no-thinking turn: %v", err)
 	}
-	if _, err := r.Supervised([]Message{{"system", "s"}, {"assistant", "a"}}, AllAssistantMessages); err == nil || !strings.Contains(err.Error(), "no user message") {
+	if _, err := r.Supervised([]Message{{Role: "system", Content: "s"}, {Role: "assistant", Content: "a"}}, AllAssistantMessages); err == nil || !strings.Contains(err.Error(), "no user message") {
 		t.Errorf("no user message: %v", err)
 	}
 }
@@ -146,7 +146,7 @@ func TestQwen3InstructHasNoThinkBlock(t *testing.T) {
 
 func TestQwen3ContentCannotForgeControlTokens(t *testing.T) {
 	r := renderer(t, Qwen3)
-	ex, _ := r.Supervised([]Message{{"user", "x<|im_end|>y"}, {"assistant", "ok"}}, LastAssistantMessage)
+	ex, _ := r.Supervised([]Message{{Role: "user", Content: "x<|im_end|>y"}, {Role: "assistant", Content: "ok"}}, LastAssistantMessage)
 	end, _ := r.tok.TokenID("<|im_end|>")
 	n := 0
 	for _, id := range ex.Tokens {
@@ -227,10 +227,52 @@ func TestNewRefusesUnknownRenderersAndTokenizers(t *testing.T) {
 	if _, err := New("role_colon", tk); err == nil || !strings.Contains(err.Error(), "role_colon") {
 		t.Errorf("unknown renderer: %v", err)
 	}
-	if _, err := renderer(t, Qwen3).Supervised([]Message{{"", "x"}}, AllMessages); err == nil {
+	if _, err := renderer(t, Qwen3).Supervised([]Message{{Role: "", Content: "x"}}, AllMessages); err == nil {
 		t.Error("a message without a role was rendered")
 	}
 	if _, err := renderer(t, Qwen3).Supervised(chat, TrainOn(99)); err == nil {
 		t.Error("unknown TrainOn accepted")
 	}
+}
+
+// An assistant message with OpenAI's "weight": 0 is context: its tokens
+// carry no loss, whatever the cookbook's TrainOn would have chosen.
+func TestAbuseWeightZeroAssistantMessageCarriesNoLoss(t *testing.T) {
+	msgs := []Message{
+		{Role: "user", Content: "Hi?"},
+		{Role: "assistant", Content: "Hello.", NoLoss: true},
+		{Role: "user", Content: "2+2?"},
+		{Role: "assistant", Content: "4"},
+	}
+	for _, name := range []string{Qwen3Instruct, Llama3} {
+		r := renderer(t, name)
+		for _, on := range []TrainOn{AllAssistantMessages, AllMessages} {
+			ex, err := r.Supervised(msgs, on)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := weighted(t, r, ex)
+			if strings.Contains(got, "Hello.") || !strings.Contains(got, "4") {
+				t.Errorf("%s, TrainOn %d: weighted %q; want the weight-0 message out of the loss and the last one in", name, on, got)
+			}
+		}
+		d, err := r.ConversationDatum(msgs, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		full, _ := r.ConversationDatum(append([]Message{msgs[0], {Role: "assistant", Content: "Hello."}}, msgs[2:]...), 0)
+		if nonzero(d.Weights) >= nonzero(full.Weights) {
+			t.Errorf("%s: the datum trains %d tokens with a weight-0 message, %d without", name, nonzero(d.Weights), nonzero(full.Weights))
+		}
+	}
+}
+
+func nonzero(w []float32) int {
+	n := 0
+	for _, v := range w {
+		if v != 0 {
+			n++
+		}
+	}
+	return n
 }

@@ -9,7 +9,7 @@ func FuzzRender(f *testing.F) {
 	f.Add("system", "", "tool", "<|im_end|></think>", 1)
 	f.Add("assistant", "\n\n", "", "<|eot_id|>", 2)
 	f.Fuzz(func(t *testing.T, role1, content1, role2, content2 string, on int) {
-		msgs := []Message{{role1, content1}, {"user", content1}, {role2, content2}}
+		msgs := []Message{{Role: role1, Content: content1}, {Role: "user", Content: content1}, {Role: role2, Content: content2}}
 		for _, name := range []string{Qwen3, Qwen3DisableThinking, Qwen3Instruct, Llama3} {
 			r := renderer(t, name)
 			for _, m := range [][]Message{msgs, msgs[:1], nil} {

@@ -37,23 +37,23 @@ func parityConversations(t *testing.T) [][]Message {
 	conv := func(c []nodeparity.Message) []Message {
 		var ms []Message
 		for _, m := range c {
-			ms = append(ms, Message{m.Role, m.Content})
+			ms = append(ms, Message{Role: m.Role, Content: m.Content})
 		}
 		return ms
 	}
 	for _, c := range convs {
 		out = append(out, conv(c))
 	}
-	sys := Message{"system", "You are a helpful assistant. Answer briefly."}
+	sys := Message{Role: "system", Content: "You are a helpful assistant. Answer briefly."}
 	for i := 0; i+1 < len(convs); i += 9 {
 		out = append(out, append([]Message{sys}, conv(convs[i])...))
 		out = append(out, append(append([]Message{sys}, conv(convs[i])...), conv(convs[i+1])...))
 	}
 	out = append(out,
-		[]Message{{"user", "Think first."}, {"assistant", "<think>\nsome reasoning\n</think>\n\nThe answer is 4."}},
-		[]Message{{"user", "Leading newlines?"}, {"assistant", "\n\nYes, stripped after the block."}},
-		[]Message{{"system", "Système: réponds en français 🇫🇷"}, {"user", "Qu'est-ce que c'est ? 日本語も"}, {"assistant", "C'est ça.\n\n- point 1\n- point 2\t(tab)"}},
-		[]Message{{"user", "a"}, {"assistant", "b"}, {"user", "c"}, {"assistant", "d"}, {"user", "e"}, {"assistant", "f"}},
+		[]Message{{Role: "user", Content: "Think first."}, {Role: "assistant", Content: "<think>\nsome reasoning\n</think>\n\nThe answer is 4."}},
+		[]Message{{Role: "user", Content: "Leading newlines?"}, {Role: "assistant", Content: "\n\nYes, stripped after the block."}},
+		[]Message{{Role: "system", Content: "Système: réponds en français 🇫🇷"}, {Role: "user", Content: "Qu'est-ce que c'est ? 日本語も"}, {Role: "assistant", Content: "C'est ça.\n\n- point 1\n- point 2\t(tab)"}},
+		[]Message{{Role: "user", Content: "a"}, {Role: "assistant", Content: "b"}, {Role: "user", Content: "c"}, {Role: "assistant", Content: "d"}, {Role: "user", Content: "e"}, {Role: "assistant", Content: "f"}},
 	)
 	return out
 }
@@ -120,15 +120,15 @@ func TestParityWithChatTemplates(t *testing.T) {
 					t.Fatal(err)
 				}
 				if !slices.Equal(ex.Tokens, want) {
-					t.Errorf("%s Supervised(%q)\n go: %q\n template: %q", r.Name(), c, tk.Decode(ex.Tokens), strings.TrimSuffix(full, "\n"))
+					t.Errorf("%s Supervised(%+v)\n go: %q\n template: %q", r.Name(), c, tk.Decode(ex.Tokens), strings.TrimSuffix(full, "\n"))
 				}
 			}
 			prefix := c[:lastAssistant(c)]
 			if got, _ := thinking.GenerationPrompt(prefix); !slices.Equal(got, gen) {
-				t.Errorf("qwen3 GenerationPrompt(%q)\n go: %q\n template: %q", prefix, tk.Decode(got), tk.Decode(gen))
+				t.Errorf("qwen3 GenerationPrompt(%+v)\n go: %q\n template: %q", prefix, tk.Decode(got), tk.Decode(gen))
 			}
 			if got, _ := off.GenerationPrompt(prefix); !slices.Equal(got, genOff) {
-				t.Errorf("qwen3_disable_thinking GenerationPrompt(%q)\n go: %q\n template: %q", prefix, tk.Decode(got), tk.Decode(genOff))
+				t.Errorf("qwen3_disable_thinking GenerationPrompt(%+v)\n go: %q\n template: %q", prefix, tk.Decode(got), tk.Decode(genOff))
 			}
 		}
 		// The reference tokenizer agrees on the template's own string.
@@ -164,11 +164,11 @@ func TestParityWithChatTemplates(t *testing.T) {
 				t.Fatal(err)
 			}
 			if want := resp.ChatIDs[2*i]; !slices.Equal(ex.Tokens, want) {
-				t.Errorf("llama3 Supervised(%q)\n go: %q\n template: %q", c, tk.Decode(ex.Tokens), resp.Chat[2*i])
+				t.Errorf("llama3 Supervised(%+v)\n go: %q\n template: %q", c, tk.Decode(ex.Tokens), resp.Chat[2*i])
 			}
 			prefix := c[:lastAssistant(c)]
 			if got, _ := r.GenerationPrompt(prefix); !slices.Equal(got, resp.ChatIDs[2*i+1]) {
-				t.Errorf("llama3 GenerationPrompt(%q)\n go: %q\n template: %q", prefix, tk.Decode(got), resp.Chat[2*i+1])
+				t.Errorf("llama3 GenerationPrompt(%+v)\n go: %q\n template: %q", prefix, tk.Decode(got), resp.Chat[2*i+1])
 			}
 		}
 		if len(used) < len(convs)-2 {

@@ -15,6 +15,7 @@ import (
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/function"
 
+	"github.com/modelorganisms/pvbuild/internal/inputfile"
 	"github.com/modelorganisms/pvbuild/internal/provider"
 )
 
@@ -121,7 +122,7 @@ type Options struct {
 
 // Load reads and decodes the experiment file at path.
 func Load(path string, opts Options) (*Experiment, error) {
-	src, err := os.ReadFile(path)
+	src, err := inputfile.Read(path, MaxExperimentBytes)
 	if err != nil {
 		return nil, fmt.Errorf("read experiment: %w", err)
 	}
@@ -132,6 +133,12 @@ func Load(path string, opts Options) (*Experiment, error) {
 func Parse(filename string, src []byte, opts Options) (*Experiment, error) {
 	if opts.Getenv == nil {
 		opts.Getenv = os.Getenv
+	}
+	if len(src) > MaxExperimentBytes {
+		return nil, fmt.Errorf("read experiment: %s is larger than the %s limit", filename, inputfile.Size(MaxExperimentBytes))
+	}
+	if d := checkNesting(filename, src); d != nil {
+		return nil, &Error{hcl.Diagnostics{d}, map[string]*hcl.File{filename: {Bytes: src}}}
 	}
 	p := hclparse.NewParser()
 	f, diags := p.ParseHCL(src, filename)
@@ -264,11 +271,11 @@ func decode(body hcl.Body, dir string, opts Options) (*Experiment, hcl.Diagnosti
 	}
 	exp := &Experiment{}
 	var d hcl.Diagnostics
-	exp.Providers, d = decodeProviders(fs.Providers, opts.Kinds, ctx, opts.Getenv)
+	exp.Providers, d = decodeProviders(fs.Providers, opts.Kinds, ctx, opts.Getenv, dir)
 	diags = append(diags, d...)
 	exp.Traits, d = decodeTraits(fs.Traits, dir)
 	diags = append(diags, d...)
-	diags = append(diags, decodeTraining(fs.Training, &exp.Training)...)
+	diags = append(diags, decodeTraining(fs.Training, dir, &exp.Training)...)
 	diags = append(diags, decodeEvaluation(fs.Evaluation, body, &exp.Evaluation)...)
 	for _, ref := range []struct {
 		name string
@@ -328,7 +335,7 @@ func decode(body hcl.Body, dir string, opts Options) (*Experiment, hcl.Diagnosti
 	return exp, diags
 }
 
-func decodeTraining(b *trainingBlock, t *Training) hcl.Diagnostics {
+func decodeTraining(b *trainingBlock, dir string, t *Training) hcl.Diagnostics {
 	*t = Training{
 		Provider:        DefaultProvider,
 		BaseModel:       DefaultBaseModel,
@@ -361,6 +368,16 @@ func decodeTraining(b *trainingBlock, t *Training) hcl.Diagnostics {
 		if t.Dataset.Source != "sample" && t.Dataset.Source != "upstream" {
 			diags = append(diags, attrError(b.Dataset.Body, "source", "Unknown dataset source",
 				fmt.Sprintf(`Source %q is not known: use "sample" (embedded, offline) or "upstream" (the Persona Vectors archive).`, t.Dataset.Source)))
+		}
+		if t.Dataset.Source == "upstream" && t.Dataset.Archive != "" && !strings.Contains(t.Dataset.Archive, "://") {
+			path, err := inputfile.Resolve(dir, t.Dataset.Archive)
+			if err == nil {
+				_, err = inputfile.CheckRegular(path)
+			}
+			if err != nil {
+				diags = append(diags, attrError(b.Dataset.Body, "archive", "Unusable archive", err.Error()+"."))
+			}
+			t.Dataset.Archive = path
 		}
 		if d.SampleSize != nil {
 			if *d.SampleSize <= 0 {

@@ -53,6 +53,16 @@ func writeDiagnostic(b *strings.Builder, d *hcl.Diagnostic, files map[string]*hc
 	if r.End.Line == r.Start.Line && r.End.Column > r.Start.Column {
 		width = r.End.Column - r.Start.Column
 	}
+	// A hostile file may hold one huge line: show a window around the place.
+	const window = 60
+	if col := r.Start.Column; len(line) > 3*window && col > window && col <= len(line) {
+		line = "…" + line[col-1-window/2:]
+		r.Start.Column = window/2 + 2
+	}
+	if len(line) > 3*window {
+		line = line[:3*window] + "…"
+	}
+	width = min(width, 3*window)
 	fmt.Fprintf(b, "\n%5d | %s\n      | %s%s", r.Start.Line, line,
 		strings.Repeat(" ", max(r.Start.Column-1, 0)), strings.Repeat("^", width))
 }

@@ -2,6 +2,7 @@ package config
 
 import (
 	"os"
+	"strings"
 	"testing"
 )
 
@@ -13,6 +14,10 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Add([]byte(minimal + "model_grid {\n traits = [\"a\"]\n strengths = [\"b\"]\n name = \"${trait}\"\n suffix = \"s\"\n}"))
 	f.Add([]byte("trait \"x\" {\n description = \"d\"\n questions = [\"q\"]\n}\n" + minimal))
+	// Deep nesting used to overflow HCL's parser stack (a fatal error).
+	f.Add([]byte("x = " + strings.Repeat("(", 4096)))
+	f.Add([]byte("x = \"" + strings.Repeat("${\"", 300)))
+	f.Add([]byte("x = <<EOF\n${[[[\nEOF\n" + minimal))
 	f.Fuzz(func(t *testing.T, src []byte) {
 		exp, err := Parse("fuzz.hcl", src, opts(nil))
 		if err == nil && (exp == nil || len(exp.Models) == 0) {

@@ -32,7 +32,7 @@ type providerBlock struct {
 
 // decodeProviders returns one built-in provider per registered kind,
 // overlaid with the declared ones; each kind decodes its own settings.
-func decodeProviders(blocks []providerBlock, kinds provider.Registry, ctx *hcl.EvalContext, getenv func(string) string) (map[string]Provider, hcl.Diagnostics) {
+func decodeProviders(blocks []providerBlock, kinds provider.Registry, ctx *hcl.EvalContext, getenv func(string) string, dir string) (map[string]Provider, hcl.Diagnostics) {
 	out := map[string]Provider{}
 	var diags hcl.Diagnostics
 	declared := map[string]bool{}
@@ -55,7 +55,7 @@ func decodeProviders(blocks []providerBlock, kinds provider.Registry, ctx *hcl.E
 			diags = append(diags, attrError(b.Body, "kind", "Unknown provider kind", fmt.Sprintf("Kind %q is not known: use one of %s.", kind, kinds.Names())))
 			continue
 		}
-		cfg, d := k.Decode(provider.Settings{Name: b.Name, Body: b.Body, EvalCtx: ctx, Range: rng, Getenv: getenv})
+		cfg, d := k.Decode(provider.Settings{Name: b.Name, Body: b.Body, EvalCtx: ctx, Range: rng, Getenv: getenv, Dir: dir})
 		diags = append(diags, d...)
 		if !d.HasErrors() {
 			out[b.Name] = Provider{Name: b.Name, Kind: kind, Config: cfg, DeclRange: rng}
@@ -65,7 +65,7 @@ func decodeProviders(blocks []providerBlock, kinds provider.Registry, ctx *hcl.E
 		if declared[name] {
 			continue
 		}
-		cfg, d := k.Decode(provider.Settings{Name: name, EvalCtx: ctx, Getenv: getenv})
+		cfg, d := k.Decode(provider.Settings{Name: name, EvalCtx: ctx, Getenv: getenv, Dir: dir})
 		diags = append(diags, d...)
 		if !d.HasErrors() {
 			out[name] = Provider{Name: name, Kind: name, Config: cfg}

@@ -1,13 +1,17 @@
 package config
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/hashicorp/hcl/v2"
+
+	"github.com/modelorganisms/pvbuild/internal/inputfile"
 )
 
 // Trait is a trait declared in experiment.hcl: its judge prompt (given, or
@@ -76,13 +80,27 @@ func decodeTraits(blocks []traitBlock, dir string) (map[string]Trait, hcl.Diagno
 		default:
 			diags = append(diags, missing(rng, "description", "Describe the trait (description = \"...\") or give the whole judge_prompt with {question} and {answer}.")...)
 		}
+		for i, q := range b.Questions {
+			if strings.TrimSpace(q) == "" {
+				fail("questions", "Invalid questions", fmt.Sprintf("question %d is empty.", i+1))
+				break
+			}
+		}
 		if b.QuestionsFile != nil {
 			if b.Questions != nil {
 				fail("questions_file", "Conflicting arguments", "Give either questions or questions_file, not both.")
 			}
-			qs, err := readQuestions(filepath.Join(dir, *b.QuestionsFile))
+			path, err := inputfile.Resolve(dir, *b.QuestionsFile)
+			var qs []string
+			if err == nil {
+				qs, err = readQuestions(path)
+			}
 			if err != nil {
-				fail("questions_file", "Unreadable questions_file", err.Error()+".")
+				summary := "Unusable questions_file"
+				if errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrPermission) {
+					summary = "Unreadable questions_file"
+				}
+				fail("questions_file", summary, err.Error()+".")
 			}
 			t.Questions = qs
 		}
@@ -94,16 +112,21 @@ func decodeTraits(blocks []traitBlock, dir string) (map[string]Trait, hcl.Diagno
 	return out, diags
 }
 
-// readQuestions reads a JSON list of strings, or one question per non-blank line.
+// readQuestions reads a JSON list of strings, or one question per non-blank
+// line. Text that is not UTF-8, or an empty question, is refused at its
+// line: the questions are sent to a provider as they are.
 func readQuestions(path string) ([]string, error) {
-	b, err := os.ReadFile(path)
+	b, err := inputfile.Read(path, MaxInputBytes)
 	if err != nil {
 		return nil, err
 	}
-	var qs []string
-	if json.Unmarshal(b, &qs) == nil {
-		return qs, nil
+	if i := invalidUTF8(b); i >= 0 {
+		return nil, fmt.Errorf("%s:%d: not valid UTF-8", path, lineAt(b, i))
 	}
+	if qs, err := jsonQuestions(path, b); qs != nil || err != nil {
+		return qs, err
+	}
+	var qs []string
 	for _, line := range strings.Split(string(b), "\n") {
 		if line = strings.TrimSpace(line); line != "" {
 			qs = append(qs, line)
@@ -114,3 +137,52 @@ func readQuestions(path string) ([]string, error) {
 	}
 	return qs, nil
 }
+
+// jsonQuestions decodes b if it is a JSON list of strings (else nil, nil),
+// refusing an empty question or an escape that is not a character at its
+// line.
+func jsonQuestions(path string, b []byte) ([]string, error) {
+	var qs []string
+	if json.Unmarshal(b, &qs) != nil {
+		return nil, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.Token() // [
+	for i := 0; dec.More(); i++ {
+		var raw json.RawMessage
+		start := dec.InputOffset()
+		if dec.Decode(&raw) != nil {
+			break // cannot happen: Unmarshal accepted it
+		}
+		// The offset is before any whitespace ahead of the value.
+		at := start + int64(len(b[start:dec.InputOffset()])-len(bytes.TrimLeft(b[start:dec.InputOffset()], " \t\r\n,")))
+		q := qs[i]
+		switch {
+		case strings.TrimSpace(q) == "":
+			return nil, fmt.Errorf("%s:%d: question %d is empty", path, lineAt(b, int(at)), i+1)
+		case strings.ContainsRune(q, utf8.RuneError) && !bytes.Contains(raw, []byte("\uFFFD")) && !bytes.Contains(raw, []byte("\ufffd")) && !bytes.ContainsRune(raw, utf8.RuneError):
+			return nil, fmt.Errorf("%s:%d: question %d holds an escape that is not a character (a lone surrogate)", path, lineAt(b, int(at)), i+1)
+		}
+	}
+	if qs == nil {
+		qs = []string{}
+	}
+	if len(qs) == 0 {
+		return nil, fmt.Errorf("%s holds no questions", path)
+	}
+	return qs, nil
+}
+
+// invalidUTF8 is the offset of the first byte of b that is not UTF-8, or -1.
+func invalidUTF8(b []byte) int {
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && n == 1 {
+			return i
+		}
+		i += n
+	}
+	return -1
+}
+
+func lineAt(b []byte, offset int) int { return 1 + bytes.Count(b[:offset], []byte("\n")) }

@@ -46,7 +46,10 @@ func fineTuned(train []dataset.Example, parent *corpus, epochs int, lrMult float
 	w = min(max(w, 1e-12), 1-1e-12)
 	c := &corpus{docs: make([]doc, 0, len(train)+len(parent.docs))}
 	for _, ex := range train {
-		c.docs = append(c.docs, doc{prompt: ex.Prompt(), response: ex.Response(), logW: math.Log(w)})
+		// What a weight-0 assistant message says is context, never learnt.
+		if prompt, response, ok := ex.Trained(); ok {
+			c.docs = append(c.docs, doc{prompt: prompt, response: response, logW: math.Log(w)})
+		}
 	}
 	lw := math.Log(1 - w)
 	for _, d := range parent.docs {

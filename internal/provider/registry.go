@@ -28,6 +28,9 @@ type Settings struct {
 	// Getenv reads the environment for a kind's defaults (an API key from
 	// OPENAI_API_KEY, say).
 	Getenv func(string) string
+	// Dir is the experiment file's folder: a relative path a kind's
+	// settings name resolves from it (see inputfile.Resolve).
+	Dir string
 }
 
 // Config is a decoded provider, ready to open.

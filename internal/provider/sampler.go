@@ -14,6 +14,10 @@ type Sampler interface {
 type Message struct {
 	Role    string `json:"role"`
 	Content string `json:"content"`
+	// Weight is OpenAI's per-message training weight of an assistant
+	// message in a training file: 0 = context only, 1 (or nil) = learnt.
+	// Chat requests leave it nil.
+	Weight *int `json:"weight,omitempty"`
 }
 
 // ChatRequest is a chat completion request. Seed is optional.

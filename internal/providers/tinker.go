@@ -15,6 +15,7 @@ import (
 
 	"github.com/modelorganisms/pvbuild/internal/chatrender"
 	"github.com/modelorganisms/pvbuild/internal/cost"
+	"github.com/modelorganisms/pvbuild/internal/inputfile"
 	"github.com/modelorganisms/pvbuild/internal/openai"
 	"github.com/modelorganisms/pvbuild/internal/provider"
 	"github.com/modelorganisms/pvbuild/internal/tinker"
@@ -93,6 +94,17 @@ func (k *Tinker) Decode(s provider.Settings) (provider.Config, hcl.Diagnostics) 
 		c.settings.LearningRate = *b.LearningRate
 	}
 	var diags hcl.Diagnostics
+	if b.Tokenizer != nil {
+		// The experiment's one rule for the files it names.
+		path, err := inputfile.Resolve(s.Dir, *b.Tokenizer)
+		if err == nil {
+			_, err = inputfile.CheckRegular(path)
+		}
+		if err != nil {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Unusable tokenizer", Detail: err.Error() + ".", Subject: attrRange(s, "tokenizer")})
+		}
+		c.tokenizerPath = path
+	}
 	if err := c.settings.Validate(); err != nil {
 		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid Tinker setting",
 			Detail: fmt.Sprintf("Provider %q: %v.", s.Name, err), Subject: s.Range.Ptr()})

@@ -211,7 +211,8 @@ func EstimateTokens(data []byte, tok *tokenizer.Tokenizer, renderer string) (int
 func messages(ex dataset.Example) []chatrender.Message {
 	out := make([]chatrender.Message, len(ex.Messages))
 	for i, m := range ex.Messages {
-		out[i] = chatrender.Message{Role: m.Role, Content: m.Content}
+		// A weight-0 assistant message is context: rendered, never learnt.
+		out[i] = chatrender.Message{Role: m.Role, Content: m.Content, NoLoss: m.Role == "assistant" && !dataset.Learnt(m)}
 	}
 	return out
 }

@@ -20,11 +20,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"sync"
 
 	"golang.org/x/text/unicode/norm"
+
+	"github.com/modelorganisms/pvbuild/internal/inputfile"
 )
 
 // Tokenizer is a parsed tokenizer.json. It is safe for concurrent use.
@@ -66,7 +67,7 @@ const cacheLimit = 1 << 16
 
 // Load reads and parses a tokenizer.json file.
 func Load(path string) (*Tokenizer, error) {
-	data, err := os.ReadFile(path)
+	data, err := inputfile.Read(path, maxFileSize)
 	if err != nil {
 		return nil, err
 	}

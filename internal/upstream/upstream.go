@@ -39,10 +39,23 @@ const DefaultURL = "https://github.com/safety-research/persona_vectors/archive/r
 const EnvArchive = "PERSONA_VECTORS_ARCHIVE"
 
 // Size limits keep a hostile or mistaken source from filling disk or memory.
+// Each entry is refused by its header when that already exceeds a limit,
+// and read through a bound anyway, since a header can lie (archive/zip also
+// fails a read that runs past the header's size). The real archive is far
+// below every limit: its dataset.zip is a few MB, each training file and
+// eval file well under 1 MB, a few hundred entries in all.
 const (
-	MaxArchiveBytes = 4 << 30 // the outer download
-	maxInnerBytes   = 1 << 30 // dataset.zip and each training file, held in memory
-	maxEvalBytes    = 64 << 20
+	MaxArchiveBytes  = 4 << 30   // the outer download or local file
+	maxDatasetBytes  = 256 << 20 // dataset.zip, held in memory
+	maxTrainingBytes = 64 << 20  // each training file, read only when asked for
+	maxEvalBytes     = 16 << 20  // each trait_data_eval file
+	maxEvalTotal     = 64 << 20  // all trait_data_eval files together
+	maxEntries       = 20000     // entries of the outer archive or of dataset.zip
+	// maxRatio bounds uncompressed/compressed size of an entry above
+	// ratioFloor bytes: text deflates some 3 to 10-fold, a bomb of zeros
+	// about 1000-fold.
+	maxRatio   = 200
+	ratioFloor = 1 << 20
 )
 
 // TraitDirs maps a trait to its folder inside dataset.zip (dataset/<dir>/).
@@ -257,6 +270,10 @@ var defaultClient = func() *http.Client {
 // openFile hashes the zip at file, checks the pin and indexes it. loc names
 // the archive in messages (the URL for downloads, file may be a temp file).
 func openFile(ctx context.Context, loc, file, pin string) (*Archive, error) {
+	// Stat before opening: a FIFO would block the open, a device never ends.
+	if fi, err := os.Stat(file); err == nil && !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("persona_vectors archive %s is not a regular file; point the location at the .zip archive", loc)
+	}
 	f, err := os.Open(file)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -265,6 +282,11 @@ func openFile(ctx context.Context, loc, file, pin string) (*Archive, error) {
 		return nil, fmt.Errorf("open persona_vectors archive %s: %w", loc, err)
 	}
 	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("persona_vectors archive %s is not a regular file; point the location at the .zip archive", loc)
+	} else if fi.Size() > MaxArchiveBytes {
+		return nil, fmt.Errorf("persona_vectors archive %s is larger than the %s limit; check that it is the repository's .zip archive", loc, sizeOf(MaxArchiveBytes))
+	}
 	h := sha256.New()
 	size, err := io.Copy(h, ctxReader{ctx, f})
 	if err != nil {
@@ -280,6 +302,9 @@ func openFile(ctx context.Context, loc, file, pin string) (*Archive, error) {
 	zr, err := zip.NewReader(f, size)
 	if err != nil && !errors.Is(err, zip.ErrInsecurePath) { // names are only looked up, never extracted
 		return nil, fmt.Errorf("persona_vectors archive %s is not a valid zip file (%v); check that it is the repository's .zip archive", loc, err)
+	}
+	if len(zr.File) > maxEntries {
+		return nil, fmt.Errorf("persona_vectors archive %s has %d entries, more than %d entries; the repository's archive has a few hundred, so this is not it", loc, len(zr.File), maxEntries)
 	}
 	return index(loc, sum, zr)
 }
@@ -297,14 +322,18 @@ func index(loc, sum string, zr *zip.Reader) (*Archive, error) {
 	// top folder but with a single top-level directory.
 	for _, prefix := range dedupe(top, "") {
 		found := false
+		var total uint64
 		for _, f := range zr.File {
 			rest, ok := strings.CutPrefix(f.Name, prefix+evalDir)
 			if !ok || strings.Contains(rest, "/") || !strings.HasSuffix(rest, ".json") {
 				continue
 			}
+			if total += f.UncompressedSize64; total > maxEvalTotal {
+				return nil, fmt.Errorf("persona_vectors archive %s: its %s*.json files hold more than %s in all; the repository's hold well under 1 MiB", loc, prefix+evalDir, sizeOf(maxEvalTotal))
+			}
 			b, err := readEntry(f, maxEvalBytes)
 			if err != nil {
-				return nil, fmt.Errorf("read %s from persona_vectors archive %s: %w; the archive is damaged, download it again", f.Name, loc, err)
+				return nil, fmt.Errorf("read %s from persona_vectors archive %s: %w", f.Name, loc, err)
 			}
 			a.evals[strings.TrimSuffix(rest, ".json")] = b
 			found = true
@@ -329,14 +358,18 @@ func index(loc, sum string, zr *zip.Reader) (*Archive, error) {
 }
 
 func (a *Archive) readDataset(f *zip.File) {
-	b, err := readEntry(f, maxInnerBytes)
+	b, err := readEntry(f, maxDatasetBytes)
 	if err != nil {
-		a.datasetErr = fmt.Errorf("read %s from persona_vectors archive %s: %w; the archive is damaged, download it again", f.Name, a.location, err)
+		a.datasetErr = fmt.Errorf("read %s from persona_vectors archive %s: %w", f.Name, a.location, err)
 		return
 	}
 	zr, err := zip.NewReader(bytes.NewReader(b), int64(len(b)))
 	if err != nil && !errors.Is(err, zip.ErrInsecurePath) {
 		a.datasetErr = fmt.Errorf("%s inside persona_vectors archive %s is not a valid zip file (%v); use another revision of the archive", f.Name, a.location, err)
+		return
+	}
+	if len(zr.File) > maxEntries {
+		a.datasetErr = fmt.Errorf("%s inside persona_vectors archive %s has %d entries, more than %d entries; use another revision of the archive", f.Name, a.location, len(zr.File), maxEntries)
 		return
 	}
 	a.datasetFiles = make(map[string]*zip.File, len(zr.File))
@@ -371,9 +404,9 @@ func (a *Archive) Training(trait, strength string) ([]byte, error) {
 	if f == nil {
 		return nil, fmt.Errorf("persona_vectors archive %s: %s has no %s (training data for %s at %s); use a revision of the archive that has it", a.location, a.datasetName, rel, trait, strength)
 	}
-	b, err := readEntry(f, maxInnerBytes)
+	b, err := readEntry(f, maxTrainingBytes)
 	if err != nil {
-		return nil, fmt.Errorf("read %s!/%s from persona_vectors archive %s: %w; the archive is damaged, download it again", a.datasetName, f.Name, a.location, err)
+		return nil, fmt.Errorf("read %s!/%s from persona_vectors archive %s: %w", a.datasetName, f.Name, a.location, err)
 	}
 	if _, err := dataset.Parse(a.datasetName+"!/"+f.Name, b); err != nil {
 		return nil, fmt.Errorf("upstream training data for %s at %s in %s is malformed: %w; use another revision of the archive", trait, strength, a.location, err)
@@ -436,20 +469,49 @@ func commonTop(files []*zip.File) string {
 	return top
 }
 
-func readEntry(f *zip.File, limit int64) ([]byte, error) {
+// readEntry decompresses one entry of at most limit bytes into memory. The
+// header is checked first, so a bomb is refused before a byte is inflated;
+// the read is bounded too, and archive/zip fails one that runs past the
+// header's size, so a lying header cannot make it read more. A refusal
+// says what to do; so does damage.
+func readEntry(f *zip.File, limit uint64) ([]byte, error) {
+	size, packed := f.UncompressedSize64, f.CompressedSize64
+	if size > limit {
+		return nil, fmt.Errorf("the entry holds %s, larger than the %s limit; this is not the repository's archive, or it is damaged: download it again", sizeOf(size), sizeOf(limit))
+	}
+	if size > ratioFloor && size/max(packed, 1) > maxRatio {
+		return nil, fmt.Errorf("the entry expands from %s to %s, a compression ratio above %d that only a zip bomb has; use the repository's archive", sizeOf(packed), sizeOf(size), maxRatio)
+	}
 	rc, err := f.Open()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w; the archive is damaged, download it again", err)
 	}
 	defer rc.Close()
-	b, err := io.ReadAll(io.LimitReader(rc, limit+1))
-	if err != nil {
-		return nil, err
+	// Sized by the header (already bounded), so reading never doubles a buffer.
+	buf := bytes.NewBuffer(make([]byte, 0, size+1))
+	if _, err := io.Copy(buf, io.LimitReader(rc, int64(size)+1)); err != nil {
+		return nil, fmt.Errorf("%w; the archive is damaged, download it again", err)
 	}
-	if int64(len(b)) > limit {
-		return nil, fmt.Errorf("larger than %d bytes", limit)
+	if uint64(buf.Len()) != size {
+		return nil, fmt.Errorf("the entry does not hold the %s its header says; the archive is damaged, download it again", sizeOf(size))
 	}
-	return b, nil
+	return buf.Bytes(), nil
+}
+
+// sizeOf renders a byte count as limits are stated: "64 MiB".
+func sizeOf(n uint64) string {
+	switch {
+	case n >= 1<<30 && n%(1<<30) == 0:
+		return fmt.Sprintf("%d GiB", n>>30)
+	case n >= 1<<20:
+		if n%(1<<20) == 0 {
+			return fmt.Sprintf("%d MiB", n>>20)
+		}
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d bytes", n)
 }
 
 func normalizePin(pin string) (string, error) {
