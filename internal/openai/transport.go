@@ -3,6 +3,8 @@ package openai
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -13,7 +15,6 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/modelorganisms/pvbuild/internal/provider"
@@ -28,6 +29,10 @@ const (
 	// a few MB.
 	maxResponseBytes = 64 << 20
 )
+
+// errTooLarge: the response was over maxResponseBytes; sending the request
+// again would get the same.
+var errTooLarge = errors.New("response too large")
 
 type noReplayKey struct{}
 
@@ -167,29 +172,36 @@ func readLimited(r io.Reader) ([]byte, error) {
 		return nil, err
 	}
 	if len(data) > maxResponseBytes {
-		return nil, fmt.Errorf("response larger than %d bytes", maxResponseBytes)
+		return nil, fmt.Errorf("%w: over %d bytes", errTooLarge, maxResponseBytes)
 	}
 	return data, nil
 }
 
-// transient reports whether a transport error is worth another try: timeouts
-// and connections refused, reset or closed under us.
+// transient reports whether a failure to get an answer is worth another
+// try. Networks fail in more ways than net/http names (a reset, a GOAWAY, an
+// idle connection the server closed as it was reused, a body cut short), so
+// every such failure is transient except those no retry can cure: a response
+// over the size limit, a certificate the client rejects, a host name that
+// does not exist, a URL the client cannot send to.
 func transient(err error) bool {
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		return true
+	var (
+		certErr *tls.CertificateVerificationError
+		authErr x509.UnknownAuthorityError
+		hostErr x509.HostnameError
+		dnsErr  *net.DNSError
+	)
+	switch {
+	case errors.Is(err, errTooLarge),
+		errors.As(err, &certErr), errors.As(err, &authErr), errors.As(err, &hostErr):
+		return false
+	case errors.As(err, &dnsErr):
+		return !dnsErr.IsNotFound
 	}
-	for _, target := range []error{io.EOF, io.ErrUnexpectedEOF, syscall.ECONNRESET,
-		syscall.ECONNREFUSED, syscall.ECONNABORTED, syscall.EPIPE} {
-		if errors.Is(err, target) {
-			return true
-		}
+	var ue *url.Error
+	if errors.As(err, &ue) && strings.Contains(ue.Err.Error(), "unsupported protocol scheme") {
+		return false
 	}
-	// HTTP/2 connection-level failures are unexported types in net/http.
-	msg := err.Error()
-	return strings.Contains(msg, "http2: server sent GOAWAY") ||
-		strings.Contains(msg, "http2: client connection lost") ||
-		strings.Contains(msg, "connection reset by peer")
+	return true
 }
 
 // retryable reports whether an error response may succeed if sent again.

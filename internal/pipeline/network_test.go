@@ -1,0 +1,212 @@
+package pipeline
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/modelorganisms/pvbuild/internal/faults"
+	"github.com/modelorganisms/pvbuild/internal/jobs"
+	"github.com/modelorganisms/pvbuild/internal/local"
+	"github.com/modelorganisms/pvbuild/internal/provider"
+	"github.com/modelorganisms/pvbuild/internal/providers"
+	"github.com/modelorganisms/pvbuild/internal/server"
+)
+
+// virtualClock is the outage policy's clock in these tests. A sleep returns
+// at once and moves the clock to the sleeper's wake time, so that many
+// calls waiting together overlap as they would in real time instead of
+// adding up, and a minute-long outage passes in milliseconds.
+type virtualClock struct {
+	mu     sync.Mutex
+	now    time.Time
+	onTick func(now time.Time) // called after every move, outside the lock
+}
+
+func newVirtualClock() *virtualClock {
+	return &virtualClock{now: time.Date(2026, 12, 2, 3, 0, 0, 0, time.UTC)}
+}
+
+func (c *virtualClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *virtualClock) Sleep(ctx context.Context, d time.Duration) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	if wake := c.now.Add(d); wake.After(c.now) {
+		c.now = wake
+	}
+	now := c.now
+	c.mu.Unlock()
+	if c.onTick != nil {
+		c.onTick(now)
+	}
+	// Give the goroutines that do not sleep (the server, the engine's jobs)
+	// a moment of real time, or a refused connection would be retried in a
+	// tight loop.
+	time.Sleep(time.Millisecond)
+	return ctx.Err()
+}
+
+// servedOn serves the local engine on sw, with faults, and returns the
+// server and the environment that points the openai provider at it.
+func servedOn(t *testing.T, sw *faults.Switch, f server.Faults, wrap func(http.Handler) http.Handler) (*server.Server, map[string]string) {
+	t.Helper()
+	opts, err := local.DefaultOptions(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.JobDuration = testJobDuration
+	eng, err := local.Open(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := server.New(eng, server.Options{Faults: f, Log: log.New(io.Discard, "", 0)})
+	var h http.Handler = srv
+	if wrap != nil {
+		h = wrap(srv)
+	}
+	ts := httptest.NewUnstartedServer(h)
+	ts.Listener.Close()
+	ts.Listener = sw
+	ts.Start()
+	t.Cleanup(ts.Close)
+	return srv, map[string]string{"PROVIDER": "openai", "OPENAI_API_KEY": testAPIKey, "OPENAI_BASE_URL": ts.URL + "/v1"}
+}
+
+// virtualOpenAI is the openai kind with its outage policy on clock.
+func virtualOpenAI(clock *virtualClock) *providers.OpenAI {
+	return &providers.OpenAI{
+		Jobs:   jobs.Options{PollInterval: testJobDuration / 10},
+		Outage: provider.OutagePolicy{Sleep: clock.Sleep, Now: clock.Now},
+	}
+}
+
+// The issue's fault mix, on every call kind (uploads, job creation, polls,
+// listings, chat): one `results` completes with the eval_results.json of a
+// clean run and creates one job per model.
+func TestAbuseHeavyFaultsOneRun(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("trains nine models twice")
+	}
+	want := localResults(t)
+	sw, err := faults.Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, env := servedOn(t, sw, server.Faults{Seed: 10, RateLimitRate: 0.3, RetryAfter: time.Second,
+		ServerErrorRate: 0.2, DropRate: 0.2, LostResponseRate: 0.1, Latency: time.Millisecond}, nil)
+	w := newWorkspace(t, shipped(t), env)
+	w.kinds["openai"] = virtualOpenAI(newVirtualClock())
+	w.results()
+	if got := readResults(t, w); !bytes.Equal(got, want) {
+		t.Fatalf("eval_results.json under faults differs from a clean run:\n%s\nwant\n%s", got, want)
+	}
+	c := srv.Counters()
+	if c.JobCreations != 9 {
+		t.Errorf("%d job creations for 9 models", c.JobCreations)
+	}
+	if c.Injected429 == 0 || c.Injected500 == 0 || c.InjectedDrops == 0 {
+		t.Errorf("not every fault was injected: %+v", c)
+	}
+	// Every kind of call met faults: a fault-free route would prove nothing.
+	for route, outcomes := range srv.Requests() {
+		clean := true
+		for outcome := range outcomes {
+			if outcome != "200" {
+				clean = false
+			}
+		}
+		if clean && outcomes["200"] > 20 {
+			t.Errorf("route %s answered %d requests with no fault", route, outcomes["200"])
+		}
+	}
+	t.Logf("%d requests, %d chat completions; %d x 429, %d x 500, %d dropped", c.Requests, c.ChatCompletions,
+		c.Injected429, c.Injected500, c.InjectedDrops)
+}
+
+// The served engine goes away for 60 s (of the outage policy's clock) at a
+// random moment of `results`, during training or evaluation, and comes back
+// on the same address: the one run completes, says it is waiting, and gives
+// the clean run's numbers with one job per model.
+func TestAbuseOutageOf60sDuringResults(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("trains nine models several times")
+	}
+	want := localResults(t)
+	// A clean served run makes about 1,150 requests: the first few hundred
+	// train, the rest evaluate.
+	seed := uint64(time.Now().UnixNano())
+	rng := rand.New(rand.NewPCG(seed, 10))
+	for _, at := range []int{5 + rng.IntN(60), 100 + rng.IntN(1000)} {
+		t.Run("", func(t *testing.T) {
+			t.Parallel()
+			t.Logf("down at request %d (seed %d)", at, seed)
+			sw, err := faults.Listen("127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			clock := newVirtualClock()
+			var (
+				requests atomic.Int64
+				mu       sync.Mutex
+				downAt   time.Time
+				outages  int
+			)
+			clock.onTick = func(now time.Time) {
+				mu.Lock()
+				defer mu.Unlock()
+				if !downAt.IsZero() && now.Sub(downAt) >= time.Minute {
+					downAt = time.Time{}
+					if err := sw.Up(); err != nil {
+						t.Error(err)
+					}
+				}
+			}
+			down := func(next http.Handler) http.Handler {
+				return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+					if requests.Add(1) == int64(at) {
+						mu.Lock()
+						downAt, outages = clock.Now(), outages+1
+						mu.Unlock()
+						sw.Down() // this request dies with the rest
+						return
+					}
+					next.ServeHTTP(rw, r)
+				})
+			}
+			srv, env := servedOn(t, sw, server.Faults{}, down)
+			w := newWorkspace(t, shipped(t), env)
+			w.kinds["openai"] = virtualOpenAI(clock)
+			_, logs := w.results()
+			if outages != 1 {
+				t.Fatalf("the server went down %d times; the run made %d requests", outages, requests.Load())
+			}
+			if !strings.Contains(logs, "provider openai: unreachable for ") {
+				t.Errorf("no line said the run was waiting:\n%s", logs)
+			}
+			if got := readResults(t, w); !bytes.Equal(got, want) {
+				t.Fatalf("eval_results.json after an outage differs from a clean run:\n%s\nwant\n%s", got, want)
+			}
+			if n := srv.Counters().JobCreations; n != 9 {
+				t.Errorf("%d job creations for 9 models", n)
+			}
+		})
+	}
+}
