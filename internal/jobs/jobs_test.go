@@ -23,30 +23,8 @@ import (
 	"github.com/modelorganisms/pvbuild/internal/openai"
 	"github.com/modelorganisms/pvbuild/internal/provider"
 	"github.com/modelorganisms/pvbuild/internal/server"
+	"github.com/modelorganisms/pvbuild/internal/vclock"
 )
-
-// virtualClock lets the outage policy wait minutes at once.
-type virtualClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newClock() *virtualClock {
-	return &virtualClock{now: time.Date(2026, 12, 1, 3, 0, 0, 0, time.UTC)}
-}
-
-func (c *virtualClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *virtualClock) Sleep(ctx context.Context, d time.Duration) error {
-	c.mu.Lock()
-	c.now = c.now.Add(max(d, 0))
-	c.mu.Unlock()
-	return ctx.Err()
-}
 
 type syncBuffer struct {
 	mu sync.Mutex
@@ -142,7 +120,7 @@ func newRig(t *testing.T, faults server.Faults, rules ...*rule) *rig {
 	r := &rig{srv: srv, script: sc, dir: t.TempDir(), log: &syncBuffer{}}
 	cfg := openai.Config{APIKey: "sk-test-jobs", BaseURL: ts.URL + "/v1", HTTPClient: &http.Client{Timeout: 10 * time.Second}}
 	jo := jobs.Options{Provider: "openai", Dir: r.dir, PollInterval: time.Millisecond, MaxPollInterval: 5 * time.Millisecond, Log: r.log}
-	withOutage(&cfg, &jo, newClock(), r.log)
+	withOutage(&cfg, &jo, vclock.New(), r.log)
 	client, err := openai.New(cfg)
 	if err != nil {
 		t.Fatal(err)

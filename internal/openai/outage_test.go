@@ -14,44 +14,8 @@ import (
 	"time"
 
 	"github.com/modelorganisms/pvbuild/internal/provider"
+	"github.com/modelorganisms/pvbuild/internal/vclock"
 )
-
-// virtualClock lets a test live through minutes of outage at once: Sleep
-// moves Now on instead of waiting, and tells the test the new time.
-type virtualClock struct {
-	mu      sync.Mutex
-	now     time.Time
-	slept   func(now time.Time) // called after each sleep, outside the lock
-	elapsed time.Duration
-}
-
-func newVirtualClock() *virtualClock {
-	return &virtualClock{now: time.Date(2026, 12, 1, 3, 0, 0, 0, time.UTC)}
-}
-
-func (c *virtualClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *virtualClock) Sleep(ctx context.Context, d time.Duration) error {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.elapsed += d
-	now := c.now
-	c.mu.Unlock()
-	if c.slept != nil {
-		c.slept(now)
-	}
-	return ctx.Err()
-}
-
-func (c *virtualClock) Elapsed() time.Duration {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.elapsed
-}
 
 // syncBuffer is a log several goroutines write to.
 type syncBuffer struct {
@@ -72,7 +36,7 @@ func (b *syncBuffer) String() string {
 }
 
 // outageClient is a client of base whose outage policy runs on clock.
-func outageClient(t *testing.T, base string, clock *virtualClock, max time.Duration, log *syncBuffer) *Client {
+func outageClient(t *testing.T, base string, clock *vclock.Clock, max time.Duration, log *syncBuffer) *Client {
 	t.Helper()
 	c, err := New(Config{APIKey: testKey, BaseURL: base, HTTPClient: &http.Client{Timeout: 5 * time.Second},
 		Outage: provider.NewOutage("openai", provider.OutagePolicy{Max: max, Sleep: clock.Sleep, Now: clock.Now}, log)})
@@ -116,10 +80,10 @@ func TestAbuseOutageConnectionRefusedThenBack(t *testing.T) {
 			ln.Close()
 			srv := httptest.NewUnstartedServer(okFor(op))
 			t.Cleanup(srv.Close)
-			clock := newVirtualClock()
+			clock := vclock.New()
 			back := clock.Now().Add(60 * time.Second)
 			var once sync.Once
-			clock.slept = func(now time.Time) {
+			clock.OnSleep = func(now time.Time) {
 				if now.Before(back) {
 					return
 				}
@@ -150,7 +114,7 @@ func TestAbuseOutageConnectionRefusedThenBack(t *testing.T) {
 func TestAbuseOutage503ThenBack(t *testing.T) {
 	for _, op := range []string{"chat", "job"} {
 		t.Run(op, func(t *testing.T) {
-			clock := newVirtualClock()
+			clock := vclock.New()
 			back := clock.Now().Add(60 * time.Second)
 			var requests atomic.Int32
 			down := status(503, apiErrorBody("The engine is currently overloaded.", "server_error", "", nil))
@@ -188,7 +152,7 @@ func TestAbuseOutageLongerThanMax(t *testing.T) {
 			}
 			addr := ln.Addr().String()
 			ln.Close()
-			clock := newVirtualClock()
+			clock := vclock.New()
 			var log syncBuffer
 			c := outageClient(t, "http://"+addr+"/v1", clock, 45*time.Second, &log)
 			err = runOp(c, context.Background(), op)
@@ -225,7 +189,7 @@ func TestAbusePermanentErrorsNotRetried(t *testing.T) {
 		for _, op := range []string{"chat", "job"} {
 			t.Run(tc.name+"/"+op, func(t *testing.T) {
 				h, n := scripted(status(tc.status, tc.body))
-				clock := newVirtualClock()
+				clock := vclock.New()
 				srv := httptest.NewServer(h)
 				t.Cleanup(srv.Close)
 				c := outageClient(t, srv.URL+"/v1", clock, 0, &syncBuffer{})
@@ -268,7 +232,7 @@ func TestAbuseTransportErrorsHideURLSecrets(t *testing.T) {
 		}
 	}()
 	for _, addr := range []string{refused, garbage.Addr().String()} {
-		clock := newVirtualClock()
+		clock := vclock.New()
 		tr := &transport{hc: &http.Client{Timeout: 5 * time.Second}, key: testKey,
 			outage: provider.NewOutage("openai", provider.OutagePolicy{Max: time.Minute, Sleep: clock.Sleep, Now: clock.Now}, nil)}
 		req, err := http.NewRequest(http.MethodGet, "http://me:SECRET1@"+addr+"/v1/models?api_key=SECRET2#SECRET3", nil)

@@ -20,47 +20,8 @@ import (
 	"github.com/modelorganisms/pvbuild/internal/provider"
 	"github.com/modelorganisms/pvbuild/internal/providers"
 	"github.com/modelorganisms/pvbuild/internal/server"
+	"github.com/modelorganisms/pvbuild/internal/vclock"
 )
-
-// virtualClock is the outage policy's clock in these tests. A sleep returns
-// at once and moves the clock to the sleeper's wake time, so that many
-// calls waiting together overlap as they would in real time instead of
-// adding up, and a minute-long outage passes in milliseconds.
-type virtualClock struct {
-	mu     sync.Mutex
-	now    time.Time
-	onTick func(now time.Time) // called after every move, outside the lock
-}
-
-func newVirtualClock() *virtualClock {
-	return &virtualClock{now: time.Date(2026, 12, 2, 3, 0, 0, 0, time.UTC)}
-}
-
-func (c *virtualClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *virtualClock) Sleep(ctx context.Context, d time.Duration) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	c.mu.Lock()
-	if wake := c.now.Add(d); wake.After(c.now) {
-		c.now = wake
-	}
-	now := c.now
-	c.mu.Unlock()
-	if c.onTick != nil {
-		c.onTick(now)
-	}
-	// Give the goroutines that do not sleep (the server, the engine's jobs)
-	// a moment of real time, or a refused connection would be retried in a
-	// tight loop.
-	time.Sleep(time.Millisecond)
-	return ctx.Err()
-}
 
 // servedOn serves the local engine on sw, with faults, and returns the
 // server and the environment that points the openai provider at it.
@@ -88,11 +49,18 @@ func servedOn(t *testing.T, sw *faults.Switch, f server.Faults, wrap func(http.H
 	return srv, map[string]string{"PROVIDER": "openai", "OPENAI_API_KEY": testAPIKey, "OPENAI_BASE_URL": ts.URL + "/v1"}
 }
 
-// virtualOpenAI is the openai kind with its outage policy on clock.
-func virtualOpenAI(clock *virtualClock) *providers.OpenAI {
+// virtualOpenAI is the openai kind with its outage policy on clock. Each
+// virtual sleep also yields a millisecond of real time to the goroutines
+// that do not sleep (the server, the engine's jobs), or a refused
+// connection would be retried in a tight loop.
+func virtualOpenAI(clock *vclock.Clock) *providers.OpenAI {
+	sleep := func(ctx context.Context, d time.Duration) error {
+		time.Sleep(time.Millisecond)
+		return clock.Sleep(ctx, d)
+	}
 	return &providers.OpenAI{
 		Jobs:   jobs.Options{PollInterval: testJobDuration / 10},
-		Outage: provider.OutagePolicy{Sleep: clock.Sleep, Now: clock.Now},
+		Outage: provider.OutagePolicy{Sleep: sleep, Now: clock.Now},
 	}
 }
 
@@ -112,7 +80,7 @@ func TestAbuseHeavyFaultsOneRun(t *testing.T) {
 	srv, env := servedOn(t, sw, server.Faults{Seed: 10, RateLimitRate: 0.3, RetryAfter: time.Second,
 		ServerErrorRate: 0.2, DropRate: 0.2, LostResponseRate: 0.1, Latency: time.Millisecond}, nil)
 	w := newWorkspace(t, shipped(t), env)
-	w.kinds["openai"] = virtualOpenAI(newVirtualClock())
+	w.kinds["openai"] = virtualOpenAI(vclock.New())
 	w.results()
 	if got := readResults(t, w); !bytes.Equal(got, want) {
 		t.Fatalf("eval_results.json under faults differs from a clean run:\n%s\nwant\n%s", got, want)
@@ -162,14 +130,14 @@ func TestAbuseOutageOf60sDuringResults(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			clock := newVirtualClock()
+			clock := vclock.New()
 			var (
 				requests atomic.Int64
 				mu       sync.Mutex
 				downAt   time.Time
 				outages  int
 			)
-			clock.onTick = func(now time.Time) {
+			clock.OnSleep = func(now time.Time) {
 				mu.Lock()
 				defer mu.Unlock()
 				if !downAt.IsZero() && now.Sub(downAt) >= time.Minute {

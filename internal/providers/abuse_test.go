@@ -21,6 +21,7 @@ import (
 	"github.com/modelorganisms/pvbuild/internal/local"
 	"github.com/modelorganisms/pvbuild/internal/provider"
 	"github.com/modelorganisms/pvbuild/internal/server"
+	"github.com/modelorganisms/pvbuild/internal/vclock"
 )
 
 func decodeKind(t *testing.T, k provider.Kind, body string) (provider.Config, hcl.Diagnostics) {
@@ -89,28 +90,6 @@ func TestAbuseInvalidMaxOutage(t *testing.T) {
 			t.Fatal(diags)
 		}
 	}
-}
-
-// virtualClock lives through an outage at once: Sleep moves Now on.
-type virtualClock struct {
-	mu    sync.Mutex
-	now   time.Time
-	slept func(time.Time)
-}
-
-func (c *virtualClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *virtualClock) Sleep(ctx context.Context, d time.Duration) error {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	now := c.now
-	c.mu.Unlock()
-	c.slept(now)
-	return ctx.Err()
 }
 
 type syncBuffer struct {
@@ -195,7 +174,8 @@ func TestAbuseOpenAIKindOutage(t *testing.T) {
 			f := &flaky{t: t, addr: ln.Addr().String(), h: server.New(eng, server.Options{Log: log.New(io.Discard, "", 0)})}
 			ln.Close()
 			t.Cleanup(f.close)
-			clock := &virtualClock{now: time.Date(2026, 12, 1, 3, 0, 0, 0, time.UTC), slept: f.tick}
+			clock := vclock.New()
+			clock.OnSleep = f.tick
 
 			kind := &OpenAI{Outage: provider.OutagePolicy{Sleep: clock.Sleep, Now: clock.Now}}
 			kind.Jobs.PollInterval = time.Millisecond
