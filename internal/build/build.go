@@ -21,6 +21,7 @@ import (
 	"io/fs"
 	"maps"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -172,7 +173,7 @@ func parseStamp(b []byte) (*Stamp, bool) {
 			st.Key = body
 		case "output", "file":
 			name, hash, ok := cutQuoted(body)
-			if !ok {
+			if !ok || !inStore(name) {
 				return nil, false
 			}
 			if kind == "output" {
@@ -203,6 +204,14 @@ func parseStamp(b []byte) (*Stamp, bool) {
 	}
 	// A stamp that names no output vouches for nothing.
 	return st, st.Key != "" && len(st.Outputs) > 0
+}
+
+// inStore reports whether a stamp's path names a file under the store. The
+// sum line only detects damage, so a stamp can be forged; one naming a file
+// outside (../paper.tex, an absolute path) must never make the build trust,
+// read or remove that file.
+func inStore(name string) bool {
+	return name != "" && path.Clean(name) == name && filepath.IsLocal(filepath.FromSlash(name))
 }
 
 // cutSum splits the final "sum <hex>" line from the lines it covers.

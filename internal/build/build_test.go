@@ -273,3 +273,35 @@ func FuzzParseStamp(f *testing.F) {
 		}
 	})
 }
+
+// A stamp is only self-checked, so anyone can forge one: a stamp that names
+// a file outside the store (a restored CI cache from elsewhere, say) is
+// damaged, and neither Check nor a rebuild reads or removes that file.
+func TestAbuseStampNamingFileOutsideStore(t *testing.T) {
+	dir := t.TempDir()
+	victim := filepath.Join(dir, "paper.tex")
+	if err := os.WriteFile(victim, []byte("results"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := &Store{Root: filepath.Join(dir, "artifacts")}
+	for _, name := range []string{"../paper.tex", "logs/../../paper.tex", victim, "/etc/passwd"} {
+		forged := &Stamp{Target: "log/a", Key: inputs("3").Key(), Inputs: inputs("3"),
+			Outputs: map[string]string{name: Hash([]byte("results"))}, Files: map[string]string{}}
+		if err := os.MkdirAll(filepath.Dir(s.stampPath("log/a")), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(s.stampPath("log/a"), forged.marshal(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		st, err := s.Check("log/a", inputs("3"))
+		if err != nil || st.Fresh || st.Reason != "its stamp is damaged" {
+			t.Fatalf("stamp naming %s: %+v, %v; want damaged", name, st, err)
+		}
+		if _, err := s.Commit("log/a", inputs("3"), map[string][]byte{"logs/a.json": []byte("1")}, nil); err != nil {
+			t.Fatal(err)
+		}
+		if b, err := os.ReadFile(victim); err != nil || string(b) != "results" {
+			t.Fatalf("after a rebuild over a stamp naming %s, %s: %q, %v", name, victim, b, err)
+		}
+	}
+}
