@@ -319,6 +319,18 @@ func TestAbuseBudgetCoversEarlierRuns(t *testing.T) {
 			t.Errorf("train's refusal lacks %q:\n%v", s, err)
 		}
 	}
+
+	// clean starts the build over; it does not give the money back.
+	var out bytes.Buffer
+	if err := CleanTo(&out, w.artifacts); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "kept "+filepath.Join(w.artifacts, "spend")) {
+		t.Errorf("clean did not say it kept the spending ledger:\n%s", out.String())
+	}
+	if err := train(); err == nil {
+		t.Fatalf("after clean, a second train of $%.4f after $%.4f was accepted under budget_usd = %.4f", b, a, budget)
+	}
 }
 
 // A garbage record in the spending ledger is unknown spending: plan and

@@ -17,7 +17,9 @@ func Clean(root string) error { return CleanTo(os.Stdout, root) }
 // lock first, so it never pulls files from under a running build. A
 // directory whose own lock a live process holds (the state of a running
 // `serve`) is kept, and out is told which and by whom: removing it would
-// break that server for every client. Remote jobs are not touched.
+// break that server for every client. The spending ledger is kept too:
+// starting the build over does not give the money back, and budget_usd
+// counts it. Remote jobs are not touched.
 func CleanTo(out io.Writer, root string) error {
 	store := &build.Store{Root: root}
 	if _, err := os.Stat(root); os.IsNotExist(err) {
@@ -37,6 +39,10 @@ func CleanTo(out io.Writer, root string) error {
 			continue
 		}
 		path := filepath.Join(root, e.Name())
+		if e.Name() == spendDir {
+			fmt.Fprintf(out, "kept %s: the record of paid trainings that budget_usd counts; delete it by hand to forget that spending\n", path)
+			continue
+		}
 		if !e.IsDir() {
 			if err := os.RemoveAll(path); err != nil {
 				return fmt.Errorf("clean: %w", err)
