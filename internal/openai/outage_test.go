@@ -60,6 +60,11 @@ func checkWaitingLines(t *testing.T, log string, down time.Duration, cause strin
 	if len(lines) == 0 || !strings.Contains(lines[0], cause) || !strings.Contains(lines[0], "retrying for up to 10m0s") {
 		t.Fatalf("no waiting line naming %q in the log:\n%s", cause, log)
 	}
+	for _, l := range lines {
+		if strings.Contains(l, "gave up") {
+			t.Fatalf("a line that says the call is retried also says it gave up: %s", l)
+		}
+	}
 	if max := int(down/(10*time.Second)) + 2; len(lines) > max {
 		t.Fatalf("%d waiting lines for a %s outage, want at most %d:\n%s", len(lines), down, max, log)
 	}

@@ -126,10 +126,10 @@ func (t *transport) do(req *http.Request) (*http.Response, error) {
 
 		apiErr := parseAPIError(resp.StatusCode, resp.Header, data, time.Now())
 		apiErr.redact(t.key)
-		apiErr.Attempts = attempt
 		if !retryable(apiErr) {
 			// The provider answered: it is up, whatever it thinks of us.
 			t.outage.OK()
+			apiErr.Attempts = attempt
 			return nil, apiErr
 		}
 		// A 429 is refused before any work; a 5xx may come after the job
@@ -138,6 +138,8 @@ func (t *transport) do(req *http.Request) (*http.Response, error) {
 			return nil, fmt.Errorf("%w: %w", ErrMaybeCreated, apiErr)
 		}
 		if t.exhausted(attempt) || apiErr.RetryAfter > maxRetryAfter {
+			// Said only when giving up: the waiting line quotes apiErr too.
+			apiErr.Attempts = attempt
 			return nil, apiErr
 		}
 		if werr := t.outage.Wait(ctx, attempt, apiErr.RetryAfter, apiErr); werr != nil {
