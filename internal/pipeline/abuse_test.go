@@ -230,7 +230,7 @@ func TestAbuseFailedTrainingIsNotUpToDate(t *testing.T) {
 
 // Logs of removed tasks and models leave artifacts/logs, where Inspect's
 // viewer would show them as current; a file the build did not write stays.
-func TestRemovedTargetsLeaveNoLogs(t *testing.T) {
+func TestAbuseRemovedTargetsLeaveNoLogs(t *testing.T) {
 	t.Parallel()
 	if testing.Short() {
 		t.Skip("trains three models")

@@ -38,7 +38,7 @@ func TestTable(t *testing.T) {
 
 // A summary printed after a failed run says which evaluations it leaves out
 // as stale, and why, so old numbers are never read as the current run's.
-func TestNotCurrentNamesStaleEvaluations(t *testing.T) {
+func TestAbuseNotCurrentNamesStaleEvaluations(t *testing.T) {
 	var b strings.Builder
 	NotCurrent(&b, nil)
 	if b.Len() != 0 {
