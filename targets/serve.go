@@ -28,33 +28,38 @@ func Serve(ctx context.Context, addr string) error {
 	if err != nil {
 		return err
 	}
-	sw, err := listen(ctx, addr, "SERVE_OUTAGE", "OpenAI-compatible API")
+	sw, stop, err := listen(ctx, addr, "SERVE_OUTAGE", "OpenAI-compatible API")
 	if err != nil {
 		return err
 	}
+	defer stop()
 	opts := server.Options{APIKey: os.Getenv("SERVE_API_KEY"), Faults: f}
 	return serveEngine(ctx, filepath.Join(pipelineArtifacts(), "serve-engine"), sw, opts)
 }
 
 // listen listens on addr for a server (what names it in errors) and, as
 // the environment variable outageVar says, takes it off its address for a
-// while in wall time, saying so on standard output.
-func listen(ctx context.Context, addr, outageVar, what string) (*faults.Switch, error) {
+// while in wall time, saying so on standard output. Call stop when the
+// server has returned, so that the outage does not outlive it.
+func listen(ctx context.Context, addr, outageVar, what string) (sw *faults.Switch, stop func(), err error) {
 	var outage faults.Outage
 	if err := envOutage(outageVar, &outage); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	sw, err := faults.Listen(addr)
+	sw, err = faults.Listen(addr)
 	if err != nil {
-		return nil, fmt.Errorf("serve %s: %w", what, err)
+		return nil, nil, fmt.Errorf("serve %s: %w", what, err)
 	}
+	octx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
 	go func() {
+		defer close(done)
 		logf := func(format string, args ...any) { fmt.Printf(format+"\n", args...) }
-		if err := outage.Run(ctx, sw, faults.Sleep, logf); err != nil {
+		if err := outage.Run(octx, sw, faults.Sleep, logf); err != nil && octx.Err() == nil {
 			logf("%v", err) // the server stops with it too
 		}
 	}()
-	return sw, nil
+	return sw, func() { cancel(); <-done }, nil
 }
 
 // serveEngine serves the local engine whose state is in dir on ln until ctx

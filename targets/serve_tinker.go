@@ -34,10 +34,11 @@ func ServeTinker(ctx context.Context, addr string) error {
 	if err != nil {
 		return err
 	}
-	sw, err := listen(ctx, addr, "TINKER_SERVE_OUTAGE", "Tinker API")
+	sw, stop, err := listen(ctx, addr, "TINKER_SERVE_OUTAGE", "Tinker API")
 	if err != nil {
 		return err
 	}
+	defer stop()
 	return serveTinker(ctx, filepath.Join(pipelineArtifacts(), "tinker-server"), sw, opts)
 }
 
