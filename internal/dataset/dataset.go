@@ -23,24 +23,6 @@ type Example struct {
 	Messages []provider.Message `json:"messages"`
 }
 
-// Prompt is the last user message: what a model is asked.
-func (e Example) Prompt() string {
-	for i := len(e.Messages) - 1; i >= 0; i-- {
-		if e.Messages[i].Role == "user" {
-			return e.Messages[i].Content
-		}
-	}
-	return ""
-}
-
-// Response is the final assistant message: what the model learns to say.
-func (e Example) Response() string {
-	if n := len(e.Messages); n > 0 {
-		return e.Messages[n-1].Content
-	}
-	return ""
-}
-
 // LineError locates a problem in a JSONL file.
 type LineError struct {
 	File string
