@@ -13,9 +13,9 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/modelorganisms/pvbuild/internal/provider"
+	"github.com/modelorganisms/pvbuild/internal/textcheck"
 )
 
 // Example is one training conversation.
@@ -68,12 +68,8 @@ func Parse(file string, data []byte) ([]Example, error) {
 // parseLine decodes one example, or says what is wrong with it.
 func parseLine(raw []byte) (Example, string) {
 	// encoding/json would turn bad bytes into U+FFFD without a word.
-	for i := 0; i < len(raw); {
-		r, n := utf8.DecodeRune(raw[i:])
-		if r == utf8.RuneError && n == 1 {
-			return Example{}, fmt.Sprintf("not valid UTF-8 (byte %d of the line)", i+1)
-		}
-		i += n
+	if i, _ := textcheck.FirstInvalid(raw, false); i >= 0 {
+		return Example{}, fmt.Sprintf("not valid UTF-8 (byte %d of the line)", i+1)
 	}
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &fields); err != nil {
@@ -125,9 +121,9 @@ func parseMessage(fields map[string]json.RawMessage) (provider.Message, string) 
 		if c[0] != '"' || json.Unmarshal(c, &m.Content) != nil {
 			return m, `: "content" must be a string`
 		}
-		// A lone surrogate escape decodes to U+FFFD; a real one is written
-		// as itself or as \ufffd.
-		if strings.ContainsRune(m.Content, utf8.RuneError) && !bytes.ContainsRune(c, utf8.RuneError) && !bytes.Contains(bytes.ToLower(c), []byte(`\ufffd`)) {
+		// A lone surrogate escape decodes to U+FFFD as silently as a bad
+		// byte (the line is UTF-8: parseLine checked).
+		if i, _ := textcheck.FirstInvalid(c, true); i >= 0 {
 			return m, `: "content" holds an escape that is not a character (a lone surrogate)`
 		}
 	}
