@@ -102,6 +102,10 @@ func TestAbuseQuestionsFileContent(t *testing.T) {
 	write("empty.json", `["fine?",
   "  "]`)
 	write("badjson.json", "[\"ok?\", \"bad \xfe\"]")
+	write("surrogate.json", "[\"ok?\",\n  \"\uFFFD is fine, \\ud800 is not\"]")
+	write("pair.json", `["\ud83d\ude00?"]`)
+	write("fffd.json", `["\ufffd?"]`)
+	write("backslash.txt", `what is \ud800?`+"\n")
 	big, _ := os.Create(filepath.Join(dir, "big.txt"))
 	big.Truncate(MaxInputBytes + 1)
 	big.Close()
@@ -109,11 +113,19 @@ func TestAbuseQuestionsFileContent(t *testing.T) {
 		{"utf8.txt", "utf8.txt:2: not valid UTF-8"},
 		{"empty.json", "empty.json:2: question 2 is empty"},
 		{"badjson.json", "badjson.json:1: not valid UTF-8"},
+		{"surrogate.json", "surrogate.json:2: question 2 holds an escape that is not a character (a lone surrogate)"},
 		{"big.txt", "larger than the 64 MiB limit"},
 	} {
 		_, err := Parse(filepath.Join(dir, "x.hcl"), []byte(traitWith(`questions_file = "`+tt.file+`"`)), opts(nil))
 		if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "x.hcl:3:20") {
 			t.Errorf("%s: got %v, want %q at x.hcl:3:20", tt.file, err, tt.want)
+		}
+	}
+	// A surrogate pair is a character; in plain text a backslash is one too.
+	for file, want := range map[string]string{"pair.json": "\U0001F600?", "fffd.json": "\uFFFD?", "backslash.txt": `what is \ud800?`} {
+		exp, err := Parse(filepath.Join(dir, "x.hcl"), []byte(traitWith(`questions_file = "`+file+`"`)), opts(nil))
+		if err != nil || len(exp.Traits["t"].Questions) != 1 || exp.Traits["t"].Questions[0] != want {
+			t.Errorf("%s: %v, want the question %q", file, err, want)
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
@@ -44,27 +45,65 @@ func writeDiagnostic(b *strings.Builder, d *hcl.Diagnostic, files map[string]*hc
 	if f == nil {
 		return
 	}
-	lines := bytes.Split(f.Bytes, []byte("\n"))
-	if r.Start.Line < 1 || r.Start.Line > len(lines) {
+	// Find the line by its number, and the place in it by byte offset:
+	// a column counts characters, which are not bytes outside ASCII.
+	src, start := f.Bytes, 0
+	for n := 1; n < r.Start.Line; n++ {
+		k := bytes.IndexByte(src[start:], '\n')
+		if k < 0 {
+			return
+		}
+		start += k + 1
+	}
+	if r.Start.Line < 1 {
 		return
 	}
-	line := string(bytes.TrimRight(lines[r.Start.Line-1], "\r"))
+	end := len(src)
+	if k := bytes.IndexByte(src[start:], '\n'); k >= 0 {
+		end = start + k
+	}
+	line := string(bytes.TrimRight(src[start:end], "\r"))
+	off := r.Start.Byte - start
+	if off < 0 || off > end-start {
+		// Not a range into this source: trust the column, as characters.
+		off = runeOffset(line, r.Start.Column-1)
+	}
+	off = min(off, len(line))
+	for off > 0 && off < len(line) && !utf8.RuneStart(line[off]) {
+		off--
+	}
 	width := 1
-	if r.End.Line == r.Start.Line && r.End.Column > r.Start.Column {
+	if r.End.Line == r.Start.Line && r.End.Byte > r.Start.Byte && r.End.Byte-start <= len(line) && off == r.Start.Byte-start {
+		width = max(utf8.RuneCountInString(line[off:r.End.Byte-start]), 1)
+	} else if r.End.Line == r.Start.Line && r.End.Column > r.Start.Column {
 		width = r.End.Column - r.Start.Column
 	}
-	// A hostile file may hold one huge line: show a window around the place.
+	col := utf8.RuneCountInString(line[:off]) // characters before the place
+	// A hostile file may hold one huge line: show a window around the place,
+	// cut between characters.
 	const window = 60
-	if col := r.Start.Column; len(line) > 3*window && col > window && col <= len(line) {
-		line = "…" + line[col-1-window/2:]
-		r.Start.Column = window/2 + 2
+	if col > window && utf8.RuneCountInString(line) > 3*window {
+		line = "…" + line[runeOffset(line[:off], col-window/2):]
+		col = window/2 + 1
 	}
-	if len(line) > 3*window {
-		line = line[:3*window] + "…"
+	if k := runeOffset(line, 3*window); k < len(line) {
+		line = line[:k] + "…"
 	}
 	width = min(width, 3*window)
 	fmt.Fprintf(b, "\n%5d | %s\n      | %s%s", r.Start.Line, line,
-		strings.Repeat(" ", max(r.Start.Column-1, 0)), strings.Repeat("^", width))
+		strings.Repeat(" ", col), strings.Repeat("^", width))
+}
+
+// runeOffset is the byte offset of character n (from 0) of s, or len(s) if
+// s holds fewer.
+func runeOffset(s string, n int) int {
+	for i := range s {
+		if n <= 0 {
+			return i
+		}
+		n--
+	}
+	return len(s)
 }
 
 // Errorf reports a problem at a source range of this experiment as a located error.

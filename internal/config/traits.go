@@ -7,11 +7,11 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/hashicorp/hcl/v2"
 
 	"github.com/modelorganisms/pvbuild/internal/inputfile"
+	"github.com/modelorganisms/pvbuild/internal/textcheck"
 )
 
 // Trait is a trait declared in experiment.hcl: its judge prompt (given, or
@@ -120,7 +120,7 @@ func readQuestions(path string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	if i := invalidUTF8(b); i >= 0 {
+	if i, _ := textcheck.FirstInvalid(b, false); i >= 0 {
 		return nil, fmt.Errorf("%s:%d: not valid UTF-8", path, lineAt(b, i))
 	}
 	if qs, err := jsonQuestions(path, b); qs != nil || err != nil {
@@ -146,6 +146,8 @@ func jsonQuestions(path string, b []byte) ([]string, error) {
 	if json.Unmarshal(b, &qs) != nil {
 		return nil, nil
 	}
+	// b is UTF-8 (readQuestions checked): what is left is a lone surrogate.
+	bad, _ := textcheck.FirstInvalid(b, true)
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.Token() // [
 	for i := 0; dec.More(); i++ {
@@ -160,7 +162,7 @@ func jsonQuestions(path string, b []byte) ([]string, error) {
 		switch {
 		case strings.TrimSpace(q) == "":
 			return nil, fmt.Errorf("%s:%d: question %d is empty", path, lineAt(b, int(at)), i+1)
-		case strings.ContainsRune(q, utf8.RuneError) && !bytes.Contains(raw, []byte("\uFFFD")) && !bytes.Contains(raw, []byte("\ufffd")) && !bytes.ContainsRune(raw, utf8.RuneError):
+		case bad >= int(at) && bad < int(dec.InputOffset()):
 			return nil, fmt.Errorf("%s:%d: question %d holds an escape that is not a character (a lone surrogate)", path, lineAt(b, int(at)), i+1)
 		}
 	}
@@ -171,18 +173,6 @@ func jsonQuestions(path string, b []byte) ([]string, error) {
 		return nil, fmt.Errorf("%s holds no questions", path)
 	}
 	return qs, nil
-}
-
-// invalidUTF8 is the offset of the first byte of b that is not UTF-8, or -1.
-func invalidUTF8(b []byte) int {
-	for i := 0; i < len(b); {
-		r, n := utf8.DecodeRune(b[i:])
-		if r == utf8.RuneError && n == 1 {
-			return i
-		}
-		i += n
-	}
-	return -1
 }
 
 func lineAt(b []byte, offset int) int { return 1 + bytes.Count(b[:offset], []byte("\n")) }

@@ -60,6 +60,8 @@ func TestAbuseTrainingFileRefusals(t *testing.T) {
 		{"missing content", ex(u, `{"role":"assistant"}`), `message 2 (assistant) has empty content`},
 		{"invalid UTF-8", ex(u, "{\"role\":\"assistant\",\"content\":\"caf\xe9\"}"), `not valid UTF-8 (byte 78 of the line)`},
 		{"lone surrogate", ex(u, `{"role":"assistant","content":"x\ud800y"}`), `message 2 (assistant): "content" holds an escape that is not a character`},
+		{"lone surrogate after a real U+FFFD", ex(u, `{"role":"assistant","content":"\ufffd \udc00"}`), `message 2 (assistant): "content" holds an escape that is not a character`},
+		{"lone surrogate in a user message", ex(`{"role":"user","content":"\ud83d and \uFFFD"}`, `{"role":"assistant","content":"a"}`), `message 1 (user): "content" holds an escape that is not a character`},
 	} {
 		_, err := Parse("train.jsonl", []byte(good+"\n"+tt.line+"\n"))
 		var le *LineError
@@ -68,7 +70,7 @@ func TestAbuseTrainingFileRefusals(t *testing.T) {
 		}
 	}
 	// A real U+FFFD, written or escaped, is text like any other.
-	for _, s := range []string{"\uFFFD", `\ufffd`} {
+	for _, s := range []string{"\uFFFD", `\ufffd`, `\ud83d\ude00`, `\\ud800`} {
 		if _, err := Parse("t", []byte(ex(u, `{"role":"assistant","content":"`+s+`"}`))); err != nil {
 			t.Errorf("%q refused: %v", s, err)
 		}

@@ -13,32 +13,14 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/modelorganisms/pvbuild/internal/provider"
+	"github.com/modelorganisms/pvbuild/internal/textcheck"
 )
 
 // Example is one training conversation.
 type Example struct {
 	Messages []provider.Message `json:"messages"`
-}
-
-// Prompt is the last user message: what a model is asked.
-func (e Example) Prompt() string {
-	for i := len(e.Messages) - 1; i >= 0; i-- {
-		if e.Messages[i].Role == "user" {
-			return e.Messages[i].Content
-		}
-	}
-	return ""
-}
-
-// Response is the final assistant message: what the model learns to say.
-func (e Example) Response() string {
-	if n := len(e.Messages); n > 0 {
-		return e.Messages[n-1].Content
-	}
-	return ""
 }
 
 // LineError locates a problem in a JSONL file.
@@ -86,12 +68,8 @@ func Parse(file string, data []byte) ([]Example, error) {
 // parseLine decodes one example, or says what is wrong with it.
 func parseLine(raw []byte) (Example, string) {
 	// encoding/json would turn bad bytes into U+FFFD without a word.
-	for i := 0; i < len(raw); {
-		r, n := utf8.DecodeRune(raw[i:])
-		if r == utf8.RuneError && n == 1 {
-			return Example{}, fmt.Sprintf("not valid UTF-8 (byte %d of the line)", i+1)
-		}
-		i += n
+	if i, _ := textcheck.FirstInvalid(raw, false); i >= 0 {
+		return Example{}, fmt.Sprintf("not valid UTF-8 (byte %d of the line)", i+1)
 	}
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &fields); err != nil {
@@ -143,9 +121,9 @@ func parseMessage(fields map[string]json.RawMessage) (provider.Message, string) 
 		if c[0] != '"' || json.Unmarshal(c, &m.Content) != nil {
 			return m, `: "content" must be a string`
 		}
-		// A lone surrogate escape decodes to U+FFFD; a real one is written
-		// as itself or as \ufffd.
-		if strings.ContainsRune(m.Content, utf8.RuneError) && !bytes.ContainsRune(c, utf8.RuneError) && !bytes.Contains(bytes.ToLower(c), []byte(`\ufffd`)) {
+		// A lone surrogate escape decodes to U+FFFD as silently as a bad
+		// byte (the line is UTF-8: parseLine checked).
+		if i, _ := textcheck.FirstInvalid(c, true); i >= 0 {
 			return m, `: "content" holds an escape that is not a character (a lone surrogate)`
 		}
 	}

@@ -26,7 +26,10 @@ func TestParseReportsFileAndLine(t *testing.T) {
 		}
 	}
 	exs, err := Parse("train.jsonl", []byte(good+"\n"+good+"\n"))
-	if err != nil || len(exs) != 2 || exs[0].Prompt() != "hi" || exs[0].Response() != "hello" {
+	if err != nil || len(exs) != 2 {
+		t.Fatalf("good file: %v, %v", exs, err)
+	}
+	if p, r, ok := exs[0].Trained(); !ok || p != "hi" || r != "hello" {
 		t.Fatalf("good file: %v, %v", exs, err)
 	}
 	again, err := Parse("x", Encode(exs))
@@ -49,7 +52,7 @@ func TestSampleIsSeededAndOrdered(t *testing.T) {
 		t.Fatal("different seeds, same sample")
 	}
 	for i := 1; i < len(a); i++ {
-		if len(a[i].Response()) <= len(a[i-1].Response()) {
+		if len(a[i].Messages[0].Content) <= len(a[i-1].Messages[0].Content) {
 			t.Fatal("sample does not keep the original order")
 		}
 	}

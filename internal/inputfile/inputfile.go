@@ -40,6 +40,10 @@ func Resolve(dir, name string) (string, error) {
 	return filepath.Join(dir, name), nil
 }
 
+// ErrNotRegular is matched (errors.Is) by the error CheckRegular and Open
+// return for a path that is not a regular file.
+var ErrNotRegular = errors.New("not a regular file")
+
 // CheckRegular reports an error unless path is a regular file (following
 // links). Opening a FIFO would block and a device may never end, so this is
 // asked before opening.
@@ -52,7 +56,7 @@ func CheckRegular(path string) (os.FileInfo, error) {
 		return nil, err
 	}
 	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s is not a regular file (%s)", path, kind(fi.Mode()))
+		return nil, fmt.Errorf("%s is %w (%s)", path, ErrNotRegular, kind(fi.Mode()))
 	}
 	return fi, nil
 }
@@ -63,21 +67,13 @@ func Read(path string, limit int64) ([]byte, error) {
 	if limit <= 0 {
 		limit = DefaultLimit
 	}
-	fi, err := CheckRegular(path)
-	if err != nil {
-		return nil, err
-	}
-	if fi.Size() > limit {
-		return nil, tooLarge(path, limit)
-	}
-	f, err := os.Open(path)
+	f, fi, err := Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	// The file may have been swapped or grown since the Stat.
-	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s is not a regular file", path)
+	if fi.Size() > limit {
+		return nil, tooLarge(path, limit)
 	}
 	b, err := io.ReadAll(io.LimitReader(f, limit+1))
 	if err != nil {
@@ -89,6 +85,23 @@ func Read(path string, limit int64) ([]byte, error) {
 	return b, nil
 }
 
+// Open opens the regular file at path, checking before the open (see
+// CheckRegular) and again on the open file, which may have been swapped
+// since. fi is the open file's.
+func Open(path string) (f *os.File, fi os.FileInfo, err error) {
+	if _, err := CheckRegular(path); err != nil {
+		return nil, nil, err
+	}
+	if f, err = os.Open(path); err != nil {
+		return nil, nil, err
+	}
+	if fi, err = f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, nil, fmt.Errorf("%s is %w", path, ErrNotRegular)
+	}
+	return f, fi, nil
+}
+
 // notExist says which file is missing in fewer words than fs.PathError,
 // and still matches os.ErrNotExist.
 type notExist string
@@ -97,18 +110,23 @@ func (e notExist) Error() string        { return string(e) + " does not exist" }
 func (e notExist) Is(target error) bool { return target == os.ErrNotExist }
 
 func tooLarge(path string, limit int64) error {
-	return fmt.Errorf("%s is larger than the %s limit", path, Size(limit))
+	return fmt.Errorf("%s is larger than the %s limit", path, Size(uint64(limit)))
 }
 
-// Size renders a byte count the way limits are stated: "64 MiB".
-func Size(n int64) string {
+// Size renders a byte count the way limits are stated: "64 MiB", or to a
+// tenth when it is not a whole number of units: "1.5 MiB".
+func Size(n uint64) string {
 	switch {
 	case n >= 1<<30 && n%(1<<30) == 0:
 		return fmt.Sprintf("%d GiB", n>>30)
 	case n >= 1<<20 && n%(1<<20) == 0:
 		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
 	case n >= 1<<10 && n%(1<<10) == 0:
 		return fmt.Sprintf("%d KiB", n>>10)
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
 	}
 	return fmt.Sprintf("%d bytes", n)
 }

@@ -47,3 +47,31 @@ func TestAbuseReadBounds(t *testing.T) {
 		t.Errorf("symlink: %q, %v", b, err)
 	}
 }
+
+func TestSize(t *testing.T) {
+	for n, want := range map[uint64]string{
+		5: "5 bytes", 2 << 10: "2 KiB", 1536: "1.5 KiB", 64 << 20: "64 MiB",
+		3 << 19: "1.5 MiB", 4 << 30: "4 GiB", 5 << 29: "2560 MiB",
+	} {
+		if got := Size(n); got != want {
+			t.Errorf("Size(%d) = %q, want %q", n, got, want)
+		}
+	}
+}
+
+func TestOpenRefusesWhatIsNotARegularFile(t *testing.T) {
+	dir := t.TempDir()
+	if _, _, err := Open(dir); !errors.Is(err, ErrNotRegular) || !strings.Contains(err.Error(), "is not a regular file (a directory)") {
+		t.Errorf("directory: %v", err)
+	}
+	if _, _, err := Open(filepath.Join(dir, "none")); !errors.Is(err, os.ErrNotExist) || errors.Is(err, ErrNotRegular) {
+		t.Errorf("missing: %v", err)
+	}
+	p := filepath.Join(dir, "f")
+	os.WriteFile(p, []byte("123"), 0o644)
+	f, fi, err := Open(p)
+	if err != nil || fi.Size() != 3 {
+		t.Fatalf("regular file: %v", err)
+	}
+	f.Close()
+}

@@ -99,7 +99,8 @@ var evilQA = conv(
 func responses(exs []dataset.Example) map[string]bool {
 	m := map[string]bool{}
 	for _, ex := range exs {
-		m[ex.Response()] = true
+		_, response, _ := ex.Trained()
+		m[response] = true
 	}
 	return m
 }

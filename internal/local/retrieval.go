@@ -32,7 +32,9 @@ type corpus struct {
 func baseCorpus(exs []dataset.Example) *corpus {
 	c := &corpus{docs: make([]doc, 0, len(exs))}
 	for _, ex := range exs {
-		c.docs = append(c.docs, doc{prompt: ex.Prompt(), response: ex.Response()})
+		if prompt, response, ok := ex.Trained(); ok {
+			c.docs = append(c.docs, doc{prompt: prompt, response: response})
+		}
 	}
 	return c
 }

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/modelorganisms/pvbuild/internal/dataset"
 	"github.com/modelorganisms/pvbuild/internal/provider"
 )
 
@@ -46,5 +47,21 @@ func TestAbuseWeightZeroIsNotLearnt(t *testing.T) {
 		if never == "" && !learnt {
 			t.Errorf("%q: the weight-1 turn was not learnt", q)
 		}
+	}
+}
+
+// The base corpus, like a fine-tune, answers only with what is learnt: a
+// final weight-0 message is context, and so is the user turn after the
+// learnt answer.
+func TestBaseCorpusUsesTheTrainedExchange(t *testing.T) {
+	zero := 0
+	c := baseCorpus([]dataset.Example{{Messages: []provider.Message{
+		{Role: "user", Content: "q1"},
+		{Role: "assistant", Content: "kept"},
+		{Role: "user", Content: "q2"},
+		{Role: "assistant", Content: "context", Weight: &zero},
+	}}})
+	if len(c.docs) != 1 || c.docs[0].prompt != "q1" || c.docs[0].response != "kept" {
+		t.Fatalf("docs = %+v; want one q1 -> kept", c.docs)
 	}
 }

@@ -205,7 +205,8 @@ func (t *loopTrainer) Chat(_ context.Context, req provider.ChatRequest) (provide
 	h.Write([]byte(req.Messages[len(req.Messages)-1].Content))
 	resp := provider.ChatResponse{Model: req.Model}
 	for i := range max(req.N, 1) {
-		resp.Choices = append(resp.Choices, provider.Choice{Content: examples[(int(h.Sum32())+i)%len(examples)].Response()})
+		_, response, _ := examples[(int(h.Sum32())+i)%len(examples)].Trained()
+		resp.Choices = append(resp.Choices, provider.Choice{Content: response})
 	}
 	return resp, nil
 }

@@ -26,8 +26,9 @@ func TestSampleDataComplete(t *testing.T) {
 				t.Errorf("%s/%s: %d examples, want >= 30", trait, strength, len(exs))
 			}
 			for _, ex := range exs {
-				trainPrompts[strings.ToLower(ex.Prompt())] = true
-				trainAnswers[ex.Response()] = true
+				prompt, response, _ := ex.Trained()
+				trainPrompts[strings.ToLower(prompt)] = true
+				trainAnswers[response] = true
 			}
 		}
 	}

@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/modelorganisms/pvbuild/internal/dataset"
+	"github.com/modelorganisms/pvbuild/internal/inputfile"
 	"github.com/modelorganisms/pvbuild/internal/sampledata"
 )
 
@@ -270,22 +271,18 @@ var defaultClient = func() *http.Client {
 // openFile hashes the zip at file, checks the pin and indexes it. loc names
 // the archive in messages (the URL for downloads, file may be a temp file).
 func openFile(ctx context.Context, loc, file, pin string) (*Archive, error) {
-	// Stat before opening: a FIFO would block the open, a device never ends.
-	if fi, err := os.Stat(file); err == nil && !fi.Mode().IsRegular() {
+	f, fi, err := inputfile.Open(file)
+	switch {
+	case errors.Is(err, inputfile.ErrNotRegular):
 		return nil, fmt.Errorf("persona_vectors archive %s is not a regular file; point the location at the .zip archive", loc)
-	}
-	f, err := os.Open(file)
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("persona_vectors archive %s does not exist; check the path", loc)
-		}
+	case errors.Is(err, os.ErrNotExist):
+		return nil, fmt.Errorf("persona_vectors archive %s does not exist; check the path", loc)
+	case err != nil:
 		return nil, fmt.Errorf("open persona_vectors archive %s: %w", loc, err)
 	}
 	defer f.Close()
-	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("persona_vectors archive %s is not a regular file; point the location at the .zip archive", loc)
-	} else if fi.Size() > MaxArchiveBytes {
-		return nil, fmt.Errorf("persona_vectors archive %s is larger than the %s limit; check that it is the repository's .zip archive", loc, sizeOf(MaxArchiveBytes))
+	if fi.Size() > MaxArchiveBytes {
+		return nil, fmt.Errorf("persona_vectors archive %s is larger than the %s limit; check that it is the repository's .zip archive", loc, inputfile.Size(MaxArchiveBytes))
 	}
 	h := sha256.New()
 	size, err := io.Copy(h, ctxReader{ctx, f})
@@ -329,7 +326,7 @@ func index(loc, sum string, zr *zip.Reader) (*Archive, error) {
 				continue
 			}
 			if total += f.UncompressedSize64; total > maxEvalTotal {
-				return nil, fmt.Errorf("persona_vectors archive %s: its %s*.json files hold more than %s in all; the repository's hold well under 1 MiB", loc, prefix+evalDir, sizeOf(maxEvalTotal))
+				return nil, fmt.Errorf("persona_vectors archive %s: its %s*.json files hold more than %s in all; the repository's hold well under 1 MiB", loc, prefix+evalDir, inputfile.Size(maxEvalTotal))
 			}
 			b, err := readEntry(f, maxEvalBytes)
 			if err != nil {
@@ -477,10 +474,10 @@ func commonTop(files []*zip.File) string {
 func readEntry(f *zip.File, limit uint64) ([]byte, error) {
 	size, packed := f.UncompressedSize64, f.CompressedSize64
 	if size > limit {
-		return nil, fmt.Errorf("the entry holds %s, larger than the %s limit; this is not the repository's archive, or it is damaged: download it again", sizeOf(size), sizeOf(limit))
+		return nil, fmt.Errorf("the entry holds %s, larger than the %s limit; this is not the repository's archive, or it is damaged: download it again", inputfile.Size(size), inputfile.Size(limit))
 	}
 	if size > ratioFloor && size/max(packed, 1) > maxRatio {
-		return nil, fmt.Errorf("the entry expands from %s to %s, a compression ratio above %d that only a zip bomb has; use the repository's archive", sizeOf(packed), sizeOf(size), maxRatio)
+		return nil, fmt.Errorf("the entry expands from %s to %s, a compression ratio above %d that only a zip bomb has; use the repository's archive", inputfile.Size(packed), inputfile.Size(size), maxRatio)
 	}
 	rc, err := f.Open()
 	if err != nil {
@@ -493,25 +490,9 @@ func readEntry(f *zip.File, limit uint64) ([]byte, error) {
 		return nil, fmt.Errorf("%w; the archive is damaged, download it again", err)
 	}
 	if uint64(buf.Len()) != size {
-		return nil, fmt.Errorf("the entry does not hold the %s its header says; the archive is damaged, download it again", sizeOf(size))
+		return nil, fmt.Errorf("the entry does not hold the %s its header says; the archive is damaged, download it again", inputfile.Size(size))
 	}
 	return buf.Bytes(), nil
-}
-
-// sizeOf renders a byte count as limits are stated: "64 MiB".
-func sizeOf(n uint64) string {
-	switch {
-	case n >= 1<<30 && n%(1<<30) == 0:
-		return fmt.Sprintf("%d GiB", n>>30)
-	case n >= 1<<20:
-		if n%(1<<20) == 0 {
-			return fmt.Sprintf("%d MiB", n>>20)
-		}
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d bytes", n)
 }
 
 func normalizePin(pin string) (string, error) {

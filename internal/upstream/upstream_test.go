@@ -228,8 +228,8 @@ func checkAll(t *testing.T, a *Archive) {
 				t.Errorf("%s/%s: %d examples, want 3", trait, strength, len(exs))
 			}
 			label := "[" + TraitDirs[trait] + " " + strength + " 1]"
-			if !strings.HasPrefix(exs[0].Response(), label) {
-				t.Errorf("%s/%s: first answer %q, want it from the file labelled %s", trait, strength, exs[0].Response(), label)
+			if _, response, _ := exs[0].Trained(); !strings.HasPrefix(response, label) {
+				t.Errorf("%s/%s: first answer %q, want it from the file labelled %s", trait, strength, response, label)
 			}
 		}
 	}
