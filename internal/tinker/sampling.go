@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/modelorganisms/pvbuild/internal/provider"
 	"github.com/modelorganisms/pvbuild/internal/tinker/wire"
 )
 
@@ -134,8 +135,10 @@ func (s *SamplingClient) nextSeq() int {
 
 // Sample generates continuations of prompt (POST /api/v1/asample, result in
 // protobuf). 429 is the server's normal backpressure: the SDK waits 1 s
-// (5 s for prompts estimated above 128 KiB) and resends without limit, and
-// so do we until ctx ends (Retry-After honoured). A 410 on the future
+// (5 s for prompts estimated above 128 KiB) and resends without limit; we
+// wait it out as any 429, under the provider's outage policy (Retry-After
+// honoured), and give up with provider.ErrUnreachable past its maximum,
+// as max_outage says. A 410 on the future
 // resends the request with a fresh seq_id, as the SDK's retry does.
 func (s *SamplingClient) Sample(ctx context.Context, prompt []int32, p SamplingParams) (*SampleResult, error) {
 	const route = "/api/v1/asample"
@@ -152,8 +155,9 @@ func (s *SamplingClient) Sample(ctx context.Context, prompt []int32, p SamplingP
 			r, _, err := s.c.do(ctx, http.MethodPost, route, "application/json", raw,
 				reqInfo{modelID: s.ID, headers: map[string]string{"X-Tinker-Sampling-Backpressure": "1"}})
 			var ae *APIError
-			if errors.As(err, &ae) && ae.Status == http.StatusTooManyRequests {
-				// Backpressure after do's own retry budget: keep going.
+			if errors.As(err, &ae) && ae.Status == http.StatusTooManyRequests && !errors.Is(err, provider.ErrUnreachable) {
+				// Backpressure do gave back without giving up on the
+				// provider: keep going.
 				d := time.Second
 				if 10*len(prompt) > 128*1024 {
 					d = 5 * time.Second
