@@ -11,6 +11,7 @@ import (
 	"github.com/modelorganisms/pvbuild/internal/build"
 	"github.com/modelorganisms/pvbuild/internal/faults"
 	"github.com/modelorganisms/pvbuild/internal/local"
+	"github.com/modelorganisms/pvbuild/internal/provider"
 	"github.com/modelorganisms/pvbuild/internal/server"
 )
 
@@ -50,7 +51,7 @@ func listen(ctx context.Context, addr, outageVar, what string) (*faults.Switch, 
 	}
 	go func() {
 		logf := func(format string, args ...any) { fmt.Printf(format+"\n", args...) }
-		if err := outage.Run(ctx, sw, faults.Sleep, logf); err != nil {
+		if err := outage.Run(ctx, sw, provider.Sleep, logf); err != nil {
 			logf("%v", err) // the server stops with it too
 		}
 	}()
