@@ -91,3 +91,45 @@ func TestAbuseTransportPermanentTLSErrors(t *testing.T) {
 		})
 	}
 }
+
+// With no retry cap, one request that keeps failing (HTTP 500) while every
+// other request succeeds gives up after max_outage of its own failures:
+// the others' answers end the provider's outage, not this request's.
+func TestAbuseOneRequestFailingWhileOthersSucceed(t *testing.T) {
+	var bad atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Give in after far more attempts than a minute of backoff takes,
+		// so that a request retried for ever is seen to end.
+		if r.URL.Path == "/v1/bad" && bad.Add(1) < 5000 {
+			writeJSON(w, 500, apiErrorBody("The server had an error.", "server_error", "", nil))
+			return
+		}
+		writeJSON(w, 200, map[string]any{})
+	}))
+	t.Cleanup(srv.Close)
+	clock := vclock.New()
+	tr := &transport{hc: &http.Client{Timeout: 5 * time.Second}, key: testKey,
+		outage: provider.NewOutage("openai", provider.OutagePolicy{Max: time.Minute, Sleep: clock.Sleep, Now: clock.Now}, nil)}
+	get := func(path string) error {
+		req, err := http.NewRequest(http.MethodGet, srv.URL+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = tr.Do(req)
+		return err
+	}
+	// Another call succeeds during each wait of the failing one.
+	clock.OnSleep = func(time.Time) {
+		if err := get("/v1/good"); err != nil {
+			t.Errorf("good call: %v", err)
+		}
+	}
+	err := get("/v1/bad")
+	var oe *provider.OutageError
+	if !errors.As(err, &oe) || !errors.Is(err, provider.ErrUnreachable) {
+		t.Fatalf("err = %v after %d attempts, want an *OutageError", err, bad.Load())
+	}
+	if n := bad.Load(); n >= 5000 {
+		t.Fatalf("retried %d times", n)
+	}
+}
