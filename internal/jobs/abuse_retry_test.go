@@ -121,3 +121,15 @@ func TestAbuseCancelDuringBlip(t *testing.T) {
 		t.Fatalf("cancel = %+v, %v; want the job cancelled\n%s", cancelled, err, r.log.String())
 	}
 }
+
+// Polls wait on the outage policy's clock, so that a test on a virtual
+// clock lives through them without waiting in wall time.
+func TestAbusePollsSleepOnPolicyClock(t *testing.T) {
+	r, clock := newRigWith(t, 20*time.Millisecond, "http", func(*openai.Config, *provider.OutagePolicy) {})
+	if _, err := r.trainer.Train(context.Background(), request("evil_mild")); err != nil {
+		t.Fatalf("train: %v\n%s", err, r.log.String())
+	}
+	if clock.Elapsed() == 0 {
+		t.Fatal("the polls between submitting and the job's end did not sleep on the policy's clock")
+	}
+}

@@ -54,8 +54,9 @@ type Options struct {
 	Log        io.Writer
 	// Outage is the provider's outage policy, shared with its chat calls:
 	// a lookup or poll that fails transiently is tried again while the
-	// provider has been failing for less than its maximum. Default: one of
-	// its own with the default policy.
+	// provider has been failing for less than its maximum. Polls sleep on
+	// its clock (OutagePolicy.Sleep). Default: one of its own with the
+	// default policy.
 	Outage *provider.Outage
 	// AfterCreate runs between creating a job and recording it; tests use
 	// it to die at the worst moment.
