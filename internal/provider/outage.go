@@ -149,6 +149,14 @@ func (c *Call) Wait(ctx context.Context, retryAfter time.Duration, err error) er
 	return nil
 }
 
+// OK records that the call's latest attempt got an answer: the provider's
+// outage and this call's are over. A call that loops past answers (polling
+// a result that is not ready) counts its failures afresh from here.
+func (c *Call) OK() {
+	c.first, c.attempt = time.Time{}, 0
+	c.o.OK()
+}
+
 // Sleep waits d or until ctx ends, on the policy's clock.
 func (o *Outage) Sleep(ctx context.Context, d time.Duration) error { return o.p.Sleep(ctx, d) }
 

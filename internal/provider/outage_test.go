@@ -129,3 +129,19 @@ func TestAbuseOutageOneCallFailingWhileOthersSucceed(t *testing.T) {
 		return
 	}
 }
+
+// A call that loops past answers (a poll) counts its failures from its
+// last answer: failures spread over longer than Max, with answers between,
+// do not end it.
+func TestAbuseOutageCallAnsweredStartsAfresh(t *testing.T) {
+	clock := vclock.New()
+	o := NewOutage("p", OutagePolicy{Max: time.Minute, MinBackoff: 10 * time.Second, MaxBackoff: 10 * time.Second, Sleep: clock.Sleep, Now: clock.Now}, nil)
+	failed := errors.New("HTTP 503")
+	call := o.Call()
+	for range 20 { // 20 failures, each about 10 s apart, answers between
+		if err := call.Wait(context.Background(), 10*time.Second, failed); err != nil {
+			t.Fatalf("after %s: %v", clock.Elapsed(), err)
+		}
+		call.OK()
+	}
+}

@@ -163,7 +163,9 @@ func (f *Future[T]) poll(ctx context.Context) ([]byte, error) {
 		body, _ := json.Marshal(map[string]any{"request_id": f.requestID, "allow_metadata_only": allowMeta})
 		r, err := c.send(ctx, http.MethodPost, routeRetrieve, "application/json", body, "", ri, pollTimeout)
 		if err == nil && r.status != http.StatusTooManyRequests && r.status < 500 {
-			c.up() // it answered: up, whatever it said
+			// It answered: up, whatever it said; this poll's failures
+			// count afresh.
+			call.OK()
 		}
 		var delay time.Duration
 		switch {

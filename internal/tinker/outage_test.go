@@ -122,3 +122,21 @@ func TestAbuseDefaultOutageIsRetryBudget(t *testing.T) {
 		t.Fatalf("err %v, want the outage error after RetryBudget", err)
 	}
 }
+
+// A future whose polls fail now and then, with answers (try_again)
+// between, is not given up however long it waits in all: only failures
+// without a break count against max_outage.
+func TestAbuseFuturePollingFailuresBetweenAnswers(t *testing.T) {
+	f := newFake(t)
+	c, clk, _, m := startModel(t, f)
+	c.opts.Outage = provider.NewOutage("tinker", provider.OutagePolicy{Max: 30 * time.Second, Sleep: clk.Sleep, Now: clk.Now}, nil)
+	var fs []fault
+	for range 20 {
+		fs = append(fs, status(503, `{"detail":"down"}`, "Retry-After", "5"),
+			status(200, `{"type":"try_again","queue_state":"active"}`))
+	}
+	f.injectPoll("/api/v1/optim_step", fs...)
+	if _, err := m.OptimStep(context.Background(), DefaultAdam()); err != nil {
+		t.Fatalf("after failures with answers between: %v", err)
+	}
+}
