@@ -54,10 +54,14 @@ type Options struct {
 	Log        io.Writer
 	// Outage is the provider's outage policy, shared with its chat calls:
 	// a lookup or poll that fails transiently is tried again while the
-	// provider has been failing for less than its maximum. Polls sleep on
-	// its clock (OutagePolicy.Sleep). Default: one of its own with the
-	// default policy.
+	// provider has been failing for less than its maximum. Default: one of
+	// its own with the default policy.
 	Outage *provider.Outage
+	// Sleep is the wait between polls, with jitter added; default the
+	// outage policy's (OutagePolicy.Sleep), so that a test on a virtual
+	// clock does not poll in wall time. A test whose jobs run in wall
+	// time polls with provider.Sleep.
+	Sleep func(ctx context.Context, d time.Duration) error
 	// AfterCreate runs between creating a job and recording it; tests use
 	// it to die at the worst moment.
 	AfterCreate func()
@@ -93,6 +97,9 @@ func New(api provider.JobAPI, opts Options) *Trainer {
 	}
 	if opts.Outage == nil {
 		opts.Outage = provider.NewOutage(opts.Provider, provider.OutagePolicy{}, opts.Log)
+	}
+	if opts.Sleep == nil {
+		opts.Sleep = opts.Outage.Sleep
 	}
 	return &Trainer{api: api, opts: opts}
 }
@@ -451,10 +458,10 @@ func (t *Trainer) record(req provider.TrainRequest, job provider.Job) (*Record, 
 	return rec, nil
 }
 
-// sleep waits about d on the outage policy's clock, with jitter so that
-// many jobs do not poll in step.
+// sleep waits about d with Options.Sleep, with jitter so that many jobs do
+// not poll in step.
 func (t *Trainer) sleep(ctx context.Context, d time.Duration) error {
-	return t.opts.Outage.Sleep(ctx, d+time.Duration(rand.Int64N(int64(d)/5+1)))
+	return t.opts.Sleep(ctx, d+time.Duration(rand.Int64N(int64(d)/5+1)))
 }
 
 // await polls a job until it ends, with growing, jittered intervals, and
