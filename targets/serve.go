@@ -11,6 +11,7 @@ import (
 	"github.com/modelorganisms/pvbuild/internal/build"
 	"github.com/modelorganisms/pvbuild/internal/faults"
 	"github.com/modelorganisms/pvbuild/internal/local"
+	"github.com/modelorganisms/pvbuild/internal/provider"
 	"github.com/modelorganisms/pvbuild/internal/server"
 )
 
@@ -55,7 +56,7 @@ func listen(ctx context.Context, addr, outageVar, what string) (sw *faults.Switc
 	go func() {
 		defer close(done)
 		logf := func(format string, args ...any) { fmt.Printf(format+"\n", args...) }
-		if err := outage.Run(octx, sw, faults.Sleep, logf); err != nil && octx.Err() == nil {
+		if err := outage.Run(octx, sw, provider.Sleep, logf); err != nil && octx.Err() == nil {
 			logf("%v", err) // the server stops with it too
 		}
 	}()

@@ -195,7 +195,7 @@ func (o Outage) Apply(sw *Switch, elapsed time.Duration) error {
 }
 
 // Run takes sw down after o.After and brings it back up o.For later, as
-// sleep (a timer, or a test's virtual one) tells. logf reports both
+// sleep (provider.Sleep in wall time, or a test's virtual clock) tells. logf reports both
 // moments. It returns early, leaving sw up, when ctx is done.
 func (o Outage) Run(ctx context.Context, sw *Switch, sleep func(context.Context, time.Duration) error, logf func(format string, args ...any)) error {
 	if o.For <= 0 {
@@ -214,18 +214,6 @@ func (o Outage) Run(ctx context.Context, sw *Switch, sleep func(context.Context,
 		logf("outage over: %s is up again", sw.Addr())
 	}
 	return nil
-}
-
-// Sleep waits d or until ctx is done: Run's sleep in wall time.
-func Sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // String is the SERVE_OUTAGE form, "after=30s,for=1m0s".

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/modelorganisms/pvbuild/internal/provider"
 )
 
 // serveSwitch serves a handler answering "ok" on a switch.
@@ -117,7 +119,7 @@ func TestAbuseOutageRun(t *testing.T) {
 	// Cancelled before the outage: nothing goes down.
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	o.Run(ctx, sw, Sleep, t.Logf)
+	o.Run(ctx, sw, provider.Sleep, t.Logf)
 	if sw.IsDown() {
 		t.Error("cancelled Run left the server down")
 	}

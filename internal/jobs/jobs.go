@@ -57,6 +57,11 @@ type Options struct {
 	// provider has been failing for less than its maximum. Default: one of
 	// its own with the default policy.
 	Outage *provider.Outage
+	// Sleep is the wait between polls, with jitter added; default the
+	// outage policy's (OutagePolicy.Sleep), so that a test on a virtual
+	// clock does not poll in wall time. A test whose jobs run in wall
+	// time polls with provider.Sleep.
+	Sleep func(ctx context.Context, d time.Duration) error
 	// AfterCreate runs between creating a job and recording it; tests use
 	// it to die at the worst moment.
 	AfterCreate func()
@@ -92,6 +97,9 @@ func New(api provider.JobAPI, opts Options) *Trainer {
 	}
 	if opts.Outage == nil {
 		opts.Outage = provider.NewOutage(opts.Provider, provider.OutagePolicy{}, opts.Log)
+	}
+	if opts.Sleep == nil {
+		opts.Sleep = opts.Outage.Sleep
 	}
 	return &Trainer{api: api, opts: opts}
 }
@@ -206,15 +214,22 @@ func damagedProgress(de *DamagedError) provider.Progress {
 }
 
 // retry runs call until it succeeds or fails in a way another try cannot
-// cure: a permanent error, an outage past the policy's maximum, or ctx's
-// end. Anything else waits as the outage policy says.
+// cure: a permanent error (provider.Permanent, which includes what the
+// provider's own transport refused to retry), an outage past the policy's
+// maximum, or ctx's end. Anything else waits as the outage policy says,
+// as long as the server asked if it did.
 func retry[T any](ctx context.Context, t *Trainer, call func() (T, error)) (T, error) {
-	for attempt := 1; ; attempt++ {
+	c := t.opts.Outage.Call()
+	for {
 		v, err := provider.Do(ctx, t.opts.Limiter, call)
-		if err == nil || ctx.Err() != nil || provider.Permanent(err) || errors.Is(err, provider.ErrUnreachable) {
+		if err == nil {
+			t.opts.Outage.OK()
+			return v, nil
+		}
+		if ctx.Err() != nil || provider.Permanent(err) || errors.Is(err, provider.ErrUnreachable) {
 			return v, err
 		}
-		if werr := t.opts.Outage.Wait(ctx, attempt, 0, err); werr != nil {
+		if werr := c.Wait(ctx, provider.RetryAfter(err), err); werr != nil {
 			return v, werr
 		}
 	}
@@ -379,9 +394,9 @@ func (t *Trainer) submitOrAdopt(ctx context.Context, req provider.TrainRequest, 
 // creates again only once the service has answered that none does.
 func (t *Trainer) create(ctx context.Context, req provider.TrainRequest, jr provider.JobRequest, label string) (provider.Job, error) {
 	// The lookups between attempts succeed, which ends the provider's
-	// outage; this call's own failures are bounded by the same maximum.
-	start := t.opts.Outage.Now()
-	for attempt := 1; ; attempt++ {
+	// outage; the Call bounds this create's own failures all the same.
+	call := t.opts.Outage.Call()
+	for {
 		job, err := provider.Do(ctx, t.opts.Limiter, func() (provider.Job, error) { return t.api.CreateJob(ctx, jr) })
 		if err == nil {
 			return job, nil
@@ -407,13 +422,9 @@ func (t *Trainer) create(ctx context.Context, req provider.TrainRequest, jr prov
 		}
 		// The service says no job carries the key: the request did not
 		// take, and sending it again cannot pay twice.
-		if d := t.opts.Outage.Now().Sub(start); d >= t.opts.Outage.Max() {
-			return provider.Job{}, fmt.Errorf("create job: %w",
-				&provider.OutageError{Provider: t.opts.Provider, For: d, Max: t.opts.Outage.Max(), Err: err})
-		}
 		fmt.Fprintf(t.opts.Log, "train %s: creating the job failed (%v) and provider %s holds none for its key; creating it again\n",
 			label, err, t.opts.Provider)
-		if werr := t.opts.Outage.Wait(ctx, attempt, 0, err); werr != nil {
+		if werr := call.Wait(ctx, provider.RetryAfter(err), err); werr != nil {
 			return provider.Job{}, fmt.Errorf("create job: %w", werr)
 		}
 	}
@@ -447,17 +458,10 @@ func (t *Trainer) record(req provider.TrainRequest, job provider.Job) (*Record, 
 	return rec, nil
 }
 
-// sleep waits about d, with jitter so that many jobs do not poll in step.
-func sleep(ctx context.Context, d time.Duration) error {
-	jitter := time.Duration(rand.Int64N(int64(d)/5 + 1))
-	timer := time.NewTimer(d + jitter)
-	defer timer.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-timer.C:
-		return nil
-	}
+// sleep waits about d with Options.Sleep, with jitter so that many jobs do
+// not poll in step.
+func (t *Trainer) sleep(ctx context.Context, d time.Duration) error {
+	return t.opts.Sleep(ctx, d+time.Duration(rand.Int64N(int64(d)/5+1)))
 }
 
 // await polls a job until it ends, with growing, jittered intervals, and
@@ -466,22 +470,23 @@ func sleep(ctx context.Context, d time.Duration) error {
 // outage longer than the policy's maximum, ends the wait.
 func (t *Trainer) await(ctx context.Context, rec *Record, label string) (provider.Job, error) {
 	interval := t.opts.PollInterval
-	last, lastSaid := "", time.Now()
+	now := t.opts.Outage.Now
+	last, lastSaid := "", now()
 	for {
 		job, err := retry(ctx, t, func() (provider.Job, error) { return t.api.GetJob(ctx, rec.JobID) })
 		if err != nil {
 			return job, err
 		}
 		// Say each change of state, and that a long job is still alive.
-		if job.Status != last || time.Since(lastSaid) > t.opts.AliveEvery {
-			last, lastSaid = job.Status, time.Now()
-			fmt.Fprintf(t.opts.Log, "train %s: %s %s (%s)\n", label, job.ID, job.Status, time.Since(rec.SubmittedAt).Round(100*time.Millisecond))
+		if job.Status != last || now().Sub(lastSaid) > t.opts.AliveEvery {
+			last, lastSaid = job.Status, now()
+			fmt.Fprintf(t.opts.Log, "train %s: %s %s (%s)\n", label, job.ID, job.Status, now().Sub(rec.SubmittedAt).Round(100*time.Millisecond))
 		}
 		if provider.Terminal(job.Status) {
 			rec.Status, rec.FineTunedModel, rec.Error, rec.FinishedAt = job.Status, job.FineTunedModel, job.Error, job.FinishedAt
 			return job, t.write(rec)
 		}
-		if err := sleep(ctx, interval); err != nil {
+		if err := t.sleep(ctx, interval); err != nil {
 			return job, err
 		}
 		interval = min(interval*3/2, t.opts.MaxPollInterval)
@@ -575,7 +580,7 @@ func (t *Trainer) Cancel(ctx context.Context) ([]provider.Progress, error) {
 				models, rec.JobID, rec.Provider, t.opts.Provider, rec.Provider))
 			continue
 		}
-		job, err := t.api.GetJob(ctx, rec.JobID)
+		job, err := retry(ctx, t, func() (provider.Job, error) { return t.api.GetJob(ctx, rec.JobID) })
 		if err != nil {
 			errs = append(errs, fmt.Errorf("model %s: job %s: %w", models, rec.JobID, err))
 			continue
@@ -593,7 +598,8 @@ func (t *Trainer) Cancel(ctx context.Context) ([]provider.Progress, error) {
 			}
 			continue
 		}
-		job, err = t.api.CancelJob(ctx, rec.JobID)
+		// Cancelling twice cancels once: a retry cannot do harm.
+		job, err = retry(ctx, t, func() (provider.Job, error) { return t.api.CancelJob(ctx, rec.JobID) })
 		if err != nil {
 			errs = append(errs, fmt.Errorf("model %s: job %s: %w", models, rec.JobID, err))
 			continue

@@ -44,7 +44,8 @@ func (b *syncBuffer) String() string {
 }
 
 // rule makes the next n requests of method on path fail as how says:
-// "500" (answered before any work), "drop" (connection closed before any
+// "500" (answered before any work), "429long" (a rate limit asking for a
+// 20-minute wait, longer than the transport waits itself), "drop" (connection closed before any
 // work), "lost" (served in full, then the answer lost). A rule with after
 // set waits until that rule has fired n times.
 type rule struct {
@@ -79,6 +80,12 @@ func (s *scripted) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(500)
 		io.WriteString(w, `{"error":{"message":"The server had an error while processing your request.","type":"server_error","param":null,"code":null}}`)
+	case hit.how == "429long":
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Retry-After", "1200")
+		w.WriteHeader(429)
+		io.WriteString(w, `{"error":{"message":"Rate limit reached.","type":"requests","param":null,"code":"rate_limit_exceeded"}}`)
 	default:
 		if hit.how == "lost" {
 			s.h.ServeHTTP(httptest.NewRecorder(), r)

@@ -290,3 +290,6 @@ func classifyChatRefusal(err error, model string) {
 	}
 	e.hint = fmt.Sprintf("model %s is a legacy snapshot OpenAI shut down on %s; pick another model", name, legacyShutdown)
 }
+
+// RetryDelay is the wait the server asked for (provider.RetryAfter reads it).
+func (e *APIError) RetryDelay() time.Duration { return e.RetryAfter }

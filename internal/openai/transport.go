@@ -79,7 +79,13 @@ func (t *transport) do(req *http.Request) (*http.Response, error) {
 		body = b
 	}
 	noReplay, _ := ctx.Value(noReplayKey{}).(bool)
+	// New checks the base URL; this catches any other URL (a redirect is
+	// checked by net/http) before it is sent, so no error text is parsed.
+	if s := req.URL.Scheme; s != "http" && s != "https" {
+		return nil, fmt.Errorf("%w: %s: unsupported URL scheme %q", provider.ErrNoRetry, req.Method, s)
+	}
 
+	call := t.outage.Call()
 	for attempt := 1; ; attempt++ {
 		var sent atomic.Bool
 		tctx := httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
@@ -105,13 +111,16 @@ func (t *transport) do(req *http.Request) (*http.Response, error) {
 			if noReplay && sent.Load() {
 				return nil, fmt.Errorf("%w: %w", ErrMaybeCreated, err)
 			}
-			if ctx.Err() != nil || !transient(err) {
+			if ctx.Err() != nil {
 				return nil, err
+			}
+			if !transient(err) {
+				return nil, fmt.Errorf("%w: %w", provider.ErrNoRetry, err)
 			}
 			if t.exhausted(attempt) {
 				return nil, fmt.Errorf("gave up after %d attempts: %w", attempt, err)
 			}
-			if werr := t.outage.Wait(ctx, attempt, 0, err); werr != nil {
+			if werr := call.Wait(ctx, 0, err); werr != nil {
 				return nil, werr
 			}
 			continue
@@ -142,7 +151,7 @@ func (t *transport) do(req *http.Request) (*http.Response, error) {
 			apiErr.Attempts = attempt
 			return nil, apiErr
 		}
-		if werr := t.outage.Wait(ctx, attempt, apiErr.RetryAfter, apiErr); werr != nil {
+		if werr := call.Wait(ctx, apiErr.RetryAfter, apiErr); werr != nil {
 			return nil, werr
 		}
 	}
@@ -184,24 +193,24 @@ func readLimited(r io.Reader) ([]byte, error) {
 // idle connection the server closed as it was reused, a body cut short), so
 // every such failure is transient except those no retry can cure: a response
 // over the size limit, a certificate the client rejects, a host name that
-// does not exist, a URL the client cannot send to.
+// does not exist, a server that does not speak TLS on an https URL. (A URL
+// the client cannot send to is refused before it is sent.)
 func transient(err error) bool {
 	var (
-		certErr *tls.CertificateVerificationError
-		authErr x509.UnknownAuthorityError
-		hostErr x509.HostnameError
-		dnsErr  *net.DNSError
+		certErr    *tls.CertificateVerificationError
+		authErr    x509.UnknownAuthorityError
+		hostErr    x509.HostnameError
+		invalidErr x509.CertificateInvalidError
+		recordErr  tls.RecordHeaderError
+		dnsErr     *net.DNSError
 	)
 	switch {
-	case errors.Is(err, errTooLarge),
-		errors.As(err, &certErr), errors.As(err, &authErr), errors.As(err, &hostErr):
+	case errors.Is(err, errTooLarge), errors.Is(err, http.ErrSchemeMismatch),
+		errors.As(err, &certErr), errors.As(err, &authErr), errors.As(err, &hostErr),
+		errors.As(err, &invalidErr), errors.As(err, &recordErr):
 		return false
 	case errors.As(err, &dnsErr):
 		return !dnsErr.IsNotFound
-	}
-	var ue *url.Error
-	if errors.As(err, &ue) && strings.Contains(ue.Err.Error(), "unsupported protocol scheme") {
-		return false
 	}
 	return true
 }

@@ -52,14 +52,21 @@ func servedOn(t *testing.T, sw *faults.Switch, f server.Faults, wrap func(http.H
 // virtualOpenAI is the openai kind with its outage policy on clock. Each
 // virtual sleep also yields a millisecond of real time to the goroutines
 // that do not sleep (the server, the engine's jobs), or a refused
-// connection would be retried in a tight loop.
-func virtualOpenAI(clock *vclock.Clock) *providers.OpenAI {
+// connection would be retried in a tight loop. Jobs are polled in wall
+// time, as the engine runs them: on the shared virtual clock every
+// poll's wait would add up with every call's.
+//
+// Concurrent sleeps add up on the virtual clock: with share callers
+// waiting at once, each moves it by 1/share of its wait, so that one
+// call's failures do not seem to last share times as long as they would
+// in real time (each call now also gives up after max_outage of its own).
+func virtualOpenAI(clock *vclock.Clock, share int) *providers.OpenAI {
 	sleep := func(ctx context.Context, d time.Duration) error {
 		time.Sleep(time.Millisecond)
-		return clock.Sleep(ctx, d)
+		return clock.Sleep(ctx, d/time.Duration(share))
 	}
 	return &providers.OpenAI{
-		Jobs:   jobs.Options{PollInterval: testJobDuration / 10},
+		Jobs:   jobs.Options{PollInterval: testJobDuration / 10, Sleep: provider.Sleep},
 		Outage: provider.OutagePolicy{Sleep: sleep, Now: clock.Now},
 	}
 }
@@ -80,7 +87,7 @@ func TestAbuseHeavyFaultsOneRun(t *testing.T) {
 	srv, env := servedOn(t, sw, server.Faults{Seed: 10, RateLimitRate: 0.3, RetryAfter: time.Second,
 		ServerErrorRate: 0.2, DropRate: 0.2, LostResponseRate: 0.1, Latency: time.Millisecond}, nil)
 	w := newWorkspace(t, shipped(t), env)
-	w.kinds["openai"] = virtualOpenAI(vclock.New())
+	w.kinds["openai"] = virtualOpenAI(vclock.New(), 32) // concurrency = 32
 	w.results()
 	if got := readResults(t, w); !bytes.Equal(got, want) {
 		t.Fatalf("eval_results.json under faults differs from a clean run:\n%s\nwant\n%s", got, want)
@@ -161,7 +168,7 @@ func TestAbuseOutageOf60sDuringResults(t *testing.T) {
 			}
 			srv, env := servedOn(t, sw, server.Faults{}, down)
 			w := newWorkspace(t, shipped(t), env)
-			w.kinds["openai"] = virtualOpenAI(clock)
+			w.kinds["openai"] = virtualOpenAI(clock, 1)
 			_, logs := w.results()
 			if outages != 1 {
 				t.Fatalf("the server went down %d times; the run made %d requests", outages, requests.Load())

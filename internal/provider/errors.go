@@ -1,6 +1,9 @@
 package provider
 
-import "errors"
+import (
+	"errors"
+	"time"
+)
 
 // Sentinels a provider's errors wrap, so that callers can decide what to do
 // without knowing which provider answered. Test them with errors.Is.
@@ -20,6 +23,12 @@ var (
 	// reached the provider (dropped connection, timeout, 5xx). It may exist:
 	// look it up by its key before creating it again.
 	ErrMaybeCreated = errors.New("may have been created")
+	// ErrNoRetry: the call got no answer, in a way that sending it again
+	// cannot cure: a certificate the client rejects, a host name that does
+	// not exist, a URL it cannot send to, a response over its size limit.
+	// The transport that says so has not retried it; neither should its
+	// callers.
+	ErrNoRetry = errors.New("not retryable")
 )
 
 // Permanent reports whether an error is one that calling again cannot cure.
@@ -27,7 +36,18 @@ var (
 // retries) may pass, and a long wait on a job rides it out.
 func Permanent(err error) bool {
 	return errors.Is(err, ErrNotFound) || errors.Is(err, ErrInvalid) ||
-		errors.Is(err, ErrConflict) || errors.Is(err, ErrRefused)
+		errors.Is(err, ErrConflict) || errors.Is(err, ErrRefused) || errors.Is(err, ErrNoRetry)
+}
+
+// RetryAfter is the wait the provider asked for before err's call is sent
+// again, if an error in err's chain says one (has a RetryDelay method);
+// else 0.
+func RetryAfter(err error) time.Duration {
+	var ra interface{ RetryDelay() time.Duration }
+	if errors.As(err, &ra) {
+		return ra.RetryDelay()
+	}
+	return 0
 }
 
 // ParamError says which field of a request is at fault ("model",

@@ -68,7 +68,7 @@ func NewOutage(name string, p OutagePolicy, log io.Writer) *Outage {
 		p.ReportEvery = 10 * time.Second
 	}
 	if p.Sleep == nil {
-		p.Sleep = sleepCtx
+		p.Sleep = Sleep
 	}
 	if p.Now == nil {
 		p.Now = time.Now
@@ -92,21 +92,42 @@ func (o *Outage) OK() {
 	o.mu.Unlock()
 }
 
-// Wait records a transient failure (err) of a call's attempt-th attempt
-// (from 1) and waits before the next one: retryAfter if the provider asked
-// for a wait, else a jittered backoff, cut short at the end of Max. It
-// returns an *OutageError instead once the provider has been failing for
-// Max, and ctx's error (naming err) if ctx ends first.
-func (o *Outage) Wait(ctx context.Context, attempt int, retryAfter time.Duration, err error) error {
+// Call is one call's share of its provider's outage: the attempts of one
+// request (or one loop of requests that must succeed together), counted
+// from 1. Get one with Outage.Call before the first attempt. A Call is not
+// safe for concurrent use; the Outage behind it is.
+type Call struct {
+	o       *Outage
+	first   time.Time // this call's first failure; zero before it
+	attempt int
+}
+
+// Call starts tracking one call's failures.
+func (o *Outage) Call() *Call { return &Call{o: o} }
+
+// Wait records a transient failure (err) of the call's latest attempt and
+// waits before the next one: retryAfter if the provider asked for a wait,
+// else a jittered backoff, cut short at the end of Max. It returns an
+// *OutageError instead once either the provider (whatever other calls
+// did meanwhile) or this call has been failing for Max: other calls'
+// successes end the provider's outage but not this call's, so one request
+// that keeps failing still gives up. It returns ctx's error (naming err)
+// if ctx ends first.
+func (c *Call) Wait(ctx context.Context, retryAfter time.Duration, err error) error {
+	o := c.o
 	now := o.p.Now()
+	c.attempt++
+	if c.first.IsZero() {
+		c.first = now
+	}
 	o.mu.Lock()
 	if o.since.IsZero() {
 		o.since = now
 	}
-	down := now.Sub(o.since)
+	down := max(now.Sub(o.since), now.Sub(c.first))
 	wait := retryAfter
 	if wait <= 0 {
-		wait = o.backoff(attempt)
+		wait = o.backoff(c.attempt)
 	}
 	if down >= o.p.Max {
 		o.mu.Unlock()
@@ -127,6 +148,17 @@ func (o *Outage) Wait(ctx context.Context, attempt int, retryAfter time.Duration
 	}
 	return nil
 }
+
+// OK records that the call's latest attempt got an answer: the provider's
+// outage and this call's are over. A call that loops past answers (polling
+// a result that is not ready) counts its failures afresh from here.
+func (c *Call) OK() {
+	c.first, c.attempt = time.Time{}, 0
+	c.o.OK()
+}
+
+// Sleep waits d or until ctx ends, on the policy's clock.
+func (o *Outage) Sleep(ctx context.Context, d time.Duration) error { return o.p.Sleep(ctx, d) }
 
 // backoff is exponential with full jitter: uniform in
 // [0, min(MaxBackoff, MinBackoff*2^(attempt-1))], so that many calls failing
@@ -173,7 +205,9 @@ func (e *OutageError) Error() string {
 // Unwrap exposes ErrUnreachable and the last failure.
 func (e *OutageError) Unwrap() []error { return []error{ErrUnreachable, e.Err} }
 
-func sleepCtx(ctx context.Context, d time.Duration) error {
+// Sleep waits d or until ctx ends, in wall time, and returns ctx's error
+// if it ended first (or had ended already).
+func Sleep(ctx context.Context, d time.Duration) error {
 	if d <= 0 {
 		return ctx.Err()
 	}

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/modelorganisms/pvbuild/internal/vclock"
 )
 
 // Moved here from internal/openai with the backoff itself.
@@ -69,8 +71,9 @@ func TestAbuseOutageSharedAcrossCalls(t *testing.T) {
 	errs := make([]error, 8)
 	for i := range errs {
 		wg.Go(func() {
-			for attempt := 1; ; attempt++ {
-				if err := o.Wait(context.Background(), attempt, 0, refused); err != nil {
+			call := o.Call()
+			for {
+				if err := call.Wait(context.Background(), 0, refused); err != nil {
 					errs[i] = err
 					return
 				}
@@ -89,7 +92,7 @@ func TestAbuseOutageSharedAcrossCalls(t *testing.T) {
 		t.Fatalf("%d progress lines for a 1-minute outage, want 1 to 7:\n%s", lines, log.String())
 	}
 	o.OK()
-	if err := o.Wait(context.Background(), 1, 0, refused); err != nil {
+	if err := o.Call().Wait(context.Background(), 0, refused); err != nil {
 		t.Fatalf("after a success the outage starts again: %v", err)
 	}
 }
@@ -97,3 +100,48 @@ func TestAbuseOutageSharedAcrossCalls(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(b []byte) (int, error) { return f(b) }
+
+// One call that keeps failing while other calls succeed gives up after Max
+// of its own failures: the others' successes end the provider's outage,
+// not this call's.
+func TestAbuseOutageOneCallFailingWhileOthersSucceed(t *testing.T) {
+	clock := vclock.New()
+	o := NewOutage("p", OutagePolicy{Max: time.Minute, Sleep: clock.Sleep, Now: clock.Now}, nil)
+	refused := errors.New("HTTP 500")
+	call := o.Call()
+	start := clock.Now()
+	for attempt := 1; ; attempt++ {
+		o.OK() // another call got an answer meanwhile
+		err := call.Wait(context.Background(), 0, refused)
+		if err == nil {
+			if attempt > 10000 {
+				t.Fatalf("still retrying after %d attempts and %s", attempt, clock.Now().Sub(start))
+			}
+			continue
+		}
+		var oe *OutageError
+		if !errors.As(err, &oe) || !errors.Is(err, ErrUnreachable) || !errors.Is(err, refused) {
+			t.Fatalf("err = %v, want an *OutageError", err)
+		}
+		if d := clock.Now().Sub(start); d < time.Minute {
+			t.Fatalf("gave up after %s, want a minute", d)
+		}
+		return
+	}
+}
+
+// A call that loops past answers (a poll) counts its failures from its
+// last answer: failures spread over longer than Max, with answers between,
+// do not end it.
+func TestAbuseOutageCallAnsweredStartsAfresh(t *testing.T) {
+	clock := vclock.New()
+	o := NewOutage("p", OutagePolicy{Max: time.Minute, MinBackoff: 10 * time.Second, MaxBackoff: 10 * time.Second, Sleep: clock.Sleep, Now: clock.Now}, nil)
+	failed := errors.New("HTTP 503")
+	call := o.Call()
+	for range 20 { // 20 failures, each about 10 s apart, answers between
+		if err := call.Wait(context.Background(), 10*time.Second, failed); err != nil {
+			t.Fatalf("after %s: %v", clock.Elapsed(), err)
+		}
+		call.OK()
+	}
+}

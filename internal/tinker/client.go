@@ -59,12 +59,14 @@ type Options struct {
 	// (0.75, 1]; default math/rand.
 	Jitter func() float64
 	Logger *slog.Logger // default: discard
-	// RetryBudget bounds how long one submission is retried (SDK: 300 s).
+	// RetryBudget bounds how long calls are retried (SDK: 300 s) when
+	// Outage is unset: it is the Max of the client's own outage policy.
 	RetryBudget time.Duration
-	// Outage, if set, replaces RetryBudget and the backoff for network
-	// errors and 408/429/5xx: the provider's one outage policy, shared with
-	// every other call to it, which waits while the provider has been
-	// failing for less than its maximum and says so in the log.
+	// Outage is the provider's one outage policy for network errors and
+	// 429/5xx, of submissions and polls alike, shared with every other
+	// call to it: it waits while the provider (and the call) has been
+	// failing for less than its maximum and says so in the log. Default:
+	// one of the client's own, with Max RetryBudget on Sleep and Now.
 	Outage *provider.Outage
 	// MaxResubmits bounds re-sending a request whose future answered 410.
 	MaxResubmits int // default 3
@@ -154,10 +156,10 @@ func New(o Options) (*Client, error) {
 		c.hc = &http.Client{}
 	}
 	if c.beat == nil {
-		c.beat = sleepCtx
+		c.beat = provider.Sleep
 	}
 	if c.sleep == nil {
-		c.sleep = sleepCtx
+		c.sleep = provider.Sleep
 	}
 	if c.now == nil {
 		c.now = time.Now
@@ -170,6 +172,10 @@ func New(o Options) (*Client, error) {
 	}
 	if c.opts.RetryBudget <= 0 {
 		c.opts.RetryBudget = defaultRetryBudget
+	}
+	if c.opts.Outage == nil {
+		c.opts.Outage = provider.NewOutage("tinker", provider.OutagePolicy{
+			Max: c.opts.RetryBudget, MinBackoff: time.Second, MaxBackoff: maxBackoff, Sleep: c.sleep, Now: c.now}, nil)
 	}
 	if c.opts.MaxResubmits <= 0 {
 		c.opts.MaxResubmits = 3
@@ -187,20 +193,6 @@ func (c *Client) BaseURL() string { return strings.TrimSuffix(c.base, "/") }
 // a tinker://<run>/sampler_weights/<name> path as "model", with the Tinker
 // API key as the bearer token.
 func (c *Client) OpenAIBaseURL() string { return c.BaseURL() + "/oai/api/v1" }
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
 
 // Config is the server configuration last fetched by Start (or defaults).
 func (c *Client) Config() ClientConfig {
@@ -434,7 +426,7 @@ type errConflictAfterRetry struct{ *APIError }
 func (e errConflictAfterRetry) Unwrap() error { return e.APIError }
 
 // do sends a request with the SDK's outer retry rules: 408/429/5xx and
-// network errors back off (Retry-After honoured) within RetryBudget; 402
+// network errors wait as the outage policy says (Retry-After honoured); 402
 // is a billing pause retried every 5 s up to the server's limit; an empty
 // 400 is a proxy rejection retried like a network error. It returns the
 // 2xx response and whether any attempt went unanswered.
@@ -443,7 +435,7 @@ func (c *Client) do(ctx context.Context, method, route, contentType string, body
 	if method != http.MethodGet {
 		idem = newIdempotencyKey()
 	}
-	start := c.now()
+	call := c.opts.Outage.Call()
 	var billingSince time.Time
 	ambiguous := false
 	proxy400 := 0
@@ -457,17 +449,10 @@ func (c *Client) do(ctx context.Context, method, route, contentType string, body
 				return nil, ambiguous, err
 			}
 			ambiguous = true
-			if c.opts.Outage != nil {
-				if werr := c.opts.Outage.Wait(ctx, attempt+1, 0, err); werr != nil {
-					return nil, ambiguous, werr
-				}
-				continue
+			if werr := call.Wait(ctx, 0, err); werr != nil {
+				return nil, ambiguous, werr
 			}
-			if c.now().Sub(start) >= c.opts.RetryBudget {
-				return nil, ambiguous, fmt.Errorf("%w (gave up after %s)", err, c.opts.RetryBudget)
-			}
-			delay = c.backoff(attempt)
-			c.log.Warn("tinker request failed; retrying", "route", route, "model", ri.modelID, "error", te.err, "delay", delay)
+			continue
 		case r.status >= 200 && r.status < 300:
 			c.up()
 			return r, ambiguous, nil
@@ -492,22 +477,11 @@ func (c *Client) do(ctx context.Context, method, route, contentType string, body
 			if r.status != http.StatusTooManyRequests {
 				ambiguous = true // the server may have acted before failing
 			}
-			e := c.apiError(route, r, ri)
-			if c.opts.Outage != nil {
-				wait, _ := c.retryDelay(r.header)
-				if werr := c.opts.Outage.Wait(ctx, attempt+1, wait, e); werr != nil {
-					return nil, ambiguous, werr
-				}
-				continue
+			wait, _ := c.retryDelay(r.header)
+			if werr := call.Wait(ctx, wait, c.apiError(route, r, ri)); werr != nil {
+				return nil, ambiguous, werr
 			}
-			if c.now().Sub(start) >= c.opts.RetryBudget {
-				return nil, ambiguous, fmt.Errorf("%w (gave up after %s)", e, c.opts.RetryBudget)
-			}
-			var ok bool
-			if delay, ok = c.retryDelay(r.header); !ok {
-				delay = c.backoff(attempt)
-			}
-			c.log.Warn("tinker request refused; retrying", "route", route, "model", ri.modelID, "status", r.status, "delay", delay)
+			continue
 		default:
 			c.up() // it answered: up, whatever it thinks of the request
 			return nil, ambiguous, c.apiError(route, r, ri)
@@ -518,12 +492,8 @@ func (c *Client) do(ctx context.Context, method, route, contentType string, body
 	}
 }
 
-// up tells the outage policy, if any, that the provider answered.
-func (c *Client) up() {
-	if c.opts.Outage != nil {
-		c.opts.Outage.OK()
-	}
-}
+// up tells the outage policy that the provider answered.
+func (c *Client) up() { c.opts.Outage.OK() }
 
 // postJSON posts v and decodes the 2xx answer into out.
 func (c *Client) postJSON(ctx context.Context, route string, v, out any, ri reqInfo) error {

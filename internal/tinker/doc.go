@@ -12,10 +12,11 @@
 // in seq_id order. A retried or resubmitted training request keeps its
 // seq_id. Sampling requests count from 0 per sampling session.
 //
-// Retries follow the SDK: submissions retry 408/409/429/5xx and network
-// errors with capped exponential backoff and jitter (Retry-After honoured)
-// for at most RetryBudget, or, with Options.Outage, as the provider's shared
-// outage policy says; 402 is a billing pause retried every 5 s for up
+// Retries follow the SDK: submissions and polls retry 408/409/429/5xx and
+// network errors as the provider's outage policy says (Options.Outage, by
+// default one of the client's own with Max RetryBudget): capped exponential
+// backoff with jitter, Retry-After honoured, until the provider or the call
+// has been failing for its maximum; 402 is a billing pause retried every 5 s for up
 // to the server's billing_exception_max_pause_duration_sec. Polling
 // (retrieve_future) is described on Future.Wait.
 //

@@ -67,8 +67,9 @@ func newFuture[T any](ctx context.Context, c *Client, route, modelID, reqType st
 // Wait polls until the result is there. Outcomes, as the SDK handles them:
 // try_again and 408 poll again at once (reporting the queue state); a
 // metadata-only answer re-polls asking for the payload; 429, 5xx and network
-// errors back off (Retry-After honoured, else min(2^k s, 30 s) with
-// jitter; the SDK re-polls 5xx at once, we back off to avoid a hot loop);
+// errors wait as the provider's outage policy says (Retry-After honoured;
+// the SDK re-polls 5xx at once, we back off to avoid a hot loop) and give
+// up past its maximum;
 // a bare 400 is retried 3 times; 402 is a billing pause (5 s steps up to
 // the server's limit, then ErrBilling); 410 re-sends the original request
 // (same seq_id for training requests) up to MaxResubmits times; a result
@@ -145,7 +146,8 @@ func (f *Future[T]) queueState(state, reason string) {
 func (f *Future[T]) poll(ctx context.Context) ([]byte, error) {
 	c := f.c
 	allowMeta := true
-	backoffs, badRequests := 0, 0
+	badRequests := 0
+	call := c.opts.Outage.Call()
 	var billingSince time.Time
 	for iter := 0; ; iter++ {
 		ri := reqInfo{modelID: f.modelID, requestID: f.requestID, headers: map[string]string{
@@ -160,6 +162,11 @@ func (f *Future[T]) poll(ctx context.Context) ([]byte, error) {
 		}
 		body, _ := json.Marshal(map[string]any{"request_id": f.requestID, "allow_metadata_only": allowMeta})
 		r, err := c.send(ctx, http.MethodPost, routeRetrieve, "application/json", body, "", ri, pollTimeout)
+		if err == nil && r.status != http.StatusTooManyRequests && r.status < 500 {
+			// It answered: up, whatever it said; this poll's failures
+			// count afresh.
+			call.OK()
+		}
 		var delay time.Duration
 		switch {
 		case err != nil:
@@ -170,8 +177,10 @@ func (f *Future[T]) poll(ctx context.Context) ([]byte, error) {
 			if ctx.Err() != nil {
 				return nil, fmt.Errorf("tinker %s: waiting for request %s: %w", f.route, f.requestID, ctx.Err())
 			}
-			delay = c.backoff(backoffs)
-			backoffs++
+			if werr := call.Wait(ctx, 0, err); werr != nil {
+				return nil, fmt.Errorf("tinker %s: waiting for request %s: %w", f.route, f.requestID, werr)
+			}
+			continue
 		case r.status == http.StatusOK:
 			if strings.Contains(r.header.Get("Content-Type"), protoType) {
 				if !f.wantProto {
@@ -186,7 +195,6 @@ func (f *Future[T]) poll(ctx context.Context) ([]byte, error) {
 			switch {
 			case a.Type == "try_again":
 				f.queueState(a.QueueState, a.QueueStateReason)
-				backoffs = 0
 				continue
 			case a.Status == "complete_metadata":
 				if !allowMeta {
@@ -215,7 +223,7 @@ func (f *Future[T]) poll(ctx context.Context) ([]byte, error) {
 			if json.Unmarshal(r.body, &a) == nil && a.QueueState != "" {
 				f.queueState(a.QueueState, a.QueueStateReason)
 			}
-			badRequests, backoffs = 0, 0
+			badRequests = 0
 			continue
 		case r.status == http.StatusGone:
 			return nil, errGone{c.apiError(f.route, r, ri)}
@@ -231,15 +239,14 @@ func (f *Future[T]) poll(ctx context.Context) ([]byte, error) {
 			c.log.Warn("tinker: account blocked for billing (HTTP 402); waiting", "route", f.route, "model", f.modelID, "request", f.requestID, "since", billingSince, "gives_up_after", limit)
 			delay = billingRetryEvery
 		case r.status == http.StatusTooManyRequests || r.status >= 500:
-			var ok bool
-			if delay, ok = c.retryDelay(r.header); !ok {
-				delay = c.backoff(backoffs)
+			wait, _ := c.retryDelay(r.header)
+			if werr := call.Wait(ctx, wait, c.apiError(f.route, r, ri)); werr != nil {
+				return nil, fmt.Errorf("tinker %s: waiting for request %s: %w", f.route, f.requestID, werr)
 			}
-			backoffs++
+			continue
 		case r.status == http.StatusBadRequest && badRequests < maxBadRequests:
 			// Possibly a spurious proxy 400.
 			badRequests++
-			backoffs = 0
 			continue
 		default:
 			return nil, c.apiError(f.route, r, ri)

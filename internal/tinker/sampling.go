@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/modelorganisms/pvbuild/internal/tinker/wire"
 )
@@ -134,8 +133,10 @@ func (s *SamplingClient) nextSeq() int {
 
 // Sample generates continuations of prompt (POST /api/v1/asample, result in
 // protobuf). 429 is the server's normal backpressure: the SDK waits 1 s
-// (5 s for prompts estimated above 128 KiB) and resends without limit, and
-// so do we until ctx ends (Retry-After honoured). A 410 on the future
+// (5 s for prompts estimated above 128 KiB) and resends without limit; we
+// wait it out as any 429, under the provider's outage policy (Retry-After
+// honoured), and give up with provider.ErrUnreachable past its maximum,
+// as max_outage says. A 410 on the future
 // resends the request with a fresh seq_id, as the SDK's retry does.
 func (s *SamplingClient) Sample(ctx context.Context, prompt []int32, p SamplingParams) (*SampleResult, error) {
 	const route = "/api/v1/asample"
@@ -144,34 +145,22 @@ func (s *SamplingClient) Sample(ctx context.Context, prompt []int32, p SamplingP
 	}
 	submit := func(ctx context.Context) (string, error) {
 		body, _ := p.body(s.ID, s.nextSeq(), prompt)
-		for {
-			raw, err := jsonBody(body)
-			if err != nil {
-				return "", err
-			}
-			r, _, err := s.c.do(ctx, http.MethodPost, route, "application/json", raw,
-				reqInfo{modelID: s.ID, headers: map[string]string{"X-Tinker-Sampling-Backpressure": "1"}})
-			var ae *APIError
-			if errors.As(err, &ae) && ae.Status == http.StatusTooManyRequests {
-				// Backpressure after do's own retry budget: keep going.
-				d := time.Second
-				if 10*len(prompt) > 128*1024 {
-					d = 5 * time.Second
-				}
-				if err := s.c.sleep(ctx, d); err != nil {
-					return "", fmt.Errorf("tinker %s: %w", route, err)
-				}
-				continue
-			}
-			if err != nil {
-				return "", err
-			}
-			fut, err := decodeJSON[untypedFuture](r.body)
-			if err != nil || fut.RequestID == "" {
-				return "", fmt.Errorf("tinker %s (sampler %s): answer has no request_id", route, s.ID)
-			}
-			return fut.RequestID, nil
+		raw, err := jsonBody(body)
+		if err != nil {
+			return "", err
 		}
+		// do waits backpressure (429) out as the outage policy says; past
+		// max_outage it gives up with provider.ErrUnreachable.
+		r, _, err := s.c.do(ctx, http.MethodPost, route, "application/json", raw,
+			reqInfo{modelID: s.ID, headers: map[string]string{"X-Tinker-Sampling-Backpressure": "1"}})
+		if err != nil {
+			return "", err
+		}
+		fut, err := decodeJSON[untypedFuture](r.body)
+		if err != nil || fut.RequestID == "" {
+			return "", fmt.Errorf("tinker %s (sampler %s): answer has no request_id", route, s.ID)
+		}
+		return fut.RequestID, nil
 	}
 	f, err := newFuture(ctx, s.c, route, s.ID, "Sample", true, submit, wire.DecodeSampleResponse)
 	if err != nil {
