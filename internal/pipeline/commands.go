@@ -376,7 +376,7 @@ func (r *run) notCurrent() []report.StaleEval {
 		if t.stage != stageEval || st == nil || st.fresh {
 			continue
 		}
-		s := report.StaleEval{Target: t.id, Model: t.model.Name, Task: t.task.task.Name, Reason: st.reason, Err: st.err}
+		s := report.StaleEval{Target: t.id, Reason: st.reason, Err: st.err}
 		if st.err == nil {
 			s.Why = "not rebuilt"
 			if st.inputs == nil {
