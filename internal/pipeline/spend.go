@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/modelorganisms/pvbuild/internal/atomicfile"
+	"github.com/modelorganisms/pvbuild/internal/provider"
 )
 
 // The spending ledger: before a paid training is submitted, its estimate is
@@ -32,7 +33,7 @@ type spendRecord struct {
 }
 
 func (p *Pipeline) spendPath(key string) string {
-	return p.artifactPath(spendDir + "/" + key[:min(16, len(key))] + ".json")
+	return p.artifactPath(spendDir + "/" + provider.RecordName(key))
 }
 
 // readSpend reads and checks one ledger entry. An entry that cannot be
