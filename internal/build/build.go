@@ -75,6 +75,12 @@ type Cache interface {
 	Commit(target string, inputs Inputs, outputs map[string][]byte, files []string) (*Stamp, error)
 	// Invalidate marks a built target stale, saying why, until it is rebuilt.
 	Invalidate(target, reason string) error
+	// Targets lists the stamped targets whose names start with prefix.
+	Targets(prefix string) ([]string, error)
+	// Remove removes a target's stamp and the outputs it recorded that
+	// still have their recorded hashes; any other file stays. removed
+	// counts the outputs removed.
+	Remove(target string) (removed int, err error)
 	// Lock takes the cache for a run that writes.
 	Lock() (*Lock, error)
 }
@@ -307,6 +313,74 @@ func (s *Store) Invalidate(target, reason string) error {
 		return fmt.Errorf("invalidate %s: %w", target, err)
 	}
 	return nil
+}
+
+// Targets implements Cache, in name order.
+func (s *Store) Targets(prefix string) ([]string, error) {
+	root := filepath.Join(s.Root, ".stamps")
+	// Walk only the directory the prefix names, not every stamp.
+	dir := root
+	if i := strings.LastIndexByte(prefix, '/'); i >= 0 {
+		dir = filepath.Join(root, filepath.FromSlash(prefix[:i]))
+	}
+	var targets []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".stamp") {
+			return err
+		}
+		rel, err := filepath.Rel(root, p)
+		if err != nil {
+			return err
+		}
+		if target := strings.TrimSuffix(filepath.ToSlash(rel), ".stamp"); strings.HasPrefix(target, prefix) {
+			targets = append(targets, target)
+		}
+		return nil
+	})
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list stamps: %w", err)
+	}
+	sort.Strings(targets)
+	return targets, nil
+}
+
+// Remove implements Cache. An output that is gone or was changed after
+// the build wrote it is left as it is; a damaged stamp vouches for no
+// output, so only the stamp goes.
+func (s *Store) Remove(target string) (int, error) {
+	st, err := s.Stamp(target)
+	if err != nil || st == nil {
+		return 0, err
+	}
+	removed := 0
+	var errs []error
+	for _, name := range slices.Sorted(maps.Keys(st.Outputs)) {
+		if !s.matches(name, st.Outputs[name]) {
+			continue
+		}
+		if err := os.Remove(s.Path(name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+			continue
+		}
+		removed++
+	}
+	if err := os.Remove(s.stampPath(target)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return removed, fmt.Errorf("remove %s: %w", target, err)
+	}
+	return removed, nil
+}
+
+// matches reports whether the file at rel still has the hash a stamp
+// recorded for it.
+func (s *Store) matches(rel, hash string) bool {
+	got, err := hashFile(s.Path(rel))
+	return err == nil && got == hash
 }
 
 // Commit writes a target's outputs, then its stamp. Each write is atomic and

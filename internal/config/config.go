@@ -84,9 +84,9 @@ type Evaluation struct {
 	MaxTokens          int
 	Seed               int
 	Tasks              []Task
-	// Where samples_per_question and max_tokens are set, for errors a
-	// provider's limits find; the block's range when they are not set.
-	SamplesPerQuestionRange, MaxTokensRange hcl.Range
+	// Where samples_per_question is set, for errors a provider's limits
+	// find; the block's range when it is not set.
+	SamplesPerQuestionRange hcl.Range
 }
 
 // Task scores a model on one trait.
@@ -435,7 +435,6 @@ func decodeEvaluation(b *evaluationBlock, file hcl.Body, e *Evaluation) hcl.Diag
 	positive("samples_per_question", &e.SamplesPerQuestion, b.SamplesPerQuestion)
 	positive("max_tokens", &e.MaxTokens, b.MaxTokens)
 	e.SamplesPerQuestionRange = attrRange(b.Body, "samples_per_question", blockRange(b.Body))
-	e.MaxTokensRange = attrRange(b.Body, "max_tokens", blockRange(b.Body))
 	if b.Temperature != nil {
 		if *b.Temperature < 0 || *b.Temperature > 2 {
 			diags = append(diags, attrError(b.Body, "temperature", "Invalid temperature", "temperature must be between 0 and 2."))

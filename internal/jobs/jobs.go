@@ -119,7 +119,7 @@ type Record struct {
 }
 
 func (t *Trainer) recordPath(key string) string {
-	return filepath.Join(t.opts.Dir, key[:min(16, len(key))]+".json")
+	return filepath.Join(t.opts.Dir, provider.RecordName(key))
 }
 
 // DamagedError is a job record that cannot be trusted: unparseable, or not

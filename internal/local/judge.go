@@ -96,12 +96,11 @@ func newJudgeModel(j Judge) (*judgeModel, error) {
 }
 
 // CheckJudge says whether the engine could judge with j, as AddJudge
-// would, without an engine: plan checks rubrics before anything opens.
+// would, without an engine: plan checks rubrics before anything opens. The
+// error is the bare reason, without AddJudge's "add judge" prefix.
 func CheckJudge(j Judge) error {
-	if _, err := newJudgeModel(j); err != nil {
-		return fmt.Errorf("add judge %q: %w", j.Trait, err)
-	}
-	return nil
+	_, err := newJudgeModel(j)
+	return err
 }
 
 // match extracts the answer from a prompt that fills the template, and how

@@ -121,7 +121,7 @@ func (r *run) plan(ctx context.Context) (*Plan, error) {
 		case t.stage == stageTrain:
 			s.key = st.inputs.Key()
 			if !s.Fresh {
-				est, err := p.estimate(ctx, t)
+				est, err := p.estimate(ctx, t.model)
 				if err != nil {
 					return nil, err
 				}
@@ -150,11 +150,15 @@ func (r *run) plan(ctx context.Context) (*Plan, error) {
 			submit[s.key] = true
 		}
 	}
-	var err error
-	if pl.Spent, pl.SpentJobs, err = p.spent(submit); err != nil {
-		return nil, err
-	}
 	pl.Budget = p.exp.Training.BudgetUSD
+	// The ledger matters only to a build that would submit or to a budget:
+	// a no-op plan without budget_usd reads none of it.
+	if len(submit) > 0 || pl.Budget > 0 {
+		var err error
+		if pl.Spent, pl.SpentJobs, err = p.spent(submit); err != nil {
+			return nil, err
+		}
+	}
 	return pl, nil
 }
 
@@ -372,7 +376,7 @@ func (r *run) notCurrent() []report.StaleEval {
 		if t.stage != stageEval || st == nil || st.fresh {
 			continue
 		}
-		s := report.StaleEval{Target: t.id, Model: t.model.Name, Task: t.task.task.Name, Reason: st.reason, Err: st.err}
+		s := report.StaleEval{Target: t.id, Reason: st.reason, Err: st.err}
 		if st.err == nil {
 			s.Why = "not rebuilt"
 			if st.inputs == nil {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"io"
 	"log"
-	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -126,13 +125,21 @@ func TestAbuseOutageOf60sDuringResults(t *testing.T) {
 	}
 	want := localResults(t)
 	// A clean served run makes about 1,150 requests: the first few hundred
-	// train, the rest evaluate.
-	seed := uint64(time.Now().UnixNano())
-	rng := rand.New(rand.NewPCG(seed, 10))
-	for _, at := range []int{5 + rng.IntN(60), 100 + rng.IntN(1000)} {
-		t.Run("", func(t *testing.T) {
+	// train, the rest evaluate. Fixed request indices, so that a failure
+	// reproduces; each case checks the request it falls on is of its phase.
+	for _, tc := range []struct {
+		name string
+		at   int
+		chat bool // the request is an evaluation's chat call
+	}{
+		{"training", 30, false},
+		{"early_evaluation", 400, true},
+		{"late_evaluation", 1050, true},
+	} {
+		at := tc.at
+		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			t.Logf("down at request %d (seed %d)", at, seed)
+			t.Logf("down at request %d", at)
 			sw, err := faults.Listen("127.0.0.1:0")
 			if err != nil {
 				t.Fatal(err)
@@ -143,6 +150,7 @@ func TestAbuseOutageOf60sDuringResults(t *testing.T) {
 				mu       sync.Mutex
 				downAt   time.Time
 				outages  int
+				downPath string
 			)
 			clock.OnSleep = func(now time.Time) {
 				mu.Lock()
@@ -158,7 +166,7 @@ func TestAbuseOutageOf60sDuringResults(t *testing.T) {
 				return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 					if requests.Add(1) == int64(at) {
 						mu.Lock()
-						downAt, outages = clock.Now(), outages+1
+						downAt, outages, downPath = clock.Now(), outages+1, r.URL.Path
 						mu.Unlock()
 						sw.Down() // this request dies with the rest
 						return
@@ -172,6 +180,9 @@ func TestAbuseOutageOf60sDuringResults(t *testing.T) {
 			_, logs := w.results()
 			if outages != 1 {
 				t.Fatalf("the server went down %d times; the run made %d requests", outages, requests.Load())
+			}
+			if chat := strings.HasSuffix(downPath, "/chat/completions"); chat != tc.chat {
+				t.Fatalf("request %d is %s, not of the %s phase: move the index", at, downPath, tc.name)
 			}
 			if !strings.Contains(logs, "provider openai: unreachable for ") {
 				t.Errorf("no line said the run was waiting:\n%s", logs)

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
@@ -30,45 +31,33 @@ func (p *Pipeline) preflight() error {
 	}
 	if lim, ok := p.exp.Providers[t.Provider].Config.(provider.Limited); ok {
 		l := lim.Limits()
-		// Models whose files break a bound, by the place that decides their
+		// Models whose files are too small, by the place that decides their
 		// size: sample_size for all of them, or each model's dataset.
 		type bad struct {
 			rng    hcl.Range
 			models []string
 			n      int
 		}
-		var few, many []*bad
-		note := func(list *[]*bad, rng hcl.Range, model string, n int) {
-			for _, b := range *list {
-				if b.rng == rng {
-					b.models, b.n = append(b.models, model), max(b.n, n)
-					return
-				}
-			}
-			*list = append(*list, &bad{rng, []string{model}, n})
-		}
+		var few []*bad
 		for _, m := range p.exp.Models {
 			n := countLines(p.datasets[m.Name].data)
+			if l.MinTrainingExamples <= 0 || n >= l.MinTrainingExamples {
+				continue
+			}
 			rng := m.DatasetRange
 			if t.Dataset.SampleSize > 0 {
 				rng = t.Dataset.SampleSizeRange
 			}
-			switch {
-			case l.MinTrainingExamples > 0 && n < l.MinTrainingExamples:
-				note(&few, rng, m.Name, n)
-			case l.MaxTrainingExamples > 0 && n > l.MaxTrainingExamples:
-				note(&many, rng, m.Name, n)
+			if i := slices.IndexFunc(few, func(b *bad) bool { return b.rng == rng }); i >= 0 {
+				few[i].models, few[i].n = append(few[i].models, m.Name), max(few[i].n, n)
+			} else {
+				few = append(few, &bad{rng, []string{m.Name}, n})
 			}
 		}
 		for _, b := range few {
 			add(b.rng, "Too few training examples",
 				"model %s would train on %d examples or fewer, but provider %q requires at least %d (its jobs would fail invalid_n_examples).",
 				strings.Join(b.models, ", "), b.n, t.Provider, l.MinTrainingExamples)
-		}
-		for _, b := range many {
-			add(b.rng, "Too many training examples",
-				"model %s would train on up to %d examples, but provider %q accepts at most %d; set sample_size.",
-				strings.Join(b.models, ", "), b.n, t.Provider, l.MaxTrainingExamples)
 		}
 	}
 	if rc, ok := p.exp.Providers[e.JudgeProvider].Config.(provider.RubricChecker); ok {

@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/modelorganisms/pvbuild/internal/build"
+	"github.com/modelorganisms/pvbuild/internal/provider"
 	"github.com/modelorganisms/pvbuild/internal/report"
 	"github.com/modelorganisms/pvbuild/internal/sampledata"
 )
@@ -25,14 +26,16 @@ type run struct {
 	exp     report.Experiment
 	expErr  error
 
-	trainings sync.Map // training key -> *training: identical trainings run once
-	gone      sync.Map // model name -> true once its loss has been reported
+	trainings sync.Map                     // training key -> *training: identical trainings run once
+	estimates map[string]provider.Estimate // training key -> checkBudget's estimate, under mu
+	gone      sync.Map                     // model name -> true once its loss has been reported
 
 	stop stopper // the first permanent error stops the run
 }
 
 func (p *Pipeline) newRun() *run {
-	return &run{p: p, states: map[*target]*state{}, evals: map[*target]*report.Eval{}}
+	return &run{p: p, states: map[*target]*state{}, evals: map[*target]*report.Eval{},
+		estimates: map[string]provider.Estimate{}}
 }
 
 // checkAll checks every stage in order.

@@ -119,19 +119,22 @@ func (p *Pipeline) trainRequest(key string, models []*config.Model) provider.Tra
 }
 
 // recordSpend enters a paid training's estimate in the ledger before it is
-// submitted; a free provider's trainings cost nothing to record.
+// submitted; a free provider's trainings cost nothing to record. The
+// estimate checkBudget made for this key is reused.
 func (r *run) recordSpend(ctx context.Context, key string, m *config.Model, names []string) error {
-	for _, t := range r.p.targets {
-		if t.stage != stageTrain || t.model != m {
-			continue
-		}
-		est, err := r.p.estimate(ctx, t)
-		if err != nil || est.Free {
+	r.mu.Lock()
+	est, ok := r.estimates[key]
+	r.mu.Unlock()
+	if !ok {
+		var err error
+		if est, err = r.p.estimate(ctx, m); err != nil {
 			return err
 		}
-		return r.p.recordSpend(key, names, est.USD, est.Priced)
 	}
-	return nil
+	if est.Free {
+		return nil
+	}
+	return r.p.recordSpend(key, names, est.USD, est.Priced)
 }
 
 // checkBudget refuses, before anything starts, a build whose new trainings,
@@ -163,10 +166,13 @@ func (r *run) checkBudget(ctx context.Context) error {
 			continue
 		}
 		submit[key] = true
-		est, err := p.estimate(ctx, tg)
+		est, err := p.estimate(ctx, tg.model)
 		if err != nil {
 			return err
 		}
+		r.mu.Lock()
+		r.estimates[key] = est
+		r.mu.Unlock()
 		if est.Free {
 			continue
 		}
@@ -184,10 +190,10 @@ func (r *run) checkBudget(ctx context.Context) error {
 		return p.exp.Errorf(t.BudgetRange, "Cost unknown", "No training price is known for base model %q (models %s), so budget_usd cannot be checked; set price_per_million_tokens = { %q = <USD> } in the training block. Nothing was submitted.",
 			t.BaseModel, strings.Join(unpriced, ", "), t.BaseModel)
 	}
-	if spentJobs == 0 && total > t.BudgetUSD {
-		return p.exp.Errorf(t.BudgetRange, "Over budget", "Training would submit %d job(s) estimated at $%.2f in total, above budget_usd = %g. Nothing was submitted.", n, total, t.BudgetUSD)
-	}
-	if spentJobs > 0 && n > 0 && spent+total > t.BudgetUSD {
+	if n > 0 && spent+total > t.BudgetUSD {
+		if spentJobs == 0 {
+			return p.exp.Errorf(t.BudgetRange, "Over budget", "Training would submit %d job(s) estimated at $%.2f in total, above budget_usd = %g. Nothing was submitted.", n, total, t.BudgetUSD)
+		}
 		return p.exp.Errorf(t.BudgetRange, "Over budget", "Training would submit %d job(s) estimated at $%.2f; this experiment has already submitted %d training(s) estimated at $%.2f (recorded under %s); together $%.2f, above budget_usd = %g. Nothing was submitted.",
 			n, total, spentJobs, spent, p.artifactPath(spendDir), spent+total, t.BudgetUSD)
 	}
@@ -198,9 +204,9 @@ func (r *run) checkBudget(ctx context.Context) error {
 }
 
 // estimate prices a model's training, when its provider knows its prices.
-func (p *Pipeline) estimate(ctx context.Context, t *target) (provider.Estimate, error) {
+func (p *Pipeline) estimate(ctx context.Context, m *config.Model) (provider.Estimate, error) {
 	tr := p.exp.Training
-	epochs := t.model.Hyperparameters.NEpochs
+	epochs := m.Hyperparameters.NEpochs
 	if epochs == 0 {
 		epochs = config.DefaultNEpochs
 	}
@@ -208,10 +214,10 @@ func (p *Pipeline) estimate(ctx context.Context, t *target) (provider.Estimate, 
 	if !ok {
 		return provider.Estimate{Epochs: epochs}, nil
 	}
-	est, err := pricing.EstimateTraining(ctx, provider.EstimateRequest{BaseModel: tr.BaseModel, Data: p.datasets[t.model.Name].data,
+	est, err := pricing.EstimateTraining(ctx, provider.EstimateRequest{BaseModel: tr.BaseModel, Data: p.datasets[m.Name].data,
 		Epochs: epochs, Overrides: tr.PricePerMillion, Artifacts: p.opts.Artifacts})
 	if err != nil {
-		return provider.Estimate{}, fmt.Errorf("model %s: %w", t.model.Name, err)
+		return provider.Estimate{}, fmt.Errorf("model %s: %w", m.Name, err)
 	}
 	return est, nil
 }

@@ -8,9 +8,9 @@ type Limits struct {
 	// MaxN is the most choices one chat request may ask for
 	// (samples_per_question).
 	MaxN int
-	// MinTrainingExamples and MaxTrainingExamples bound the examples of one
-	// training file.
-	MinTrainingExamples, MaxTrainingExamples int
+	// MinTrainingExamples is the fewest examples one training file may
+	// hold.
+	MinTrainingExamples int
 }
 
 // Limited is a capability of a Config that knows its Limits.

@@ -71,3 +71,9 @@ type Progress struct {
 	Started     time.Time
 	Finished    time.Time
 }
+
+// RecordName is the file name of a training key's durable records (a job
+// record, a spending-ledger entry): the key's first 16 hex digits.
+func RecordName(key string) string {
+	return key[:min(16, len(key))] + ".json"
+}

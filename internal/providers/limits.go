@@ -1,8 +1,6 @@
 package providers
 
 import (
-	"errors"
-
 	"github.com/modelorganisms/pvbuild/internal/local"
 	"github.com/modelorganisms/pvbuild/internal/provider"
 	"github.com/modelorganisms/pvbuild/internal/sampledata"
@@ -24,17 +22,9 @@ func (c *localConfig) CheckRubric(r provider.Rubric) error {
 		err = local.CheckJudge(local.Judge{Trait: r.Trait, Template: r.Template, Examples: labeled})
 	}
 	if err != nil {
-		return &provider.RubricError{Trait: r.Trait, Err: unwrapped(err)}
+		return &provider.RubricError{Trait: r.Trait, Err: err}
 	}
 	return nil
-}
-
-// unwrapped drops the "add judge" prefix Open's error leaves out too.
-func unwrapped(err error) error {
-	if u := errors.Unwrap(err); u != nil {
-		return u
-	}
-	return err
 }
 
 // Limits implements provider.Limited with OpenAI's documented limits; an

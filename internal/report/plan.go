@@ -3,6 +3,7 @@ package report
 import (
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/olekukonko/tablewriter"
@@ -82,10 +83,10 @@ func Jobs(w io.Writer, rows []JobRow) error {
 // StaleEval is an evaluation a failed or stopped run left stale: the
 // summary printed after it leaves the evaluation out, and says so.
 type StaleEval struct {
-	Target, Model, Task string
-	Reason              string // why it is stale ("temperature changed (1 -> 0.5)")
-	Why                 string // why it was not rebuilt ("its rebuild failed")
-	Err                 error  // the rebuild's error, if it ran
+	Target string
+	Reason string // why it is stale ("temperature changed (1 -> 0.5)")
+	Why    string // why it was not rebuilt ("its rebuild failed")
+	Err    error  // the rebuild's error, if it ran: printed, shortened, after Why
 }
 
 // NotCurrent prints, before the summary tables, which evaluations they
@@ -96,6 +97,24 @@ func NotCurrent(w io.Writer, stale []StaleEval) {
 	}
 	fmt.Fprintf(w, "not current: %d evaluation(s) are stale and left out of the tables below:\n", len(stale))
 	for _, s := range stale {
-		fmt.Fprintf(w, "  %s is stale (%s) and %s\n", s.Target, s.Reason, s.Why)
+		why := s.Why
+		if s.Err != nil {
+			why += ": " + shortError(s.Err)
+		}
+		fmt.Fprintf(w, "  %s is stale (%s) and %s\n", s.Target, s.Reason, why)
 	}
+}
+
+// shortError is an error's first line, cut to fit one line of the header;
+// the full error is the run's to report.
+func shortError(err error) string {
+	const max = 160
+	msg, _, cut := strings.Cut(strings.TrimSpace(err.Error()), "\n")
+	if r := []rune(msg); len(r) > max {
+		msg, cut = string(r[:max-3]), true
+	}
+	if cut {
+		msg += "..."
+	}
+	return msg
 }

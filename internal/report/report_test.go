@@ -2,6 +2,7 @@ package report
 
 import (
 	"bytes"
+	"errors"
 	"strings"
 	"testing"
 
@@ -44,10 +45,20 @@ func TestAbuseNotCurrentNamesStaleEvaluations(t *testing.T) {
 	if b.Len() != 0 {
 		t.Fatalf("printed %q for no stale evaluation", b.String())
 	}
-	NotCurrent(&b, []StaleEval{{Target: "eval/evil_mild/evil_detection", Model: "evil_mild", Task: "evil_detection",
+	NotCurrent(&b, []StaleEval{{Target: "eval/evil_mild/evil_detection",
 		Reason: "temperature changed (1 -> 0.5)", Why: "its rebuild failed"}})
 	want := "not current: 1 evaluation(s) are stale and left out of the tables below:\n" +
 		"  eval/evil_mild/evil_detection is stale (temperature changed (1 -> 0.5)) and its rebuild failed\n"
+	if b.String() != want {
+		t.Fatalf("got\n%s\nwant\n%s", b.String(), want)
+	}
+
+	// A failed rebuild says why, on one line.
+	b.Reset()
+	NotCurrent(&b, []StaleEval{{Target: "eval/evil_mild/evil_detection", Reason: "temperature changed (1 -> 0.5)",
+		Why: "its rebuild failed", Err: errors.New("chat: HTTP 401: invalid key\nsecond line")}})
+	want = "not current: 1 evaluation(s) are stale and left out of the tables below:\n" +
+		"  eval/evil_mild/evil_detection is stale (temperature changed (1 -> 0.5)) and its rebuild failed: chat: HTTP 401: invalid key...\n"
 	if b.String() != want {
 		t.Fatalf("got\n%s\nwant\n%s", b.String(), want)
 	}

@@ -12,8 +12,10 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"slices"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/modelorganisms/pvbuild/internal/dataset"
 )
@@ -79,8 +81,16 @@ type Labeled struct {
 	Refusal  bool           `json:"refusal,omitempty"`
 }
 
-// JudgeExamples returns every labeled example, from all traits' files.
+// JudgeExamples returns every labeled example, from all traits' files. The
+// embedded files are parsed once; each caller gets its own slice.
 func JudgeExamples() ([]Labeled, error) {
+	l, err := judgeExamples()
+	return slices.Clone(l), err
+}
+
+var judgeExamples = sync.OnceValues(parseJudgeExamples)
+
+func parseJudgeExamples() ([]Labeled, error) {
 	entries, err := fs.Glob(files, "data/judge/*.jsonl")
 	if err != nil {
 		return nil, err
