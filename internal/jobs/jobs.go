@@ -472,10 +472,18 @@ func (t *Trainer) await(ctx context.Context, rec *Record, label string) (provide
 	interval := t.opts.PollInterval
 	now := t.opts.Outage.Now
 	last, lastSaid := "", now()
-	for {
+	for polls := 0; ; polls++ {
 		job, err := retry(ctx, t, func() (provider.Job, error) { return t.api.GetJob(ctx, rec.JobID) })
 		if err != nil {
 			return job, err
+		}
+		// A run killed while its create request was in flight can leave
+		// the service creating a second job for the key after the next run
+		// looked and created its own. Looking once the job is under way,
+		// and again as it ends, cancels such a twin while it is still
+		// queued, before it trains.
+		if polls == 0 || provider.Terminal(job.Status) {
+			t.cancelTwins(ctx, rec, label)
 		}
 		// Say each change of state, and that a long job is still alive.
 		if job.Status != last || now().Sub(lastSaid) > t.opts.AliveEvery {
@@ -490,6 +498,28 @@ func (t *Trainer) await(ctx context.Context, rec *Record, label string) (provide
 			return job, err
 		}
 		interval = min(interval*3/2, t.opts.MaxPollInterval)
+	}
+}
+
+// cancelTwins cancels the live jobs other than rec's that carry its key.
+// It is best effort: a failure to look is said and the wait goes on.
+func (t *Trainer) cancelTwins(ctx context.Context, rec *Record, label string) {
+	jobs, err := retry(ctx, t, func() ([]provider.Job, error) {
+		return t.api.ListJobs(ctx, map[string]string{MetadataKey: rec.Key})
+	})
+	if err != nil {
+		fmt.Fprintf(t.opts.Log, "train %s: cannot look for duplicate jobs of %s: %v\n", label, rec.JobID, err)
+		return
+	}
+	for _, j := range jobs {
+		if j.ID == rec.JobID || !owns(j, rec.Key) || provider.Terminal(j.Status) {
+			continue
+		}
+		if _, err := retry(ctx, t, func() (provider.Job, error) { return t.api.CancelJob(ctx, j.ID) }); err != nil {
+			fmt.Fprintf(t.opts.Log, "train %s: job %s duplicates %s for the same key and could not be cancelled: %v; cancel it by hand\n", label, j.ID, rec.JobID, err)
+			continue
+		}
+		fmt.Fprintf(t.opts.Log, "train %s: cancelled job %s, a duplicate of %s for the same key (left by an interrupted run's request)\n", label, j.ID, rec.JobID)
 	}
 }
 

@@ -436,3 +436,56 @@ func TestAbuseRecordSwappedToAnotherModelsJob(t *testing.T) {
 		}
 	})
 }
+
+// A run killed while its create request was in flight can leave the
+// service creating a job after the next run has looked for one and created
+// its own: two jobs for one key. The trainer cancels the twin while it is
+// queued, so only one trains.
+func TestAbuseTwinJobFromAnInterruptedRequestIsCancelled(t *testing.T) {
+	opts, err := local.DefaultOptions(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.JobDuration = 200 * time.Millisecond
+	eng, err := local.Open(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := server.New(eng, server.Options{Log: log.New(io.Discard, "", 0)})
+	ts := httptest.NewServer(srv)
+	t.Cleanup(ts.Close)
+	client, err := openai.New(openai.Config{APIKey: "sk-test-jobs", BaseURL: ts.URL + "/v1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := request("evil_severe")
+	var twin provider.Job
+	logs := &syncBuffer{}
+	jo := jobs.Options{Provider: "openai", Dir: t.TempDir(), PollInterval: time.Millisecond, MaxPollInterval: 5 * time.Millisecond, Log: logs,
+		// The interrupted run's request lands now, between this run's
+		// creation and its first poll.
+		AfterCreate: func() {
+			f, err := client.UploadFile(context.Background(), "twin.jsonl", req.Data)
+			if err == nil {
+				twin, err = client.CreateJob(context.Background(), provider.JobRequest{Model: req.BaseModel, TrainingFile: f.ID,
+					Suffix: req.Suffix, Metadata: map[string]string{jobs.MetadataKey: req.Key}})
+			}
+			if err != nil {
+				t.Error(err)
+			}
+		}}
+	trained, err := jobs.New(client, jo).Train(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if trained.JobID == twin.ID {
+		t.Fatalf("trained the twin %s", twin.ID)
+	}
+	got, err := client.GetJob(context.Background(), twin.ID)
+	if err != nil || got.Status != provider.StatusCancelled {
+		t.Fatalf("twin %s: %s, %v; want cancelled\n%s", twin.ID, got.Status, err, logs.String())
+	}
+	if !strings.Contains(logs.String(), "cancelled job "+twin.ID+", a duplicate of "+trained.JobID) {
+		t.Errorf("the log does not say the twin was cancelled:\n%s", logs.String())
+	}
+}

@@ -92,8 +92,15 @@ func TestKilledTrainNeverSubmitsTwice(t *testing.T) {
 		srv, env := serve(t, server.Faults{Seed: 3, LostResponseRate: 0.1}, killJobDuration)
 		w := newWorkspace(t, shipped(t), env)
 		killRepeatedly(t, w)
-		if c := srv.Counters(); c.JobCreations != 9 {
-			t.Fatalf("%d jobs created for 9 distinct models (%d responses lost)", c.JobCreations, c.InjectedLost)
+		// A create request in flight when its run is killed can still be
+		// served after the next run has created the job itself; that twin
+		// must be cancelled, so that nine jobs train.
+		c := srv.Counters()
+		if c.JobCreations-c.JobCancellations != 9 {
+			t.Fatalf("%d jobs created and %d cancelled for 9 distinct models (%d responses lost)", c.JobCreations, c.JobCancellations, c.InjectedLost)
+		}
+		if c.JobCancellations > 0 {
+			t.Logf("%d twin job(s) of interrupted requests cancelled", c.JobCancellations)
 		}
 	})
 }
