@@ -4,10 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"log"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -16,31 +13,21 @@ import (
 	"testing"
 
 	"github.com/modelorganisms/pvbuild/internal/config"
-	"github.com/modelorganisms/pvbuild/internal/local"
 	"github.com/modelorganisms/pvbuild/internal/server"
 )
 
-// serveWithKey runs the local engine behind the OpenAI-compatible server,
-// which accepts only testAPIKey, and counts every request it receives.
+// serveWithKey serves the local engine, accepting only testAPIKey, and
+// counts every request it receives.
 func serveWithKey(t *testing.T) (*atomic.Int64, map[string]string) {
 	t.Helper()
-	opts, err := local.DefaultOptions(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts.JobDuration = testJobDuration
-	eng, err := local.Open(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := server.New(eng, server.Options{APIKey: testAPIKey, Log: log.New(io.Discard, "", 0)})
 	var requests atomic.Int64
-	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		requests.Add(1)
-		srv.ServeHTTP(w, r)
-	}))
-	t.Cleanup(ts.Close)
-	return &requests, map[string]string{"PROVIDER": "openai", "OPENAI_API_KEY": testAPIKey, "OPENAI_BASE_URL": ts.URL + "/v1"}
+	_, env := served{apiKey: testAPIKey, wrap: func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			requests.Add(1)
+			h.ServeHTTP(w, r)
+		})
+	}}.start(t)
+	return &requests, env
 }
 
 // A rejected key stops the whole run at the first 401: the provider gets

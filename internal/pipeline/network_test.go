@@ -3,10 +3,7 @@ package pipeline
 import (
 	"bytes"
 	"context"
-	"io"
-	"log"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,38 +12,11 @@ import (
 
 	"github.com/modelorganisms/pvbuild/internal/faults"
 	"github.com/modelorganisms/pvbuild/internal/jobs"
-	"github.com/modelorganisms/pvbuild/internal/local"
 	"github.com/modelorganisms/pvbuild/internal/provider"
 	"github.com/modelorganisms/pvbuild/internal/providers"
 	"github.com/modelorganisms/pvbuild/internal/server"
 	"github.com/modelorganisms/pvbuild/internal/vclock"
 )
-
-// servedOn serves the local engine on sw, with faults, and returns the
-// server and the environment that points the openai provider at it.
-func servedOn(t *testing.T, sw *faults.Switch, f server.Faults, wrap func(http.Handler) http.Handler) (*server.Server, map[string]string) {
-	t.Helper()
-	opts, err := local.DefaultOptions(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts.JobDuration = testJobDuration
-	eng, err := local.Open(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := server.New(eng, server.Options{Faults: f, Log: log.New(io.Discard, "", 0)})
-	var h http.Handler = srv
-	if wrap != nil {
-		h = wrap(srv)
-	}
-	ts := httptest.NewUnstartedServer(h)
-	ts.Listener.Close()
-	ts.Listener = sw
-	ts.Start()
-	t.Cleanup(ts.Close)
-	return srv, map[string]string{"PROVIDER": "openai", "OPENAI_API_KEY": testAPIKey, "OPENAI_BASE_URL": ts.URL + "/v1"}
-}
 
 // virtualOpenAI is the openai kind with its outage policy on clock. Each
 // virtual sleep also yields a millisecond of real time to the goroutines
@@ -79,12 +49,8 @@ func TestAbuseHeavyFaultsOneRun(t *testing.T) {
 		t.Skip("trains nine models twice")
 	}
 	want := localResults(t)
-	sw, err := faults.Listen("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, env := servedOn(t, sw, server.Faults{Seed: 10, RateLimitRate: 0.3, RetryAfter: time.Second,
-		ServerErrorRate: 0.2, DropRate: 0.2, LostResponseRate: 0.1, Latency: time.Millisecond}, nil)
+	srv, env := served{faults: server.Faults{Seed: 10, RateLimitRate: 0.3, RetryAfter: time.Second,
+		ServerErrorRate: 0.2, DropRate: 0.2, LostResponseRate: 0.1, Latency: time.Millisecond}}.start(t)
 	w := newWorkspace(t, shipped(t), env)
 	w.kinds["openai"] = virtualOpenAI(vclock.New(), 32) // concurrency = 32
 	w.results()
@@ -174,7 +140,7 @@ func TestAbuseOutageOf60sDuringResults(t *testing.T) {
 					next.ServeHTTP(rw, r)
 				})
 			}
-			srv, env := servedOn(t, sw, server.Faults{}, down)
+			srv, env := served{listener: sw, wrap: down}.start(t)
 			w := newWorkspace(t, shipped(t), env)
 			w.kinds["openai"] = virtualOpenAI(clock, 1)
 			_, logs := w.results()

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/modelorganisms/pvbuild/internal/faults"
 	"github.com/modelorganisms/pvbuild/internal/local"
 	"github.com/modelorganisms/pvbuild/internal/sampledata"
 	"github.com/modelorganisms/pvbuild/internal/server"
@@ -25,24 +27,48 @@ import (
 
 const testAPIKey = "sk-pvbuild-test-secret-0123456789"
 
-// serve runs the local engine behind the OpenAI-compatible server, as
-// `mage serve` does, and returns the environment that points the
+// served says how a test serves the local engine: behind the
+// OpenAI-compatible server, as `mage serve` does.
+type served struct {
+	faults      server.Faults
+	apiKey      string                          // the one key accepted; "" accepts any
+	jobDuration time.Duration                   // default testJobDuration
+	listener    *faults.Switch                  // default a fresh loopback port
+	wrap        func(http.Handler) http.Handler // sees every request first
+}
+
+// start runs the server and returns it with the environment that points the
 // experiment's openai provider at it.
-func serve(t testing.TB, faults server.Faults, jobDuration time.Duration) (*server.Server, map[string]string) {
+func (o served) start(t testing.TB) (*server.Server, map[string]string) {
 	t.Helper()
 	opts, err := local.DefaultOptions(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts.JobDuration = jobDuration
+	opts.JobDuration = cmp.Or(o.jobDuration, testJobDuration)
 	eng, err := local.Open(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := server.New(eng, server.Options{Faults: faults, Log: log.New(io.Discard, "", 0)})
-	ts := httptest.NewServer(srv)
+	srv := server.New(eng, server.Options{Faults: o.faults, APIKey: o.apiKey, Log: log.New(io.Discard, "", 0)})
+	var h http.Handler = srv
+	if o.wrap != nil {
+		h = o.wrap(srv)
+	}
+	ts := httptest.NewUnstartedServer(h)
+	if o.listener != nil {
+		ts.Listener.Close()
+		ts.Listener = o.listener
+	}
+	ts.Start()
 	t.Cleanup(ts.Close)
 	return srv, map[string]string{"PROVIDER": "openai", "OPENAI_API_KEY": testAPIKey, "OPENAI_BASE_URL": ts.URL + "/v1"}
+}
+
+// serve serves the local engine with faults and jobs of jobDuration.
+func serve(t testing.TB, faults server.Faults, jobDuration time.Duration) (*server.Server, map[string]string) {
+	t.Helper()
+	return served{faults: faults, jobDuration: jobDuration}.start(t)
 }
 
 func readResults(t *testing.T, w *workspace) []byte {
