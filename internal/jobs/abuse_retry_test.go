@@ -16,6 +16,7 @@ import (
 	"github.com/modelorganisms/pvbuild/internal/openai"
 	"github.com/modelorganisms/pvbuild/internal/provider"
 	"github.com/modelorganisms/pvbuild/internal/server"
+	"github.com/modelorganisms/pvbuild/internal/testlog"
 	"github.com/modelorganisms/pvbuild/internal/vclock"
 )
 
@@ -37,7 +38,7 @@ func newRigWith(t *testing.T, jobDuration time.Duration, scheme string, mod func
 	sc := &scripted{h: srv, rules: rules}
 	ts := httptest.NewServer(sc)
 	t.Cleanup(ts.Close)
-	r := &rig{srv: srv, script: sc, dir: t.TempDir(), log: &syncBuffer{}}
+	r := &rig{srv: srv, script: sc, dir: t.TempDir(), log: &testlog.Buffer{}}
 	cfg := openai.Config{APIKey: "sk-test-jobs", BaseURL: scheme + "://" + ts.Listener.Addr().String() + "/v1",
 		HTTPClient: &http.Client{Timeout: 10 * time.Second}}
 	clock := vclock.New()

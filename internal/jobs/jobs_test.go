@@ -23,25 +23,9 @@ import (
 	"github.com/modelorganisms/pvbuild/internal/openai"
 	"github.com/modelorganisms/pvbuild/internal/provider"
 	"github.com/modelorganisms/pvbuild/internal/server"
+	"github.com/modelorganisms/pvbuild/internal/testlog"
 	"github.com/modelorganisms/pvbuild/internal/vclock"
 )
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
 
 // rule makes the next n requests of method on path fail as how says:
 // "500" (answered before any work), "429long" (a rate limit asking for a
@@ -106,7 +90,7 @@ type rig struct {
 	script  *scripted
 	trainer *jobs.Trainer
 	dir     string
-	log     *syncBuffer
+	log     *testlog.Buffer
 }
 
 func newRig(t *testing.T, faults server.Faults, rules ...*rule) *rig {
@@ -124,7 +108,7 @@ func newRig(t *testing.T, faults server.Faults, rules ...*rule) *rig {
 	sc := &scripted{h: srv, rules: rules}
 	ts := httptest.NewServer(sc)
 	t.Cleanup(ts.Close)
-	r := &rig{srv: srv, script: sc, dir: t.TempDir(), log: &syncBuffer{}}
+	r := &rig{srv: srv, script: sc, dir: t.TempDir(), log: &testlog.Buffer{}}
 	cfg := openai.Config{APIKey: "sk-test-jobs", BaseURL: ts.URL + "/v1", HTTPClient: &http.Client{Timeout: 10 * time.Second}}
 	jo := jobs.Options{Provider: "openai", Dir: r.dir, PollInterval: time.Millisecond, MaxPollInterval: 5 * time.Millisecond, Log: r.log}
 	withOutage(&cfg, &jo, vclock.New(), r.log)
@@ -233,7 +217,7 @@ type engineRig struct {
 	eng     *local.Engine
 	trainer *jobs.Trainer
 	dir     string
-	log     *syncBuffer
+	log     *testlog.Buffer
 }
 
 func newEngineRig(t *testing.T, jobDuration time.Duration) *engineRig {
@@ -247,7 +231,7 @@ func newEngineRig(t *testing.T, jobDuration time.Duration) *engineRig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &engineRig{eng: eng, dir: t.TempDir(), log: &syncBuffer{}}
+	r := &engineRig{eng: eng, dir: t.TempDir(), log: &testlog.Buffer{}}
 	r.trainer = jobs.New(eng, jobs.Options{Provider: "local", Dir: r.dir, PollInterval: time.Millisecond,
 		MaxPollInterval: 5 * time.Millisecond, Log: r.log})
 	return r
@@ -460,7 +444,7 @@ func TestAbuseTwinJobFromAnInterruptedRequestIsCancelled(t *testing.T) {
 	}
 	req := request("evil_severe")
 	var twin provider.Job
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	jo := jobs.Options{Provider: "openai", Dir: t.TempDir(), PollInterval: time.Millisecond, MaxPollInterval: 5 * time.Millisecond, Log: logs,
 		// The interrupted run's request lands now, between this run's
 		// creation and its first poll.

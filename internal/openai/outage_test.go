@@ -1,7 +1,6 @@
 package openai
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"net"
@@ -14,29 +13,12 @@ import (
 	"time"
 
 	"github.com/modelorganisms/pvbuild/internal/provider"
+	"github.com/modelorganisms/pvbuild/internal/testlog"
 	"github.com/modelorganisms/pvbuild/internal/vclock"
 )
 
-// syncBuffer is a log several goroutines write to.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // outageClient is a client of base whose outage policy runs on clock.
-func outageClient(t *testing.T, base string, clock *vclock.Clock, max time.Duration, log *syncBuffer) *Client {
+func outageClient(t *testing.T, base string, clock *vclock.Clock, max time.Duration, log *testlog.Buffer) *Client {
 	t.Helper()
 	c, err := New(Config{APIKey: testKey, BaseURL: base, HTTPClient: &http.Client{Timeout: 5 * time.Second},
 		Outage: provider.NewOutage("openai", provider.OutagePolicy{Max: max, Sleep: clock.Sleep, Now: clock.Now}, log)})
@@ -102,7 +84,7 @@ func TestAbuseOutageConnectionRefusedThenBack(t *testing.T) {
 					srv.Start()
 				})
 			}
-			var log syncBuffer
+			var log testlog.Buffer
 			c := outageClient(t, "http://"+addr+"/v1", clock, 0, &log)
 			if err := runOp(c, context.Background(), op); err != nil {
 				t.Fatalf("after a 60 s outage: %v\n%s", err, log.String())
@@ -133,7 +115,7 @@ func TestAbuseOutage503ThenBack(t *testing.T) {
 				up(w, r)
 			}))
 			t.Cleanup(srv.Close)
-			var log syncBuffer
+			var log testlog.Buffer
 			c := outageClient(t, srv.URL+"/v1", clock, 0, &log)
 			if err := runOp(c, context.Background(), op); err != nil {
 				t.Fatalf("after a 60 s outage: %v\n%s", err, log.String())
@@ -158,7 +140,7 @@ func TestAbuseOutageLongerThanMax(t *testing.T) {
 			addr := ln.Addr().String()
 			ln.Close()
 			clock := vclock.New()
-			var log syncBuffer
+			var log testlog.Buffer
 			c := outageClient(t, "http://"+addr+"/v1", clock, 45*time.Second, &log)
 			err = runOp(c, context.Background(), op)
 			var oe *provider.OutageError
@@ -197,7 +179,7 @@ func TestAbusePermanentErrorsNotRetried(t *testing.T) {
 				clock := vclock.New()
 				srv := httptest.NewServer(h)
 				t.Cleanup(srv.Close)
-				c := outageClient(t, srv.URL+"/v1", clock, 0, &syncBuffer{})
+				c := outageClient(t, srv.URL+"/v1", clock, 0, &testlog.Buffer{})
 				err := runOp(c, context.Background(), op)
 				if !errors.Is(err, tc.is) || !provider.Permanent(err) {
 					t.Fatalf("err = %v, want it to match %v", err, tc.is)

@@ -21,6 +21,7 @@ import (
 	"github.com/modelorganisms/pvbuild/internal/local"
 	"github.com/modelorganisms/pvbuild/internal/provider"
 	"github.com/modelorganisms/pvbuild/internal/server"
+	"github.com/modelorganisms/pvbuild/internal/testlog"
 	"github.com/modelorganisms/pvbuild/internal/vclock"
 )
 
@@ -90,23 +91,6 @@ func TestAbuseInvalidMaxOutage(t *testing.T) {
 			t.Fatal(diags)
 		}
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // flaky serves h on a fixed loopback address that can go down (connections
@@ -183,7 +167,7 @@ func TestAbuseOpenAIKindOutage(t *testing.T) {
 			if diags.HasErrors() {
 				t.Fatal(diags)
 			}
-			var logs syncBuffer
+			var logs testlog.Buffer
 			conn, err := cfg.Open(context.Background(), provider.Env{Name: "gw", Artifacts: t.TempDir(), Log: &logs})
 			if err != nil {
 				t.Fatal(err)

@@ -1,7 +1,6 @@
 package tinkertrain
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -18,6 +17,7 @@ import (
 	"github.com/modelorganisms/pvbuild/internal/chatrender"
 	"github.com/modelorganisms/pvbuild/internal/dataset"
 	"github.com/modelorganisms/pvbuild/internal/provider"
+	"github.com/modelorganisms/pvbuild/internal/testlog"
 	"github.com/modelorganisms/pvbuild/internal/tinker"
 	"github.com/modelorganisms/pvbuild/internal/tokenizer"
 )
@@ -45,28 +45,11 @@ type env struct {
 	fake *fakeTinker
 	dir  string
 	tok  *tokenizer.Tokenizer
-	log  *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	log  *testlog.Buffer
 }
 
 func newEnv(t *testing.T) *env {
-	return &env{fake: newFake(t), dir: filepath.Join(t.TempDir(), "tinker"), tok: byteTokenizer(t), log: &syncBuffer{}}
+	return &env{fake: newFake(t), dir: filepath.Join(t.TempDir(), "tinker"), tok: byteTokenizer(t), log: &testlog.Buffer{}}
 }
 
 var testSettings = Settings{BatchSize: 4, CheckpointEvery: 3}
