@@ -65,8 +65,9 @@ func Log(ev report.Eval, m report.Model, created time.Time) (name string, data [
 	}
 
 	created = created.UTC()
-	stamp := created.Format("2006-01-02T15:04:05+00:00")
+	stamp := created.Format(timeFormat)
 	evalID := shortID("eval", stamp, m.Name, modelID, ev.Task, ev.Trait)
+	taskID := TaskID(ev.Task, m.Name)
 	scorer := ev.Trait + "_score"
 
 	ids, epochs, err := sampleIDs(ev)
@@ -82,7 +83,7 @@ func Log(ev report.Eval, m report.Model, created time.Time) (name string, data [
 			RunID:          shortID("run", stamp),
 			Created:        stamp,
 			Task:           ev.Task,
-			TaskID:         shortID("task", ev.Task, ev.Trait),
+			TaskID:         taskID,
 			TaskAttribs:    map[string]any{},
 			TaskArgs:       map[string]any{},
 			TaskArgsPassed: map[string]any{},
@@ -174,8 +175,27 @@ func Log(ev report.Eval, m report.Model, created time.Time) (name string, data [
 	if err != nil {
 		return "", nil, fmt.Errorf("inspect log: %s on %s: %w", ev.Model, ev.Task, err)
 	}
-	name = created.Format("2006-01-02T15-04-05") + "_" + fileSafe(ev.Task) + "_" + evalID + ".json"
+	name = FileName(stamp, ev.Task, taskID)
 	return name, append(data, '\n'), nil
+}
+
+// timeFormat is how Inspect writes times: ISO 8601 with the offset.
+const timeFormat = "2006-01-02T15:04:05-07:00"
+
+// TaskID is the eval.task_id of the log of model on task: derived from the
+// two names only, so every (task, model) pair has its own, and a rerun of the
+// same log target (a retrained model, a re-judged evaluation, another created
+// time) keeps it. Inspect's viewer and bundler list one entry per task_id
+// and take a newer log of the same task_id for a retry of the older one,
+// which is what a rebuilt target is.
+func TaskID(task, model string) string { return shortID("task", task, model) }
+
+// FileName is the name Inspect gives a log ({created}_{task}_{task_id}.json):
+// the created time with its offset, ':' made '-', as in
+// 2026-11-26T19-30-00+00-00_evil-detection_<task_id>.json; '_' in the task
+// name becomes '-' too, since '_' separates the parts.
+func FileName(created, task, taskID string) string {
+	return strings.ReplaceAll(created, ":", "-") + "_" + fileSafe(task) + "_" + taskID + ".json"
 }
 
 // Logs returns the eval logs of every evaluation of e's models, by file
@@ -234,6 +254,8 @@ func sample(ev report.Eval, s report.Sample, evalID, modelID, scorer string) eva
 	if s.Score != nil {
 		out.Scores[scorer] = score{
 			Value: *s.Score,
+			// What the judge scored: the model's whole answer.
+			Answer: s.Answer,
 			Explanation: fmt.Sprintf("The probability-weighted mean of the integer tokens 0..100 among the top tokens of judge %s: %s.",
 				ev.JudgeModel, top),
 			Metadata: map[string]any{"judge_model": ev.JudgeModel, "judge_logprobs": s.Judge},

@@ -114,18 +114,12 @@ func scoresOf(ss []report.Sample) []*float64 {
 	return out
 }
 
-// TestSchema validates every log against Inspect's JSON Schema of 2026-04 as
-// it is, strict required lists included, and against the EvalLog schema of
-// current Inspect with one exception (see below).
+// TestSchema validates every log against Inspect's JSON Schema of 2026-04
+// and against the EvalLog schema of current Inspect with one exception (see
+// below), and finds no null value in it.
 func TestSchema(t *testing.T) {
-	c := jsonschema.NewCompiler()
-	if err := c.AddResource("file:///log-schema-2026-04.json", readJSON(t, ref(t, "log-schema-2026-04.json"))); err != nil {
-		t.Fatal(err)
-	}
-	old, err := c.Compile("file:///log-schema-2026-04.json")
-	if err != nil {
-		t.Fatal(err)
-	}
+	api := readJSON(t, ref(t, "inspect-openapi.json"))
+	schemas := api.(map[string]any)["components"].(map[string]any)["schemas"].(map[string]any)
 
 	// Current Inspect lists stats.connection_limit_history as required while
 	// the 2026-04 schema forbids any field it does not know (additionalProperties
@@ -133,9 +127,37 @@ func TestSchema(t *testing.T) {
 	// empty list) when Inspect reads a log, and is about Inspect's own
 	// connection pool, which this build does not have: the log leaves it out,
 	// and the current schema is checked without that one requirement.
-	api := readJSON(t, ref(t, "inspect-openapi.json"))
-	stats := api.(map[string]any)["components"].(map[string]any)["schemas"].(map[string]any)["EvalStats"].(map[string]any)
+	stats := schemas["EvalStats"].(map[string]any)
 	stats["required"] = slices.DeleteFunc(stats["required"].([]any), func(f any) bool { return f == "connection_limit_history" })
+	// The 2026-04 schema marks every field required, None-valued ones too,
+	// while Inspect leaves a None out of the log (as the example log shows,
+	// and as this build does): its types and closed objects are checked with
+	// the required lists of current Inspect, which are what Inspect enforces.
+	oldDoc := readJSON(t, ref(t, "log-schema-2026-04.json"))
+	oldRoot := oldDoc.(map[string]any)
+	defs, _ := oldRoot["$defs"].(map[string]any)
+	for name, d := range defs {
+		d, ok := d.(map[string]any)
+		if !ok || d["required"] == nil {
+			continue
+		}
+		if cur, ok := schemas[name].(map[string]any); ok {
+			if req, ok := cur["required"]; ok {
+				d["required"] = req
+			} else {
+				delete(d, "required")
+			}
+		}
+	}
+	c := jsonschema.NewCompiler()
+	if err := c.AddResource("file:///log-schema-2026-04.json", oldDoc); err != nil {
+		t.Fatal(err)
+	}
+	old, err := c.Compile("file:///log-schema-2026-04.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+
 	c = jsonschema.NewCompiler()
 	if err := c.AddResource("file:///inspect-openapi.json", api); err != nil {
 		t.Fatal(err)
@@ -155,6 +177,9 @@ func TestSchema(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if nulls := nullPaths("", doc); len(nulls) > 0 {
+				t.Errorf("%d null fields, which Inspect leaves out: %v", len(nulls), nulls)
+			}
 			if err := old.Validate(doc); err != nil {
 				t.Errorf("2026-04 schema: %v", err)
 			}
@@ -165,9 +190,27 @@ func TestSchema(t *testing.T) {
 	}
 }
 
+// nullPaths lists the null values in a JSON document, by path.
+func nullPaths(path string, v any) []string {
+	var out []string
+	switch v := v.(type) {
+	case nil:
+		out = append(out, path)
+	case map[string]any:
+		for k, e := range v {
+			out = append(out, nullPaths(path+"."+k, e)...)
+		}
+	case []any:
+		for i, e := range v {
+			out = append(out, nullPaths(fmt.Sprintf("%s[%d]", path, i), e)...)
+		}
+	}
+	return out
+}
+
 // structure exceptions: where the example log has a value and ours has
-// null, because the build does not know it.
-var nullable = map[string]string{
+// none (the field is left out), because the build does not know it.
+var absent = map[string]string{
 	"eval.task_file":                 "tasks are not Python files",
 	"eval.task_registry_name":        "tasks are not registered with Inspect",
 	"eval.dataset.location":          "questions are embedded in the build",
@@ -178,7 +221,6 @@ var nullable = map[string]string{
 	"samples.output.time":            "timing is not recorded",
 	"samples.total_time":             "timing is not recorded",
 	"samples.working_time":           "timing is not recorded",
-	"samples.scores.*.answer":        "the judge scores the whole answer; there is no extracted answer",
 	"reductions.samples.answer":      "a mean over epochs has no single answer",
 	"reductions.samples.explanation": "a mean over epochs has no single explanation",
 	"eval.config.sandbox_cleanup":    "Inspect run options the build has no counterpart for",
@@ -232,9 +274,7 @@ func like(t *testing.T, path string, ex, got any) {
 		return
 	}
 	if got == nil {
-		if _, ok := nullable[path]; !ok {
-			t.Errorf("%s: null where the example has %s", path, kind(ex))
-		}
+		t.Errorf("%s: null where the example has %s", path, kind(ex))
 		return
 	}
 	if kind(ex) != kind(got) {
@@ -265,7 +305,9 @@ func like(t *testing.T, path string, ex, got any) {
 		for k, exv := range ex {
 			gv, ok := got[k]
 			if !ok {
-				t.Errorf("%s: no field %q", path, k)
+				if _, ok := absent[join(k)]; !ok {
+					t.Errorf("%s: no field %q", path, k)
+				}
 				continue
 			}
 			like(t, join(k), exv, gv)
@@ -310,7 +352,7 @@ func topKeys(t *testing.T, data []byte) []string {
 	return keys
 }
 
-var fileName = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}_[A-Za-z0-9.-]+_[2-9A-HJ-NP-Za-km-z]{22}\.json$`)
+var fileName = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}[+-]\d{2}-\d{2}_[A-Za-z0-9.-]+_[2-9A-HJ-NP-Za-km-z]{22}\.json$`)
 
 // TestStructure compares each log with the log Inspect itself wrote.
 func TestStructure(t *testing.T) {
@@ -327,7 +369,7 @@ func TestStructure(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !fileName.MatchString(name) || !strings.HasPrefix(name, "2026-11-26T19-30-00_") {
+			if !fileName.MatchString(name) || !strings.HasPrefix(name, "2026-11-26T19-30-00+00-00_") {
 				t.Errorf("file name %q: the viewer lists only <ISO time>_<task>_<id>.json", name)
 			}
 			got, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
@@ -549,7 +591,7 @@ func TestReproducible(t *testing.T) {
 	// Without a created time, the evaluation's own names the log.
 	name4, data4, err := inspect.Log(ev, m, time.Time{})
 	name5, data5, _ := inspect.Log(ev, m, ev.Created)
-	if err != nil || name4 != name5 || !bytes.Equal(data4, data5) || !strings.HasPrefix(name4, ev.Created.UTC().Format("2006-01-02T15-04-05_")) {
+	if err != nil || name4 != name5 || !bytes.Equal(data4, data5) || !strings.HasPrefix(name4, ev.Created.UTC().Format("2006-01-02T15-04-05+00-00_")) {
 		t.Errorf("zero created: %s (err %v), want the log of the evaluation's time %s", name4, err, ev.Created)
 	}
 
@@ -590,5 +632,53 @@ func TestLogRefuses(t *testing.T) {
 				t.Error("no error")
 			}
 		})
+	}
+}
+
+// TestTaskID: every log has its own eval.task_id, derived from its task and
+// model names only, so a rerun of the same target (another created time,
+// another model id) keeps it, and the file is named as Inspect names it.
+func TestTaskID(t *testing.T) {
+	e := reporttest.Experiment(t)
+	logs, err := inspect.Logs(e, created)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]string{}
+	for name, data := range logs {
+		var h struct {
+			Eval struct {
+				Created string `json:"created"`
+				Task    string `json:"task"`
+				TaskID  string `json:"task_id"`
+			} `json:"eval"`
+		}
+		if err := json.Unmarshal(data, &h); err != nil {
+			t.Fatal(err)
+		}
+		if other, ok := seen[h.Eval.TaskID]; ok {
+			t.Errorf("%s and %s share task_id %s", name, other, h.Eval.TaskID)
+		}
+		seen[h.Eval.TaskID] = name
+		want := strings.ReplaceAll(h.Eval.Created, ":", "-") + "_" + strings.ReplaceAll(h.Eval.Task, "_", "-") + "_" + h.Eval.TaskID + ".json"
+		if name != want {
+			t.Errorf("file %s, want %s", name, want)
+		}
+	}
+	if len(seen) != len(e.Evals) {
+		t.Errorf("%d task ids for %d evaluations", len(seen), len(e.Evals))
+	}
+
+	ev, m := e.Evals[0], e.Models[0]
+	rerun := ev
+	rerun.ModelID = ev.ModelID + "-retrained"
+	n1, _, _ := inspect.Log(ev, m, created)
+	n2, _, err := inspect.Log(rerun, m, created.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := func(name string) string { return strings.TrimSuffix(name[strings.LastIndex(name, "_")+1:], ".json") }
+	if id(n1) != id(n2) || id(n1) != inspect.TaskID(ev.Task, m.Name) {
+		t.Errorf("a rerun of the same target has task_id %s, first %s", id(n2), id(n1))
 	}
 }
