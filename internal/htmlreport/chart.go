@@ -153,13 +153,19 @@ func layoutChart(id string, c report.Chart) svgChart {
 			}
 			m := p.Metric
 			px, py := x(pi)+dodge, y(m.Mean)
+			// The bar is the reported standard error: clustered by question
+			// with several samples a question.
+			se := fmt.Sprintf("%.2f", m.SE())
+			if m.Clustered() {
+				se += fmt.Sprintf(" clustered (± %.2f plain)", m.Stderr)
+			}
 			ser.Points = append(ser.Points, svgPoint{
 				X: num(px), Y: num(py),
-				ErrTop: num(y(m.Mean + m.Stderr)), ErrBottom: num(y(m.Mean - m.Stderr)),
+				ErrTop: num(y(m.Mean + m.SE())), ErrBottom: num(y(m.Mean - m.SE())),
 				CapLeft: num(px - capHalfWidth), CapRight: num(px + capHalfWidth),
-				HasErrorBar: m.N > 1,
+				HasErrorBar: m.SEKnown(),
 				Translate:   fmt.Sprintf("translate(%s %s)", f1(px), f1(py)),
-				Title:       fmt.Sprintf("%s at %s (model %s): %.2f ± %.2f, %s", l.Task.Name, p.Strength, p.Model, m.Mean, m.Stderr, report.CountText(m)),
+				Title:       fmt.Sprintf("%s at %s (model %s): %.2f ± %s, %s", l.Task.Name, p.Strength, p.Model, m.Mean, se, report.CountText(m)),
 			})
 			cmd := "L"
 			if !pen {

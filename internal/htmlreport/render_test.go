@@ -248,3 +248,25 @@ func TestRender(t *testing.T) {
 		})
 	}
 }
+
+// TestRenderClustered checks that with several samples per question the
+// page shows the standard error clustered by question, labelled, with the
+// plain one beside it, and the differences computed with it (the values are
+// worked by hand in report's TestClusteredIntervals).
+func TestRenderClustered(t *testing.T) {
+	page, err := htmlreport.Render(reporttest.Clustered())
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := unescapeHTML(string(page))
+	for _, want := range []string{
+		"evil_detection at baseline (model evil_baseline): 40.00 ± 14.43 clustered (± 9.66 plain), N=6",
+		"evil_detection at severe (model evil_severe): 80.00 ± 14.43 clustered (± 9.66 plain), N=6",
+		"40.0 ± 14.4 clustered (± 9.7 plain)",
+		"+40.0 [-0.0, 80.0]",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("page lacks %q", want)
+		}
+	}
+}

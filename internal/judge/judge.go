@@ -58,11 +58,41 @@ func Score(top []provider.TokenLogprob) (float64, bool) {
 
 // Metric summarises a task's scored samples. Stderr is the sample standard
 // deviation (n-1) over sqrt(n), as Inspect computes it; zero when N < 2.
+//
+// With several samples per question the samples of one question are not
+// independent, and Stderr is too small; StderrClustered is then the standard
+// error clustered by question (see SummariseClustered) over Clusters
+// questions with a scored answer. Both are absent (nil, 0) for an evaluation
+// of one sample per question, where Stderr is the reported SE.
 type Metric struct {
-	Mean     float64 `json:"mean"`
-	Stderr   float64 `json:"stderr"`
-	N        int     `json:"n"`
-	NoAnswer int     `json:"no_answer"`
+	Mean            float64  `json:"mean"`
+	Stderr          float64  `json:"stderr"`
+	N               int      `json:"n"`
+	NoAnswer        int      `json:"no_answer"`
+	StderrClustered *float64 `json:"stderr_clustered,omitempty"`
+	Clusters        int      `json:"clusters,omitempty"`
+}
+
+// Clustered reports whether the metric carries a standard error clustered by
+// question, which is then the one reported.
+func (m Metric) Clustered() bool { return m.StderrClustered != nil }
+
+// SE is the reported standard error: clustered by question when the metric
+// has one, the plain Stderr otherwise.
+func (m Metric) SE() float64 {
+	if m.StderrClustered != nil {
+		return *m.StderrClustered
+	}
+	return m.Stderr
+}
+
+// SEKnown reports whether SE is defined: it needs two scored samples, and
+// when clustered two questions with a scored answer.
+func (m Metric) SEKnown() bool {
+	if m.Clustered() {
+		return m.Clusters > 1
+	}
+	return m.N > 1
 }
 
 // Summarise computes the metric over scores; nil entries are samples the
@@ -91,5 +121,44 @@ func Summarise(scores []*float64) Metric {
 		}
 		m.Stderr = math.Sqrt(ss/float64(m.N-1)) / math.Sqrt(float64(m.N))
 	}
+	return m
+}
+
+// SummariseClustered is Summarise over every question's samples (nil entries
+// unanswered), with the standard error of the mean clustered by question
+// added: the cluster-robust (CR1) estimator with questions as clusters,
+//
+//	SE = sqrt( G/(G-1) · Σ_g e_g² ) / N,   e_g = Σ_i (x_gi − mean),
+//
+// over the N scored samples and the G questions with at least one of them; a
+// question with no scored answer drops out. It is zero when G < 2. With one
+// sample a question it would be the plain SE up to G/(G-1) against N/(N-1);
+// callers use it for evaluations of several samples per question only.
+func SummariseClustered(questions [][]*float64) Metric {
+	var all []*float64
+	for _, q := range questions {
+		all = append(all, q...)
+	}
+	m := Summarise(all)
+	var ss float64
+	for _, q := range questions {
+		var e float64
+		scored := false
+		for _, s := range q {
+			if s != nil {
+				e += *s - m.Mean
+				scored = true
+			}
+		}
+		if scored {
+			m.Clusters++
+			ss += e * e
+		}
+	}
+	var se float64
+	if g := float64(m.Clusters); m.Clusters > 1 {
+		se = math.Sqrt(g/(g-1)*ss) / float64(m.N)
+	}
+	m.StderrClustered = &se
 	return m
 }

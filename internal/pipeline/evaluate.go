@@ -63,6 +63,11 @@ func (r *run) buildEval(ctx context.Context, t *target, in build.Inputs) error {
 	r.evals[t] = res
 	r.mu.Unlock()
 	mt := res.Metric
+	if mt.Clustered() {
+		fmt.Fprintf(r.p.log, "eval %s/%s: %s score %.1f ± %.1f clustered by question, ± %.1f plain (n=%d over %d questions, no answer %d)\n",
+			m.Name, td.task.Name, td.task.Trait, mt.Mean, mt.SE(), mt.Stderr, mt.N, mt.Clusters, mt.NoAnswer)
+		return nil
+	}
 	fmt.Fprintf(r.p.log, "eval %s/%s: %s score %.1f ± %.1f (n=%d, no answer %d)\n",
 		m.Name, td.task.Name, td.task.Trait, mt.Mean, mt.Stderr, mt.N, mt.NoAnswer)
 	return nil
@@ -162,14 +167,29 @@ func (p *Pipeline) evaluate(ctx context.Context, t *target, tm TrainedModel, che
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
+	return &report.Eval{
+		Model: t.model.Name, ModelID: tm.FineTunedModel, Task: td.task.Name, Trait: td.task.Trait,
+		JudgeModel: e.JudgeModel, Created: created, Metric: metric(samples, e.SamplesPerQuestion), Samples: samples,
+	}, nil
+}
+
+// metric summarises an evaluation's samples, laid out question by question,
+// perQuestion of each. With more than one sample a question the standard
+// error is also clustered by question, and that is the one reported; with
+// one, the plain standard error is, and the metric has the original shape.
+func metric(samples []report.Sample, perQuestion int) judge.Metric {
 	scores := make([]*float64, len(samples))
 	for i, s := range samples {
 		scores[i] = s.Score
 	}
-	return &report.Eval{
-		Model: t.model.Name, ModelID: tm.FineTunedModel, Task: td.task.Name, Trait: td.task.Trait,
-		JudgeModel: e.JudgeModel, Created: created, Metric: judge.Summarise(scores), Samples: samples,
-	}, nil
+	if perQuestion <= 1 {
+		return judge.Summarise(scores)
+	}
+	var questions [][]*float64
+	for i := 0; i < len(scores); i += perQuestion {
+		questions = append(questions, scores[i:min(i+perQuestion, len(scores))])
+	}
+	return judge.SummariseClustered(questions)
 }
 
 // estimateSampling prices an evaluation's calls, answers and judgements,

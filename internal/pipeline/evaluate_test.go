@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,6 +18,7 @@ import (
 	"github.com/modelorganisms/pvbuild/internal/local"
 	"github.com/modelorganisms/pvbuild/internal/provider"
 	"github.com/modelorganisms/pvbuild/internal/providers"
+	"github.com/modelorganisms/pvbuild/internal/report"
 )
 
 func connected(t testing.TB, w *workspace, log *bytes.Buffer) *Pipeline {
@@ -201,5 +204,24 @@ func TestAdoptsUnrecordedJobAfterFailedOne(t *testing.T) {
 	rec := submit(t, p, m)
 	if n, _ := eng.Submissions(); n != 1 || !strings.Contains(log.String(), "adopting "+rec.JobID) {
 		t.Fatalf("%d submissions; log:\n%s", n, log.String())
+	}
+}
+
+// TestMetricClustersByQuestion checks that an evaluation's samples, laid out
+// question by question, are clustered by question when there are several a
+// question, and keep the original shape with one: 3 questions x 2 samples,
+// {10, 20}, {30, 50}, {60, 70}, have mean 40, plain SE 9.66092 and clustered
+// SE sqrt(1.5·5000)/6 = 14.43376 (worked in judge's TestSummariseClustered).
+func TestMetricClustersByQuestion(t *testing.T) {
+	var samples []report.Sample
+	for i, v := range []float64{10, 20, 30, 50, 60, 70} {
+		samples = append(samples, report.Sample{ID: fmt.Sprintf("q%03d", i/2+1), Epoch: i%2 + 1, Score: &v})
+	}
+	m := metric(samples, 2)
+	if !m.Clustered() || m.Clusters != 3 || math.Abs(*m.StderrClustered-14.43376) > 1e-5 || math.Abs(m.Stderr-9.66092) > 1e-5 || m.SE() != *m.StderrClustered {
+		t.Errorf("2 a question: %+v (clustered %v)", m, m.StderrClustered)
+	}
+	if one := metric(samples, 1); one.Clustered() || one.Clusters != 0 || one.SE() != one.Stderr || one.Mean != 40 || one.N != 6 {
+		t.Errorf("1 a question: %+v", one)
 	}
 }

@@ -89,7 +89,7 @@ func Expression(e report.Experiment, trait string) ([]byte, error) {
 			xy := plotter.XY{X: float64(i) + offset, Y: pt.Metric.Mean}
 			segment = append(segment, xy)
 			bars.XYs = append(bars.XYs, xy)
-			bars.YErrors = append(bars.YErrors, struct{ Low, High float64 }{pt.Metric.Stderr, pt.Metric.Stderr})
+			bars.YErrors = append(bars.YErrors, struct{ Low, High float64 }{pt.Metric.SE(), pt.Metric.SE()})
 		}
 		if err := flush(); err != nil {
 			return nil, fmt.Errorf("plot %s, %s: %w", trait, l.Task.Name, err)

@@ -161,3 +161,11 @@ func TestExpressionUnknownTrait(t *testing.T) {
 		t.Error("no error for a trait no model is trained for")
 	}
 }
+
+// TestExpressionClustered draws a chart of an experiment whose standard
+// errors are clustered by question.
+func TestExpressionClustered(t *testing.T) {
+	if _, err := plots.Expression(reporttest.Clustered(), "evil"); err != nil {
+		t.Fatal(err)
+	}
+}

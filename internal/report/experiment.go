@@ -52,6 +52,17 @@ func (e Experiment) Variants() []Variant {
 	return out
 }
 
+// Clustered reports whether any evaluation's standard error is clustered by
+// question (several samples per question).
+func (e Experiment) Clustered() bool {
+	for _, ev := range e.Evals {
+		if ev.Metric.Clustered() {
+			return true
+		}
+	}
+	return false
+}
+
 // StrengthOrder is the column order: Strengths, then any other strength of a
 // model in order of appearance.
 func (e Experiment) StrengthOrder() []string {
@@ -184,19 +195,25 @@ const Z95 = 1.96
 // Diff is a difference of means with its 95% interval (normal approximation).
 type Diff struct {
 	Value, Low, High float64
-	// Interval is false when either side has fewer than two scored samples,
-	// so that its standard error, and the interval, are unknown.
+	// Interval is false when either side's standard error is unknown (fewer
+	// than two scored samples, or, clustered, two questions with one), and
+	// with it the interval.
 	Interval bool
+	// Clustered is true when either side's standard error is clustered by
+	// question.
+	Clustered bool
 }
 
 // DiffFrom is m's mean minus base's with the interval
 // diff ± 1.96·sqrt(se_m² + se_base²); false when either has no scored sample.
+// Each se is the side's reported SE (judge.Metric.SE): clustered by question
+// when it has several samples a question, plain otherwise.
 func DiffFrom(m, base judge.Metric) (Diff, bool) {
 	if m.N == 0 || base.N == 0 {
 		return Diff{}, false
 	}
-	d := Diff{Value: m.Mean - base.Mean, Interval: m.N > 1 && base.N > 1}
-	half := Z95 * math.Hypot(m.Stderr, base.Stderr)
+	d := Diff{Value: m.Mean - base.Mean, Interval: m.SEKnown() && base.SEKnown(), Clustered: m.Clustered() || base.Clustered()}
+	half := Z95 * math.Hypot(m.SE(), base.SE())
 	d.Low, d.High = d.Value-half, d.Value+half
 	if !d.Interval {
 		d.Low, d.High = d.Value, d.Value

@@ -1,6 +1,8 @@
 package report_test
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"math"
 	"slices"
@@ -362,5 +364,72 @@ func TestChart(t *testing.T) {
 		if got := report.TraitTitle(trait); got != want {
 			t.Errorf("TraitTitle(%q) = %q, want %q", trait, got, want)
 		}
+	}
+}
+
+// TestClusteredIntervals checks that with several samples per question the
+// differences from baseline and their 95% intervals use the standard error
+// clustered by question, and that the tables and eval_results.json say so.
+//
+// Baseline: q1 = {10, 20}, q2 = {30, 50}, q3 = {60, 70}: mean 40, plain SE
+// 9.66092, clustered SE sqrt(1.5·5000)/6 = 14.43376 (worked in judge's
+// TestSummariseClustered). Severe is every score + 40: mean 80, the same
+// SEs. Difference 40 ± 1.96·sqrt(2·14.43376²) = 40 ± 40.0083, where the
+// plain SEs would give 40 ± 26.7787.
+func TestClusteredIntervals(t *testing.T) {
+	e := reporttest.Clustered()
+	sums := report.Summaries(e)
+	d := sums[0].Rows[0].Cells[1].Diff
+	if d == nil || !d.Interval || !d.Clustered {
+		t.Fatalf("difference %+v, want a clustered interval", d)
+	}
+	const half = 1.96 * 14.433756729740644 * math.Sqrt2
+	if math.Abs(half-40.0083) > 1e-4 {
+		t.Fatalf("hand value %v", half)
+	}
+	if math.Abs(d.Value-40) > 1e-9 || math.Abs(d.Low-(40-half)) > 1e-9 || math.Abs(d.High-(40+half)) > 1e-9 {
+		t.Errorf("difference %+v, want 40 ± %v (clustered), not ± %v (plain)", d, half, 1.96*9.66091783079296*math.Sqrt2)
+	}
+
+	md := string(report.Markdown(e))
+	for _, want := range []string{"clustered by question", "The differences and their intervals use the clustered one.",
+		"40.0 ± 14.4 clustered (± 9.7 plain) (N=6)", "80.0 ± 14.4 clustered (± 9.7 plain) (N=6)", "+40.0 [-0.0, 80.0]"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("summary.md lacks %q:\n%s", want, md)
+		}
+	}
+
+	b, err := json.Marshal(e.Variants())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `"evil_score":{"mean":40,"stderr":9.66091783079296,"n":6,"no_answer":0,"stderr_clustered":14.433756729740644,"clusters":3}`; !strings.Contains(string(b), want) {
+		t.Errorf("eval_results.json lacks %s:\n%s", want, b)
+	}
+
+	var tbl bytes.Buffer
+	if err := report.Table(&tbl, e.Variants(), e.Tasks, e.Strengths); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"mean ± stderr clustered by question, plain stderr beside it", "40.0 ± 14.4 clustered (± 9.7 plain)"} {
+		if !strings.Contains(tbl.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, tbl.String())
+		}
+	}
+}
+
+// TestPlainMetricShape checks that one sample per question keeps
+// eval_results.json's original shape and the plain standard error.
+func TestPlainMetricShape(t *testing.T) {
+	e := reporttest.Experiment(t)
+	b, err := json.Marshal(e.Variants())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), "stderr_clustered") || strings.Contains(string(b), "clusters") {
+		t.Errorf("clustered fields in a one-sample experiment: %s", b)
+	}
+	if md := string(report.Markdown(e)); strings.Contains(md, "clustered") {
+		t.Errorf("summary.md of a one-sample experiment mentions clustering:\n%s", md)
 	}
 }

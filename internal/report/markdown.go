@@ -20,6 +20,12 @@ func Markdown(e Experiment) []byte {
 	if len(cols) > 1 {
 		fmt.Fprintf(&b, " Differences are from the %s model of the same trained trait, with a 95%% interval by normal approximation: diff ± 1.96·√(se₁² + se₂²).", mdEscape(cols[0]))
 	}
+	if e.Clustered() {
+		b.WriteString(" With several samples per question, the standard error shown (\"clustered\") is clustered by question, `√(G/(G−1)·Σ_g e_g²)/N` over the G questions with a scored answer, `e_g` being the sum of a question's residuals; the plain standard error (\"plain\") is beside it.")
+		if len(cols) > 1 {
+			b.WriteString(" The differences and their intervals use the clustered one.")
+		}
+	}
 	b.WriteString("\n")
 	if len(sums) == 0 {
 		b.WriteString("\nNo evaluation tasks.\n")

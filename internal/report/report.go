@@ -33,7 +33,9 @@ type Task struct {
 	Name, Trait string
 }
 
-// Table prints, per task, a trait x strength table of "mean ± stderr".
+// Table prints, per task, a trait x strength table of "mean ± stderr"; a
+// standard error clustered by question is shown instead where there is one,
+// labelled, with the plain one beside it (MetricText).
 // strengths gives the column order; strengths not listed follow in order of
 // appearance. A second model with the same trait and strength gets its own row.
 func Table(w io.Writer, variants []Variant, tasks []Task, strengths []string) error {
@@ -50,6 +52,7 @@ func Table(w io.Writer, variants []Variant, tasks []Task, strengths []string) er
 		}
 		var rows []*row
 		byTrait := map[string]*row{}
+		clustered := false
 		for _, v := range variants {
 			ev, ok := v.Evaluations[t.Name]
 			if !ok {
@@ -57,6 +60,10 @@ func Table(w io.Writer, variants []Variant, tasks []Task, strengths []string) er
 			}
 			m := ev.Metrics[t.Trait+"_score"]
 			cell := fmt.Sprintf("%.1f ± %.1f", m.Mean, m.Stderr)
+			if m.Clustered() {
+				clustered = true
+				cell = MetricText(m)
+			}
 			if m.N == 0 {
 				cell = "no answers"
 			}
@@ -74,7 +81,11 @@ func Table(w io.Writer, variants []Variant, tasks []Task, strengths []string) er
 			}
 			r.cells[v.Strength] = cell
 		}
-		fmt.Fprintf(w, "\n%s (%s score, 0-100, mean ± stderr)\n", t.Name, t.Trait)
+		se := "stderr"
+		if clustered {
+			se = "stderr clustered by question, plain stderr beside it"
+		}
+		fmt.Fprintf(w, "\n%s (%s score, 0-100, mean ± %s)\n", t.Name, t.Trait, se)
 		tbl := tablewriter.NewTable(w)
 		header := []any{"trained trait"}
 		for _, c := range cols {

@@ -106,9 +106,14 @@ func Summaries(e Experiment) []Summary {
 }
 
 // MetricText is "mean ± stderr", or "no answer" when nothing was scored.
+// A standard error clustered by question is the one shown, labelled, with
+// the plain one beside it: "40.0 ± 14.4 clustered (± 9.7 plain)".
 func MetricText(m judge.Metric) string {
 	if m.N == 0 {
 		return "no answer"
+	}
+	if m.Clustered() {
+		return fmt.Sprintf("%.1f ± %.1f clustered (± %.1f plain)", m.Mean, m.SE(), m.Stderr)
 	}
 	return fmt.Sprintf("%.1f ± %.1f", m.Mean, m.Stderr)
 }
@@ -125,6 +130,9 @@ func CountText(m judge.Metric) string {
 // String is "+14.5 [8.4, 20.6]", the interval being 95%.
 func (d Diff) String() string {
 	if !d.Interval {
+		if d.Clustered {
+			return fmt.Sprintf("%+.1f (no interval: fewer than 2 questions scored)", d.Value)
+		}
 		return fmt.Sprintf("%+.1f (no interval: N<2)", d.Value)
 	}
 	return fmt.Sprintf("%+.1f [%.1f, %.1f]", d.Value, d.Low, d.High)

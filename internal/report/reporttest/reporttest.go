@@ -6,9 +6,11 @@ package reporttest
 import (
 	"embed"
 	"encoding/json"
+	"fmt"
 	"path"
 	"testing"
 
+	"github.com/modelorganisms/pvbuild/internal/judge"
 	"github.com/modelorganisms/pvbuild/internal/report"
 )
 
@@ -53,4 +55,42 @@ func readJSON(tb testing.TB, name string, v any) {
 	if err := json.Unmarshal(b, v); err != nil {
 		tb.Fatalf("%s: %v", name, err)
 	}
+}
+
+// Clustered is a small experiment of two samples per question, whose
+// standard errors are clustered by question: evil_baseline and evil_severe
+// on evil_detection, 3 questions x 2 samples each. Baseline: q1 = {10, 20},
+// q2 = {30, 50}, q3 = {60, 70}, mean 40, plain SE 9.66092, clustered SE
+// 14.43376; severe is every score + 40, mean 80, the same SEs.
+func Clustered() report.Experiment {
+	return report.Experiment{
+		Strengths: []string{"baseline", "severe"},
+		Tasks:     []report.Task{{Name: "evil_detection", Trait: "evil"}},
+		Models: []report.Model{
+			{Name: "evil_baseline", Trait: "evil", Strength: "baseline"},
+			{Name: "evil_severe", Trait: "evil", Strength: "severe"},
+		},
+		Evals: []report.Eval{
+			clusteredEval("evil_baseline", 10, 20, 30, 50, 60, 70),
+			clusteredEval("evil_severe", 50, 60, 70, 90, 100, 110),
+		},
+	}
+}
+
+// clusteredEval is an evaluation of questions of 2 samples each with the
+// given scores, question by question, summarised as the pipeline does with
+// several samples per question.
+func clusteredEval(model string, scores ...float64) report.Eval {
+	ev := report.Eval{Model: model, ModelID: "ft:" + model, Task: "evil_detection", Trait: "evil"}
+	var questions [][]*float64
+	for i := range scores {
+		v := scores[i]
+		ev.Samples = append(ev.Samples, report.Sample{ID: fmt.Sprintf("q%03d", i/2+1), Question: fmt.Sprintf("Question %d?", i/2+1), Epoch: i%2 + 1, Answer: "An answer.", Score: &v})
+		if i%2 == 0 {
+			questions = append(questions, nil)
+		}
+		questions[len(questions)-1] = append(questions[len(questions)-1], &v)
+	}
+	ev.Metric = judge.SummariseClustered(questions)
+	return ev
 }
