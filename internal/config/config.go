@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
@@ -16,6 +17,7 @@ import (
 	"github.com/zclconf/go-cty/cty/function"
 
 	"github.com/modelorganisms/pvbuild/internal/inputfile"
+	"github.com/modelorganisms/pvbuild/internal/judge"
 	"github.com/modelorganisms/pvbuild/internal/provider"
 )
 
@@ -94,6 +96,11 @@ type Task struct {
 	Name       string
 	Trait      string
 	TraitRange hcl.Range
+	// JudgeType is how the judge scores the task's answers (judge_type,
+	// default 0_100); JudgeTypeRange is where it is set, the block's range
+	// when it is not.
+	JudgeType      judge.Kind
+	JudgeTypeRange hcl.Range
 }
 
 // Model is one fine-tune: a dataset (trait and strength of the persona data),
@@ -199,9 +206,10 @@ type evaluationBlock struct {
 }
 
 type taskBlock struct {
-	Name  string   `hcl:"name,label"`
-	Trait string   `hcl:"trait"`
-	Body  hcl.Body `hcl:",body"`
+	Name      string   `hcl:"name,label"`
+	Trait     string   `hcl:"trait"`
+	JudgeType *string  `hcl:"judge_type,optional"`
+	Body      hcl.Body `hcl:",body"`
 }
 
 type modelBlock struct {
@@ -457,7 +465,22 @@ func decodeEvaluation(b *evaluationBlock, file hcl.Body, e *Evaluation) hcl.Diag
 			continue
 		}
 		seen[tb.Name] = rng
-		e.Tasks = append(e.Tasks, Task{Name: tb.Name, Trait: tb.Trait, TraitRange: attrRange(tb.Body, "trait", rng)})
+		kind := judge.DefaultKind
+		if tb.JudgeType != nil {
+			kind = judge.Kind(*tb.JudgeType)
+			if !kind.Valid() {
+				names := make([]string, len(judge.Kinds))
+				for i, k := range judge.Kinds {
+					names[i] = strconv.Quote(string(k))
+				}
+				diags = append(diags, attrError(tb.Body, "judge_type", "Invalid judge_type",
+					fmt.Sprintf("judge_type of task %q is %q; use one of %s (the paper's judge types; default \"0_100\").",
+						tb.Name, *tb.JudgeType, strings.Join(names, ", "))))
+				continue
+			}
+		}
+		e.Tasks = append(e.Tasks, Task{Name: tb.Name, Trait: tb.Trait, TraitRange: attrRange(tb.Body, "trait", rng),
+			JudgeType: kind, JudgeTypeRange: attrRange(tb.Body, "judge_type", rng)})
 	}
 	if len(e.Tasks) == 0 {
 		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "No evaluation tasks",

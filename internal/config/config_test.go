@@ -179,3 +179,20 @@ func TestDisplayNamesCannotEscapeArtifacts(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+func TestJudgeType(t *testing.T) {
+	const model = "model \"m\" {\n  dataset = \"evil/mild\"\n  suffix = \"m\"\n}\n"
+	exp, err := Parse("x.hcl", []byte("evaluation {\n  task \"a\" { trait = \"evil\" }\n  task \"b\" {\n    trait = \"evil\"\n    judge_type = \"0_10\"\n  }\n}\n"+model), opts(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := exp.Evaluation.Tasks
+	if ts[0].JudgeType != "0_100" || ts[1].JudgeType != "0_10" || ts[1].JudgeTypeRange.Start.Line != 5 {
+		t.Fatalf("tasks %+v", ts)
+	}
+	_, err = Parse("x.hcl", []byte("evaluation {\n  task \"a\" {\n    trait = \"evil\"\n    judge_type = \"0-10\"\n  }\n}\n"+model), opts(nil))
+	want := `x.hcl:4:18: Invalid judge_type: judge_type of task "a" is "0-10"; use one of "0_100", "0_10", "binary", "binary_text"`
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("got %v, want %s", err, want)
+	}
+}
