@@ -54,7 +54,7 @@ func (p *Pipeline) artifactPath(rel string) string {
 func (p *Pipeline) Connect(ctx context.Context) error {
 	var rubrics []provider.Rubric
 	for _, t := range p.exp.Evaluation.Tasks {
-		rubrics = append(rubrics, provider.Rubric{Trait: t.Trait, Template: p.tasks[t.Name].prompt})
+		rubrics = append(rubrics, provider.Rubric{Trait: t.Trait, Template: p.tasks[t.Name].prompt, JudgeType: string(t.JudgeType)})
 	}
 	conns := map[string]*conn{}
 	open := func(name string, rng hcl.Range, role string) (*conn, error) {

@@ -101,6 +101,10 @@ func (r *run) modelGone(t *target, tm TrainedModel, err error) error {
 func (p *Pipeline) evaluate(ctx context.Context, t *target, tm TrainedModel, check func(error) error) (*report.Eval, error) {
 	e := p.exp.Evaluation
 	td := t.task
+	kind := td.task.JudgeType
+	if kind == "" {
+		kind = judge.DefaultKind
+	}
 	created := time.Now().UTC().Truncate(time.Second)
 	samples := make([]report.Sample, len(td.questions)*e.SamplesPerQuestion)
 	errs := make([]error, len(td.questions))
@@ -140,7 +144,7 @@ func (p *Pipeline) evaluate(ctx context.Context, t *target, tm TrainedModel, che
 					errs[qi] = fmt.Errorf("question %d: judge: %w", qi+1, context.Cause(ctx))
 					return
 				}
-				jr, err := p.judging.chat(ctx, judge.Request(e.JudgeModel, judge.Prompt(td.prompt, q, c.Content)))
+				jr, err := p.judging.chat(ctx, kind.Request(e.JudgeModel, judge.Prompt(td.prompt, q, c.Content)))
 				if err != nil {
 					check(fmt.Errorf("model %s, task %s, question %d: judge: %w", t.model.Name, td.task.Name, qi+1, err))
 					errs[qi] = fmt.Errorf("question %d: judge: %w", qi+1, err)
@@ -149,7 +153,10 @@ func (p *Pipeline) evaluate(ctx context.Context, t *target, tm TrainedModel, che
 				s := report.Sample{ID: fmt.Sprintf("q%03d", qi+1), Question: q, Epoch: si + 1, Answer: c.Content}
 				if len(jr.Choices) > 0 {
 					s.Judge = jr.Choices[0].TopLogprobs
-					if v, ok := judge.Score(s.Judge); ok {
+					if !kind.Logprobs() {
+						s.JudgeText = jr.Choices[0].Content
+					}
+					if v, ok := kind.Score(jr.Choices[0]); ok {
 						s.Score = &v
 					}
 				}
@@ -167,10 +174,14 @@ func (p *Pipeline) evaluate(ctx context.Context, t *target, tm TrainedModel, che
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	return &report.Eval{
+	res := &report.Eval{
 		Model: t.model.Name, ModelID: tm.FineTunedModel, Task: td.task.Name, Trait: td.task.Trait,
 		JudgeModel: e.JudgeModel, Created: created, Metric: metric(samples, e.SamplesPerQuestion), Samples: samples,
-	}, nil
+	}
+	if kind != judge.DefaultKind {
+		res.JudgeType = string(kind)
+	}
+	return res, nil
 }
 
 // metric summarises an evaluation's samples, laid out question by question,
@@ -213,18 +224,25 @@ func (p *Pipeline) estimateSampling(ctx context.Context, t *target) (provider.Es
 		return nil
 	}
 	var answers, judgements [][]provider.Message
+	kind := t.task.task.JudgeType
 	for _, q := range t.task.questions {
 		answers = append(answers, []provider.Message{{Role: "user", Content: q}})
 		for range e.SamplesPerQuestion {
 			// The answer is not written yet: max_tokens stand in for it.
-			judgements = append(judgements, judge.Request(e.JudgeModel, judge.Prompt(t.task.prompt, q, "")).Messages)
+			judgements = append(judgements, kind.Request(e.JudgeModel, judge.Prompt(t.task.prompt, q, "")).Messages)
 		}
+	}
+	// The judge writes one token, but for binary_text a reply of no set
+	// length: the evaluation's max_tokens stand in for it.
+	judgeOut := 1
+	if kind != "" && !kind.Logprobs() {
+		judgeOut = e.MaxTokens
 	}
 	if err := add(e.Provider, provider.SamplingEstimate{BaseModel: p.exp.Training.BaseModel, Prompts: answers,
 		N: e.SamplesPerQuestion, MaxTokens: e.MaxTokens}); err != nil {
 		return total, err
 	}
 	err := add(e.JudgeProvider, provider.SamplingEstimate{BaseModel: e.JudgeModel, Prompts: judgements,
-		PromptExtra: e.MaxTokens, N: 1, MaxTokens: 1, Judge: true})
+		PromptExtra: e.MaxTokens, N: 1, MaxTokens: judgeOut, Judge: true})
 	return total, err
 }

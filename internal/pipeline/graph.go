@@ -10,6 +10,7 @@ import (
 
 	"github.com/modelorganisms/pvbuild/internal/build"
 	"github.com/modelorganisms/pvbuild/internal/config"
+	"github.com/modelorganisms/pvbuild/internal/judge"
 	"github.com/modelorganisms/pvbuild/internal/provider"
 )
 
@@ -154,6 +155,12 @@ func (p *Pipeline) evalInputs(trainHash string, t *taskData) build.Inputs {
 	in.Add("trait", t.task.Trait)
 	in.Add("task_data", t.hash)
 	in.Add("judge_model", e.JudgeModel)
+	// The judge type enters the key only when it is not the default, so
+	// that evaluations judged before judge types existed stay fresh; its
+	// requests differ from the answers', so a change re-judges only.
+	if k := t.task.JudgeType; k != "" && k != judge.DefaultKind {
+		in.Add("judge_type", string(k))
+	}
 	in.Add("limit", e.Limit)
 	in.Add("samples_per_question", e.SamplesPerQuestion)
 	in.Add("temperature", e.Temperature)

@@ -62,9 +62,13 @@ func (p *Pipeline) preflight() error {
 	}
 	if rc, ok := p.exp.Providers[e.JudgeProvider].Config.(provider.RubricChecker); ok {
 		for _, task := range e.Tasks {
-			err := rc.CheckRubric(provider.Rubric{Trait: task.Trait, Template: p.tasks[task.Name].prompt})
+			err := rc.CheckRubric(provider.Rubric{Trait: task.Trait, Template: p.tasks[task.Name].prompt, JudgeType: string(task.JudgeType)})
 			var re *provider.RubricError
-			if errors.As(err, &re) {
+			if errors.As(err, &re) && errors.Is(err, provider.ErrJudgeType) {
+				add(task.JudgeTypeRange, "No "+e.JudgeProvider+" judge for judge_type "+string(task.JudgeType),
+					"Task %q: provider %q cannot judge with judge_type %q (%v). Use judge_type \"0_100\", or judge this task with another provider: set evaluation.judge_provider to an OpenAI-compatible one.",
+					task.Name, e.JudgeProvider, task.JudgeType, re.Err)
+			} else if errors.As(err, &re) {
 				diags = append(diags, p.rubricDiag(e.JudgeProvider, task.TraitRange, re))
 			} else if err != nil {
 				add(task.TraitRange, "Unusable judge provider", "Provider %q: %v.", e.JudgeProvider, err)

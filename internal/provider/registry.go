@@ -2,6 +2,7 @@ package provider
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -112,7 +113,15 @@ type Env struct {
 type Rubric struct {
 	Trait    string
 	Template string
+	// JudgeType is the task's judge type (judge_type: "0_100", "0_10",
+	// "binary" or "binary_text"); empty is "0_100".
+	JudgeType string
 }
+
+// ErrJudgeType, wrapped in a RubricError, says a provider's judge cannot
+// answer in the way a task's judge type asks; the build reports it at the
+// task's judge_type.
+var ErrJudgeType = errors.New("judge type not served")
 
 // RubricError says a provider cannot judge a trait; the build reports it at
 // the task that asks for the trait.

@@ -1,6 +1,8 @@
 package providers
 
 import (
+	"fmt"
+
 	"github.com/modelorganisms/pvbuild/internal/local"
 	"github.com/modelorganisms/pvbuild/internal/provider"
 	"github.com/modelorganisms/pvbuild/internal/sampledata"
@@ -15,8 +17,13 @@ func (c *localConfig) Limits() provider.Limits {
 }
 
 // CheckRubric implements provider.RubricChecker: the local judge learns a
-// rubric from the project's labeled answers, which score three traits only.
+// rubric from the project's labeled answers, which score three traits only,
+// and answers with the top logprobs of 0..100 scores and REFUSAL: the judge
+// type 0_100 only.
 func (c *localConfig) CheckRubric(r provider.Rubric) error {
+	if r.JudgeType != "" && r.JudgeType != "0_100" {
+		return &provider.RubricError{Trait: r.Trait, Err: fmt.Errorf("%w: its judge answers with the logprobs of 0..100 scores only", provider.ErrJudgeType)}
+	}
 	labeled, err := sampledata.JudgeExamples()
 	if err == nil {
 		err = local.CheckJudge(local.Judge{Trait: r.Trait, Template: r.Template, Examples: labeled})

@@ -15,6 +15,9 @@ type Eval struct {
 	Task       string `json:"task"`
 	Trait      string `json:"trait"`
 	JudgeModel string `json:"judge_model"`
+	// JudgeType is the task's judge type when it is not the default 0_100,
+	// whose scores are 0..100; 0_10 scores 0..9, binary and binary_text 0..1.
+	JudgeType string `json:"judge_type,omitempty"`
 	// Created is when the evaluation ran; reports derived from it (Inspect
 	// logs) name themselves by it, so rebuilding them is reproducible.
 	Created time.Time    `json:"created"`
@@ -30,4 +33,6 @@ type Sample struct {
 	Answer   string                  `json:"answer"`
 	Score    *float64                `json:"score"`
 	Judge    []provider.TokenLogprob `json:"judge_logprobs,omitempty"`
+	// JudgeText is the judge's written reply, for judge type binary_text.
+	JudgeText string `json:"judge_text,omitempty"`
 }
