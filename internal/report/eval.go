@@ -15,11 +15,16 @@ type Eval struct {
 	Task       string `json:"task"`
 	Trait      string `json:"trait"`
 	JudgeModel string `json:"judge_model"`
+	// JudgePrompt is the judge's template ({question}, {answer}).
+	JudgePrompt string `json:"judge_prompt,omitempty"`
 	// Created is when the evaluation ran; reports derived from it (Inspect
 	// logs) name themselves by it, so rebuilding them is reproducible.
-	Created time.Time    `json:"created"`
-	Metric  judge.Metric `json:"metric"`
-	Samples []Sample     `json:"samples"`
+	Created time.Time `json:"created"`
+	// Completed is when its last judgement came back (zero in evaluations
+	// recorded before it was kept).
+	Completed time.Time    `json:"completed,omitzero"`
+	Metric    judge.Metric `json:"metric"`
+	Samples   []Sample     `json:"samples"`
 }
 
 // Sample is one judged answer. Score is nil when the judge gave no answer.
@@ -30,4 +35,16 @@ type Sample struct {
 	Answer   string                  `json:"answer"`
 	Score    *float64                `json:"score"`
 	Judge    []provider.TokenLogprob `json:"judge_logprobs,omitempty"`
+	// The calls that made the sample, as timed by the evaluation: the
+	// answering call (shared by a question's samples; its usage is on the
+	// first epoch only) and the judge's.
+	AnswerCall *Call `json:"answer_call,omitempty"`
+	JudgeCall  *Call `json:"judge_call,omitempty"`
+}
+
+// Call is one timed model call. Usage is nil when the provider gave none.
+type Call struct {
+	Started   time.Time       `json:"started"`
+	Completed time.Time       `json:"completed"`
+	Usage     *provider.Usage `json:"usage,omitempty"`
 }
