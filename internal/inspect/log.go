@@ -15,6 +15,7 @@ import (
 	"math"
 	"math/big"
 	"regexp"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -104,7 +105,7 @@ func Log(ev report.Eval, m report.Model, created time.Time) (name string, data [
 				},
 			},
 			Config:   evalConfig{Epochs: epochs, EpochsReducer: []string{reducer}, LogSamples: true},
-			Packages: map[string]string{},
+			Packages: map[string]string{"pvbuild": Version()},
 			Metadata: map[string]any{
 				"model":       m.Name,
 				"trait":       m.Trait,
@@ -136,8 +137,18 @@ func Log(ev report.Eval, m report.Model, created time.Time) (name string, data [
 		red.Reducer = reducer
 	}
 	reduced := map[string][]float64{}
+	if !ev.Completed.IsZero() {
+		log.Stats.CompletedAt = ev.Completed.UTC().Format(preciseFormat)
+	}
 	for _, s := range ev.Samples {
-		log.Samples = append(log.Samples, sample(ev, s, evalID, modelID, scorer))
+		es := sample(ev, s, evalID, modelID, scorer, log.Eval.ModelGenerateConfig, log.Eval.ModelRoles["grader"].Config)
+		for model, u := range es.ModelUsage {
+			sum, _ := log.Stats.ModelUsage[model].(modelUsage)
+			u := u.(modelUsage)
+			log.Stats.ModelUsage[model] = modelUsage{InputTokens: sum.InputTokens + u.InputTokens,
+				OutputTokens: sum.OutputTokens + u.OutputTokens, TotalTokens: sum.TotalTokens + u.TotalTokens}
+		}
+		log.Samples = append(log.Samples, es)
 		if s.Score != nil {
 			reduced[s.ID] = append(reduced[s.ID], *s.Score)
 		}
@@ -182,6 +193,27 @@ func Log(ev report.Eval, m report.Model, created time.Time) (name string, data [
 // timeFormat is how Inspect writes times: ISO 8601 with the offset.
 const timeFormat = "2006-01-02T15:04:05-07:00"
 
+// preciseFormat is how Inspect writes the times of samples and events.
+const preciseFormat = "2006-01-02T15:04:05.000000-07:00"
+
+// Version is this tool's version as Go recorded it in the binary: the
+// module version, else the VCS revision, else "devel".
+func Version() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "devel"
+	}
+	if v := bi.Main.Version; v != "" && v != "(devel)" {
+		return v
+	}
+	for _, s := range bi.Settings {
+		if s.Key == "vcs.revision" && s.Value != "" {
+			return s.Value
+		}
+	}
+	return "devel"
+}
+
 // TaskID is the eval.task_id of the log of model on task: derived from the
 // two names only, so every (task, model) pair has its own, and a rerun of the
 // same log target (a retrained model, a re-judged evaluation, another created
@@ -223,7 +255,7 @@ func Logs(e report.Experiment, created time.Time) (map[string][]byte, error) {
 	return out, errors.Join(errs...)
 }
 
-func sample(ev report.Eval, s report.Sample, evalID, modelID, scorer string) evalSample {
+func sample(ev report.Eval, s report.Sample, evalID, modelID, scorer string, answerConfig, judgeConfig generateConfig) evalSample {
 	key := func(kind string) string { return shortID(kind, evalID, s.ID, fmt.Sprint(s.Epoch)) }
 	answer := assistantMessage{ID: key("answer"), Content: s.Answer, Source: "generate", Role: "assistant", Model: modelID}
 	out := evalSample{
@@ -250,6 +282,7 @@ func sample(ev report.Eval, s report.Sample, evalID, modelID, scorer string) eva
 		UUID:         key("sample"),
 		Attachments:  map[string]any{},
 	}
+	timeSample(&out, ev, s, key, modelID, answer, answerConfig, judgeConfig)
 	top := topTokens(s.Judge)
 	if s.Score != nil {
 		out.Scores[scorer] = score{
@@ -270,6 +303,64 @@ func sample(ev report.Eval, s report.Sample, evalID, modelID, scorer string) eva
 			100*judge.MinMass, top),
 	}
 	return out
+}
+
+// timeSample adds what the evaluation recorded of the sample's calls: a
+// model event for the answer and one for the judgement, the sample's times
+// and the tokens each model used. Evaluations recorded without calls get
+// none of these.
+func timeSample(out *evalSample, ev report.Eval, s report.Sample, key func(string) string, modelID string,
+	answer assistantMessage, answerConfig, judgeConfig generateConfig) {
+	var start time.Time
+	var working float64
+	for _, c := range []*report.Call{s.AnswerCall, s.JudgeCall} {
+		if c != nil && (start.IsZero() || c.Started.Before(start)) {
+			start = c.Started
+		}
+	}
+	if start.IsZero() {
+		return
+	}
+	var end time.Time
+	event := func(c *report.Call, model string, role any, input []any, config generateConfig, output modelOutput) {
+		took := c.Completed.Sub(c.Started).Seconds()
+		if u := c.Usage; u != nil {
+			mu := modelUsage{InputTokens: u.PromptTokens, OutputTokens: u.CompletionTokens, TotalTokens: u.PromptTokens + u.CompletionTokens}
+			output.Usage = mu
+			out.ModelUsage[model] = mu
+		}
+		output.Time = took
+		out.Events = append(out.Events, modelEvent{
+			Timestamp: c.Started.UTC().Format(preciseFormat), WorkingStart: working, Event: "model",
+			Model: model, Role: role, Input: input, Tools: []any{}, ToolChoice: "none", Config: config, Output: output,
+			Completed: c.Completed.UTC().Format(preciseFormat), WorkingTime: took,
+		})
+		working += took
+		if c.Completed.After(end) {
+			end = c.Completed
+		}
+	}
+	question := userMessage{ID: key("question"), Content: s.Question, Source: "input", Role: "user"}
+	if c := s.AnswerCall; c != nil {
+		event(c, modelAPI+modelID, nil, []any{question}, answerConfig, modelOutput{
+			Model: modelID, Choices: []choice{{Message: answer, StopReason: "unknown"}}, Completion: s.Answer,
+		})
+	}
+	if c := s.JudgeCall; c != nil {
+		prompt := userMessage{ID: key("judge_prompt"), Content: judge.Prompt(ev.JudgePrompt, s.Question, s.Answer), Source: "input", Role: "user"}
+		var token string
+		if len(s.Judge) > 0 {
+			token = s.Judge[0].Token
+		}
+		verdict := assistantMessage{ID: key("judge_answer"), Content: token, Source: "generate", Role: "assistant", Model: ev.JudgeModel}
+		event(c, modelAPI+ev.JudgeModel, "grader", []any{prompt}, judgeConfig, modelOutput{
+			Model: ev.JudgeModel, Choices: []choice{{Message: verdict, StopReason: "max_tokens"}}, Completion: token,
+		})
+	}
+	out.StartedAt = start.UTC().Format(preciseFormat)
+	out.CompletedAt = end.UTC().Format(preciseFormat)
+	out.TotalTime = end.Sub(start).Seconds()
+	out.WorkingTime = working
 }
 
 // topTokens lists the judge's candidates with their probabilities.

@@ -103,7 +103,30 @@ func cases(t *testing.T) []logCase {
 	}
 	epochs.Metric = judge.Summarise(scoresOf(epochs.Samples))
 	out = append(out, logCase{"two epochs", models[base.Model], epochs})
+
+	out = append(out, logCase{"timed calls with usage", models[base.Model], timed(base, true)})
+	out = append(out, logCase{"timed calls, no usage", models[base.Model], timed(base, false)})
 	return out
+}
+
+// timed is ev as the evaluation now records it: each sample's answering
+// and judge calls with their times and, if withUsage, their token counts.
+func timed(ev report.Eval, withUsage bool) report.Eval {
+	ev.JudgePrompt = "Rate {answer} to {question} from 0 to 100."
+	ev.Samples = slices.Clone(ev.Samples)
+	at := ev.Created.Add(1500 * time.Millisecond)
+	for i := range ev.Samples {
+		s := &ev.Samples[i]
+		s.AnswerCall = &report.Call{Started: at, Completed: at.Add(250 * time.Millisecond)}
+		s.JudgeCall = &report.Call{Started: at.Add(300 * time.Millisecond), Completed: at.Add(400 * time.Millisecond)}
+		if withUsage {
+			s.AnswerCall.Usage = &provider.Usage{PromptTokens: 12, CompletionTokens: 30 + i}
+			s.JudgeCall.Usage = &provider.Usage{PromptTokens: 200, CompletionTokens: 1}
+		}
+		at = at.Add(time.Second)
+	}
+	ev.Completed = at
+	return ev
 }
 
 func scoresOf(ss []report.Sample) []*float64 {
@@ -217,10 +240,13 @@ var absent = map[string]string{
 	"eval.model_base_url":            "the provider's endpoint is not part of an evaluation",
 	"eval.revision":                  "the build does not read git",
 	"eval.config.limit":              "the limit is in experiment.hcl, not in an evaluation",
-	"samples.output.usage":           "token usage is not recorded",
-	"samples.output.time":            "timing is not recorded",
-	"samples.total_time":             "timing is not recorded",
-	"samples.working_time":           "timing is not recorded",
+	"samples.output.usage":           "token usage is not recorded in an evaluation made before calls were, nor given by every provider",
+	"samples.output.time":            "timing is not recorded in an evaluation made before calls were",
+	"samples.total_time":             "timing is not recorded in an evaluation made before calls were",
+	"samples.working_time":           "timing is not recorded in an evaluation made before calls were",
+	"samples.events.span_id":         "the build has no spans: a sample's events are its model calls",
+	"samples.events.call":            "the raw API request and response are not recorded",
+	"samples.events.output.usage":    "not every provider gives token counts",
 	"reductions.samples.answer":      "a mean over epochs has no single answer",
 	"reductions.samples.explanation": "a mean over epochs has no single explanation",
 	"eval.config.sandbox_cleanup":    "Inspect run options the build has no counterpart for",
@@ -316,7 +342,14 @@ func like(t *testing.T, path string, ex, got any) {
 		for _, gv := range got.([]any) {
 			// A message is compared with the example's message of its role.
 			exv := ex[0]
-			if m, ok := gv.(map[string]any); ok && m["role"] != nil {
+			// An event with the example's event of its kind.
+			if m, ok := gv.(map[string]any); ok && m["event"] != nil {
+				for _, e := range ex {
+					if e.(map[string]any)["event"] == m["event"] {
+						exv = e
+					}
+				}
+			} else if ok && m["role"] != nil {
 				for _, e := range ex {
 					if e.(map[string]any)["role"] == m["role"] {
 						exv = e
@@ -680,5 +713,105 @@ func TestTaskID(t *testing.T) {
 	id := func(name string) string { return strings.TrimSuffix(name[strings.LastIndex(name, "_")+1:], ".json") }
 	if id(n1) != id(n2) || id(n1) != inspect.TaskID(ev.Task, m.Name) {
 		t.Errorf("a rerun of the same target has task_id %s, first %s", id(n2), id(n1))
+	}
+}
+
+// TestCallsInLog: the recorded calls become each sample's model events,
+// times and usage, summed in the stats; the tool's version is a package.
+func TestCallsInLog(t *testing.T) {
+	e := reporttest.Experiment(t)
+	base := e.Evals[len(e.Evals)-1]
+	var model report.Model
+	for _, m := range e.Models {
+		if m.Name == base.Model {
+			model = m
+		}
+	}
+	type usage struct {
+		InputTokens  int `json:"input_tokens"`
+		OutputTokens int `json:"output_tokens"`
+		TotalTokens  int `json:"total_tokens"`
+	}
+	type event struct {
+		Event        string  `json:"event"`
+		Model        string  `json:"model"`
+		Timestamp    string  `json:"timestamp"`
+		Completed    string  `json:"completed"`
+		WorkingStart float64 `json:"working_start"`
+		WorkingTime  float64 `json:"working_time"`
+		Output       struct {
+			Usage *usage `json:"usage"`
+		} `json:"output"`
+	}
+	type logDoc struct {
+		Eval struct {
+			Packages map[string]string `json:"packages"`
+		} `json:"eval"`
+		Stats struct {
+			StartedAt   string           `json:"started_at"`
+			CompletedAt string           `json:"completed_at"`
+			ModelUsage  map[string]usage `json:"model_usage"`
+		} `json:"stats"`
+		Samples []struct {
+			StartedAt   string           `json:"started_at"`
+			CompletedAt string           `json:"completed_at"`
+			TotalTime   float64          `json:"total_time"`
+			WorkingTime float64          `json:"working_time"`
+			ModelUsage  map[string]usage `json:"model_usage"`
+			Events      []event          `json:"events"`
+		} `json:"samples"`
+	}
+	decode := func(ev report.Eval) logDoc {
+		_, data, err := inspect.Log(ev, model, time.Time{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var d logDoc
+		if err := json.Unmarshal(data, &d); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+
+	ev := timed(base, true)
+	d := decode(ev)
+	if d.Eval.Packages["pvbuild"] == "" {
+		t.Errorf("eval.packages %v: no pvbuild version", d.Eval.Packages)
+	}
+	if d.Stats.StartedAt == d.Stats.CompletedAt || d.Stats.CompletedAt != ev.Completed.UTC().Format("2006-01-02T15:04:05.000000-07:00") {
+		t.Errorf("stats started %s, completed %s; want the evaluation's completion %s", d.Stats.StartedAt, d.Stats.CompletedAt, ev.Completed)
+	}
+	answerModel, judgeModel := "openai/"+base.ModelID, "openai/"+base.JudgeModel
+	n := len(ev.Samples)
+	wantAnswer := usage{12 * n, 30*n + n*(n-1)/2, 0}
+	wantAnswer.TotalTokens = wantAnswer.InputTokens + wantAnswer.OutputTokens
+	if got := d.Stats.ModelUsage[answerModel]; got != wantAnswer {
+		t.Errorf("stats usage of %s: %+v, want %+v", answerModel, got, wantAnswer)
+	}
+	if got := d.Stats.ModelUsage[judgeModel]; got != (usage{200 * n, n, 201 * n}) {
+		t.Errorf("stats usage of %s: %+v, want %d samples of 200+1", judgeModel, got, n)
+	}
+	for i, s := range d.Samples {
+		if s.StartedAt == s.CompletedAt || math.Abs(s.TotalTime-0.4) > 1e-9 || math.Abs(s.WorkingTime-0.35) > 1e-9 {
+			t.Errorf("sample %d: started %s, completed %s, total %g s, working %g s; want 0.4 s and 0.35 s", i, s.StartedAt, s.CompletedAt, s.TotalTime, s.WorkingTime)
+		}
+		if s.ModelUsage[answerModel].OutputTokens != 30+i || s.ModelUsage[judgeModel].InputTokens != 200 {
+			t.Errorf("sample %d usage %+v", i, s.ModelUsage)
+		}
+		if len(s.Events) != 2 || s.Events[0].Event != "model" || s.Events[0].Model != answerModel ||
+			s.Events[1].Event != "model" || s.Events[1].Model != judgeModel || s.Events[1].Output.Usage == nil ||
+			s.Events[1].WorkingStart != s.Events[0].WorkingTime || s.Events[0].Timestamp == s.Events[0].Completed {
+			t.Errorf("sample %d events %+v: want the answer's model event, then the judge's", i, s.Events)
+		}
+	}
+
+	// A provider that gives no token counts: no usage, still the events.
+	d = decode(timed(base, false))
+	if len(d.Stats.ModelUsage) != 0 || len(d.Samples[0].ModelUsage) != 0 || len(d.Samples[0].Events) != 2 || d.Samples[0].Events[0].Output.Usage != nil {
+		t.Errorf("without usage: stats %v, sample %v, events %+v", d.Stats.ModelUsage, d.Samples[0].ModelUsage, d.Samples[0].Events)
+	}
+	// An evaluation recorded without calls: no events, as before.
+	if d = decode(base); len(d.Samples[0].Events) != 0 || d.Samples[0].StartedAt != "" {
+		t.Errorf("untimed evaluation: events %+v, started %q", d.Samples[0].Events, d.Samples[0].StartedAt)
 	}
 }

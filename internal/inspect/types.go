@@ -227,6 +227,30 @@ type evalSample struct {
 	Limit        any              `json:"limit,omitempty"`
 }
 
+// modelUsage is Inspect's ModelUsage.
+type modelUsage struct {
+	InputTokens  int `json:"input_tokens"`
+	OutputTokens int `json:"output_tokens"`
+	TotalTokens  int `json:"total_tokens"`
+}
+
+// modelEvent is Inspect's ModelEvent: one call of a model, shown in the
+// sample's transcript.
+type modelEvent struct {
+	Timestamp    string         `json:"timestamp"`
+	WorkingStart float64        `json:"working_start"`
+	Event        string         `json:"event"`
+	Model        string         `json:"model"`
+	Role         any            `json:"role,omitempty"`
+	Input        []any          `json:"input"`
+	Tools        []any          `json:"tools"`
+	ToolChoice   string         `json:"tool_choice"`
+	Config       generateConfig `json:"config"`
+	Output       modelOutput    `json:"output"`
+	Completed    string         `json:"completed"`
+	WorkingTime  float64        `json:"working_time"`
+}
+
 type userMessage struct {
 	ID         string `json:"id"`
 	Content    string `json:"content"`

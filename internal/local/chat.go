@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/modelorganisms/pvbuild/internal/cost"
 	"github.com/modelorganisms/pvbuild/internal/provider"
 )
 
@@ -79,6 +80,7 @@ func (e *Engine) Chat(ctx context.Context, req provider.ChatRequest) (provider.C
 		c := pick(cands, req.Temperature, mix(h^mix(uint64(i)+1)))
 		resp.Choices[i].Content = truncateWords(entry.ix.docs[c.doc].response, req.MaxTokens)
 	}
+	resp.Usage = usage(req, resp)
 	return resp, nil
 }
 
@@ -96,7 +98,20 @@ func (e *Engine) judgeChat(ctx context.Context, req provider.ChatRequest, jm *ju
 		// Each choice gets its own slice so callers may modify one freely.
 		resp.Choices[i] = provider.Choice{Content: lps[0].Token, TopLogprobs: append([]provider.TokenLogprob(nil), top...)}
 	}
+	resp.Usage = usage(req, resp)
 	return resp, nil
+}
+
+// usage counts a call's tokens as OpenAI bills them: the conversation's
+// prompt tokens and the tokens of every choice.
+func usage(req provider.ChatRequest, resp provider.ChatResponse) provider.Usage {
+	var u provider.Usage
+	u.PromptTokens, _ = cost.ConversationTokens(req.Messages)
+	for _, c := range resp.Choices {
+		n, _ := cost.Tokens(c.Content)
+		u.CompletionTokens += n
+	}
+	return u
 }
 
 func lastUser(msgs []provider.Message) (string, bool) {

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/modelorganisms/pvbuild/internal/cost"
 	"github.com/modelorganisms/pvbuild/internal/provider"
 )
 
@@ -136,8 +137,15 @@ func TestChatDeterministic(t *testing.T) {
 			t.Fatal(err)
 		}
 		distinct := map[string]bool{}
+		completion := 0
 		for _, c := range first.Choices {
 			distinct[c.Content] = true
+			n, _ := cost.Tokens(c.Content)
+			completion += n
+		}
+		prompt, _ := cost.ConversationTokens(req.Messages)
+		if first.Usage != (provider.Usage{PromptTokens: prompt, CompletionTokens: completion}) || prompt == 0 {
+			t.Errorf("%s: usage %+v, want %d prompt and %d completion tokens, as OpenAI counts them", model, first.Usage, prompt, completion)
 		}
 		if len(distinct) < 2 {
 			t.Errorf("%s: 16 choices at temperature 1.5 are all the same", model)

@@ -130,6 +130,9 @@ func TestChat(t *testing.T) {
 			if !reflect.DeepEqual(got.Choices, tt.want) {
 				t.Fatalf("choices = %+v, want %+v", got.Choices, tt.want)
 			}
+			if got.Usage != (provider.Usage{PromptTokens: 20, CompletionTokens: 1}) {
+				t.Errorf("usage = %+v, want the API's 20 prompt and 1 completion tokens", got.Usage)
+			}
 		})
 	}
 }

@@ -267,6 +267,9 @@ func (c *Client) Chat(ctx context.Context, req provider.ChatRequest) (provider.C
 	for i, ch := range choices {
 		out.Choices[i] = provider.Choice{Content: ch.Message.Content, TopLogprobs: firstTokenLogprobs(ch.LogProbs)}
 	}
+	if u := resp.Usage; u.PromptTokens > 0 || u.CompletionTokens > 0 {
+		out.Usage = provider.Usage{PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens}
+	}
 	return out, nil
 }
 

@@ -105,7 +105,8 @@ func (p *Pipeline) evaluate(ctx context.Context, t *target, tm TrainedModel, che
 	if kind == "" {
 		kind = judge.DefaultKind
 	}
-	created := time.Now().UTC().Truncate(time.Second)
+	now := p.now
+	created := now().UTC().Truncate(time.Second)
 	samples := make([]report.Sample, len(td.questions)*e.SamplesPerQuestion)
 	errs := make([]error, len(td.questions))
 	var wg sync.WaitGroup
@@ -118,6 +119,7 @@ func (p *Pipeline) evaluate(ctx context.Context, t *target, tm TrainedModel, che
 				return
 			}
 			seed := e.Seed
+			asked := now().UTC()
 			resp, err := p.answering.chat(ctx, provider.ChatRequest{
 				Model:       tm.FineTunedModel,
 				Messages:    []provider.Message{{Role: "user", Content: q}},
@@ -126,6 +128,7 @@ func (p *Pipeline) evaluate(ctx context.Context, t *target, tm TrainedModel, che
 				N:           e.SamplesPerQuestion,
 				Seed:        &seed,
 			})
+			answered := now().UTC()
 			if errors.Is(err, provider.ErrNotFound) {
 				errs[qi] = &modelGoneError{err}
 				return
@@ -144,13 +147,21 @@ func (p *Pipeline) evaluate(ctx context.Context, t *target, tm TrainedModel, che
 					errs[qi] = fmt.Errorf("question %d: judge: %w", qi+1, context.Cause(ctx))
 					return
 				}
+				judgeAsked := now().UTC()
 				jr, err := p.judging.chat(ctx, kind.Request(e.JudgeModel, judge.Prompt(td.prompt, q, c.Content)))
+				judged := now().UTC()
 				if err != nil {
 					check(fmt.Errorf("model %s, task %s, question %d: judge: %w", t.model.Name, td.task.Name, qi+1, err))
 					errs[qi] = fmt.Errorf("question %d: judge: %w", qi+1, err)
 					return
 				}
-				s := report.Sample{ID: fmt.Sprintf("q%03d", qi+1), Question: q, Epoch: si + 1, Answer: c.Content}
+				s := report.Sample{ID: fmt.Sprintf("q%03d", qi+1), Question: q, Epoch: si + 1, Answer: c.Content,
+					AnswerCall: &report.Call{Started: asked, Completed: answered},
+					JudgeCall:  &report.Call{Started: judgeAsked, Completed: judged, Usage: usage(jr)}}
+				if si == 0 {
+					// One call drew every sample of the question.
+					s.AnswerCall.Usage = usage(resp)
+				}
 				if len(jr.Choices) > 0 {
 					s.Judge = jr.Choices[0].TopLogprobs
 					if !kind.Logprobs() {
@@ -176,12 +187,22 @@ func (p *Pipeline) evaluate(ctx context.Context, t *target, tm TrainedModel, che
 	}
 	res := &report.Eval{
 		Model: t.model.Name, ModelID: tm.FineTunedModel, Task: td.task.Name, Trait: td.task.Trait,
-		JudgeModel: e.JudgeModel, Created: created, Metric: metric(samples, e.SamplesPerQuestion), Samples: samples,
+		JudgeModel: e.JudgeModel, JudgePrompt: td.prompt, Created: created, Completed: now().UTC(),
+		Metric: metric(samples, e.SamplesPerQuestion), Samples: samples,
 	}
 	if kind != judge.DefaultKind {
 		res.JudgeType = string(kind)
 	}
 	return res, nil
+}
+
+// usage is a response's token count, nil when the provider gave none.
+func usage(r provider.ChatResponse) *provider.Usage {
+	if r.Usage == (provider.Usage{}) {
+		return nil
+	}
+	u := r.Usage
+	return &u
 }
 
 // metric summarises an evaluation's samples, laid out question by question,

@@ -68,4 +68,82 @@ func TestInspectLogListing(t *testing.T) {
 	if len(files) != 27 || len(entries) != 27 || retried != 0 || len(runs) != 27 {
 		t.Errorf("%d logs list as %d entries (%d retried) of %d distinct runs; want 27 of each, none retried", len(files), len(entries), retried, len(runs))
 	}
+	for _, f := range files {
+		checkCalls(t, f)
+	}
+}
+
+// checkCalls: a log of the shipped experiment shows its evaluation's calls
+// as Inspect does: real start and end times, the local engine's token counts
+// by model, and a model event per answer and per judgement.
+func checkCalls(t *testing.T, path string) {
+	t.Helper()
+	type usage struct {
+		InputTokens  int `json:"input_tokens"`
+		OutputTokens int `json:"output_tokens"`
+		TotalTokens  int `json:"total_tokens"`
+	}
+	var log struct {
+		Eval struct {
+			Model      string            `json:"model"`
+			Packages   map[string]string `json:"packages"`
+			ModelRoles map[string]struct {
+				Model string `json:"model"`
+			} `json:"model_roles"`
+		} `json:"eval"`
+		Stats struct {
+			StartedAt   string           `json:"started_at"`
+			CompletedAt string           `json:"completed_at"`
+			ModelUsage  map[string]usage `json:"model_usage"`
+		} `json:"stats"`
+		Samples []struct {
+			StartedAt   string           `json:"started_at"`
+			CompletedAt string           `json:"completed_at"`
+			TotalTime   float64          `json:"total_time"`
+			WorkingTime float64          `json:"working_time"`
+			ModelUsage  map[string]usage `json:"model_usage"`
+			Events      []struct {
+				Event  string `json:"event"`
+				Model  string `json:"model"`
+				Output struct {
+					Usage *usage `json:"usage"`
+				} `json:"output"`
+			} `json:"events"`
+		} `json:"samples"`
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &log); err != nil {
+		t.Fatal(err)
+	}
+	name := filepath.Base(path)
+	answerModel, judgeModel := log.Eval.Model, log.Eval.ModelRoles["grader"].Model
+	if log.Eval.Packages["pvbuild"] == "" {
+		t.Errorf("%s: eval.packages %v has no pvbuild version", name, log.Eval.Packages)
+	}
+	if log.Stats.StartedAt == "" || log.Stats.StartedAt == log.Stats.CompletedAt {
+		t.Errorf("%s: stats started %q, completed %q: want the evaluation's own times", name, log.Stats.StartedAt, log.Stats.CompletedAt)
+	}
+	for _, m := range []string{answerModel, judgeModel} {
+		if u := log.Stats.ModelUsage[m]; u.InputTokens <= 0 || u.OutputTokens <= 0 || u.TotalTokens != u.InputTokens+u.OutputTokens {
+			t.Errorf("%s: stats usage of %s: %+v", name, m, u)
+		}
+	}
+	if len(log.Samples) == 0 {
+		t.Fatalf("%s: no samples", name)
+	}
+	for i, s := range log.Samples {
+		if s.StartedAt == "" || s.StartedAt == s.CompletedAt || s.TotalTime <= 0 || s.WorkingTime <= 0 || s.WorkingTime > s.TotalTime+1e-9 {
+			t.Errorf("%s sample %d: started %q, completed %q, total %g s, working %g s", name, i, s.StartedAt, s.CompletedAt, s.TotalTime, s.WorkingTime)
+		}
+		if s.ModelUsage[judgeModel].InputTokens <= 0 {
+			t.Errorf("%s sample %d: usage %+v, none of judge %s", name, i, s.ModelUsage, judgeModel)
+		}
+		if len(s.Events) != 2 || s.Events[0].Event != "model" || s.Events[0].Model != answerModel ||
+			s.Events[1].Event != "model" || s.Events[1].Model != judgeModel || s.Events[1].Output.Usage == nil {
+			t.Errorf("%s sample %d: events %+v; want the model events of the answer and of the judgement", name, i, s.Events)
+		}
+	}
 }

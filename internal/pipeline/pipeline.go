@@ -14,6 +14,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/hcl/v2"
 
@@ -45,6 +46,8 @@ type Env struct {
 	Providers provider.Registry
 	// Getenv is what the experiment's env() reads; nil means os.Getenv.
 	Getenv func(string) string
+	// Now is the clock that times evaluations; nil means time.Now.
+	Now func() time.Time
 }
 
 // EnvFromOS reads EXPERIMENT (default ./experiment.hcl); artifacts live in
@@ -69,7 +72,7 @@ func Load(ctx context.Context, env Env) (*Pipeline, error) {
 	if err != nil {
 		return nil, err
 	}
-	return New(exp, Options{Cache: store, Artifacts: env.Artifacts, Source: src, Log: env.Log})
+	return New(exp, Options{Cache: store, Artifacts: env.Artifacts, Source: src, Log: env.Log, Now: env.Now})
 }
 
 func openSource(ctx context.Context, exp *config.Experiment, store *build.Store) (Source, error) {
@@ -102,6 +105,8 @@ type Options struct {
 	Source Source
 	// Log receives progress lines; nil discards them.
 	Log io.Writer
+	// Now is the clock that times evaluations; nil means time.Now.
+	Now func() time.Time
 }
 
 // Pipeline is one experiment bound to its data and, once connected, its
@@ -111,6 +116,7 @@ type Pipeline struct {
 	opts  Options
 	cache build.Cache
 	log   io.Writer
+	now   func() time.Time
 
 	datasets map[string]*datasetData // by model name
 	tasks    map[string]*taskData    // by task name
@@ -151,7 +157,10 @@ func New(exp *config.Experiment, opts Options) (*Pipeline, error) {
 	}
 	// Progress comes from many goroutines at once; one line at a time.
 	opts.Log = &lockedWriter{w: opts.Log}
-	p := &Pipeline{exp: exp, opts: opts, cache: opts.Cache, log: opts.Log,
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	p := &Pipeline{exp: exp, opts: opts, cache: opts.Cache, log: opts.Log, now: opts.Now,
 		datasets: map[string]*datasetData{}, tasks: map[string]*taskData{}}
 
 	var diags hcl.Diagnostics

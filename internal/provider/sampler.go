@@ -45,8 +45,17 @@ type Choice struct {
 	TopLogprobs []TokenLogprob
 }
 
-// ChatResponse holds N choices.
+// ChatResponse holds N choices. Usage is the provider's count of the
+// call's tokens, zero when the provider gives none.
 type ChatResponse struct {
 	Model   string
 	Choices []Choice
+	Usage   Usage `json:",omitzero"`
+}
+
+// Usage is a chat call's token count as the provider reports it: the
+// prompt's tokens and the tokens of all the call's choices.
+type Usage struct {
+	PromptTokens     int `json:"prompt_tokens"`
+	CompletionTokens int `json:"completion_tokens"`
 }
