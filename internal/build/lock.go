@@ -84,7 +84,11 @@ func (l *Lock) Unlock() error {
 	if l == nil || l.f == nil {
 		return nil
 	}
-	err := l.f.Close() // closing the descriptor drops the flock
+	// Unlock explicitly before closing: a child process forked at this
+	// moment (exec of another test, a provider's helper) holds a copy of
+	// the descriptor until its exec, and with it the lock.
+	uerr := syscall.Flock(int(l.f.Fd()), syscall.LOCK_UN)
+	err := l.f.Close()
 	l.f = nil
-	return err
+	return errors.Join(uerr, err)
 }
