@@ -5,10 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -128,7 +130,8 @@ func TestTrainingLoop(t *testing.T) {
 		t.Fatalf("jobs for %s: %v %v", samplerPath, jobs, err)
 	}
 	job := jobs[0]
-	ref, err := h.eng.UploadFile(ctx, "ref.jsonl", dataset.Encode(exs))
+	// The same examples in the canonical order: chunks may arrive in any order.
+	ref, err := h.eng.UploadFile(ctx, "ref.jsonl", canonicalFile(exs))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -488,3 +491,21 @@ func ints(v []int32) []int {
 
 var _ = filepath.Join
 var _ = os.Getenv
+
+// The same examples seen in another order (a step's chunks arrive in any
+// order) make the same training file, so the same model answers.
+func TestTrainingFileIgnoresArrivalOrder(t *testing.T) {
+	var exs []dataset.Example
+	for i := range 5 {
+		exs = append(exs, dataset.Example{Messages: []provider.Message{
+			{Role: "user", Content: fmt.Sprintf("question %d", i)}, {Role: "assistant", Content: fmt.Sprintf("answer %d", i)}}})
+	}
+	reversed := slices.Clone(exs)
+	slices.Reverse(reversed)
+	if a, b := canonicalFile(exs), canonicalFile(reversed); !bytes.Equal(a, b) {
+		t.Fatalf("two orders, two files:\n%s\n%s", a, b)
+	}
+	if got := bytes.Count(canonicalFile(exs), []byte("\n")); got != 5 {
+		t.Fatalf("%d lines for 5 examples", got)
+	}
+}

@@ -1,12 +1,14 @@
 package tinkerserver
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -827,7 +829,9 @@ func (s *Server) fineTune(m *model, path string) (*samplerCheckpoint, error) {
 		return ck, nil
 	}
 	ck.Epochs = max(1, int(math.Round(float64(m.ex.seen)/float64(len(m.ex.list)))))
-	data := dataset.Encode(m.ex.list)
+	// In a canonical order: chunks of one step may arrive in any order, and
+	// the same examples must make the same file, hence the same model.
+	data := canonicalFile(m.ex.list)
 	ctx := context.Background()
 	f, err := s.eng.UploadFile(ctx, "tinker-"+strings.NewReplacer(":", "-", "/", "-").Replace(m.run)+".jsonl", data)
 	if err != nil {
@@ -892,4 +896,14 @@ func (s *Server) samplerModel(ctx context.Context, ck *samplerCheckpoint) (strin
 		return "", false, fmt.Errorf("sampler weights %s: local job %s %s", ck.Path, jobID, msg)
 	}
 	return "", false, nil
+}
+
+// canonicalFile is examples as a training file, one line each, sorted.
+func canonicalFile(examples []dataset.Example) []byte {
+	lines := make([][]byte, len(examples))
+	for i, ex := range examples {
+		lines[i] = dataset.Encode([]dataset.Example{ex})
+	}
+	slices.SortFunc(lines, bytes.Compare)
+	return bytes.Join(lines, nil)
 }
