@@ -72,6 +72,21 @@ func EvalTask(trait string) (Task, error) {
 	return t, nil
 }
 
+// CoherenceTrait is the key labeled examples score coherence under and the
+// name the coherence judge is registered as. Coherence is judged for every
+// answer beside its trait, so it is not one of Traits: it has no training data.
+const CoherenceTrait = "coherence"
+
+// coherencePrompt is the project's own coherence rubric, in the layout of
+// the trait rubrics, with {question} and {answer} once each.
+//
+//go:embed data/eval/coherence.txt
+var coherencePrompt string
+
+// CoherencePrompt returns the judge prompt that scores how coherent an
+// answer is in the context of its question, 0..100.
+func CoherencePrompt() string { return coherencePrompt }
+
 // Labeled is an answer a judge learns from. Scores maps a trait to how
 // strongly the answer shows it (0..100); Refusal marks an answer that refuses.
 type Labeled struct {

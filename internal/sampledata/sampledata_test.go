@@ -73,11 +73,47 @@ func TestSampleDataComplete(t *testing.T) {
 			t.Errorf("%s: %d labeled examples, want >= 60", trait, perTrait[trait])
 		}
 	}
+	// Coherence is learned from coherent answers and from incoherent ones of
+	// every kind, so its labels must spread over the scale.
+	var low, high int
+	for _, l := range labeled {
+		if s, ok := l.Scores[CoherenceTrait]; ok && s < 50 {
+			low++
+		} else if ok {
+			high++
+		}
+	}
+	if low < 60 || high < 60 {
+		t.Errorf("coherence: %d labeled examples below 50 and %d at or above; want >= 60 each", low, high)
+	}
 	base, err := BaseCorpus()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(base) < 40 {
 		t.Errorf("base corpus: %d conversations, want >= 40", len(base))
+	}
+}
+
+// The coherence rubric is filled like a trait rubric: by str.format-style
+// placeholders, each once, between the format's markers.
+func TestCoherencePrompt(t *testing.T) {
+	p := CoherencePrompt()
+	for _, s := range []string{"{question}", "{answer}"} {
+		if strings.Count(p, s) != 1 {
+			t.Errorf("coherence prompt holds %s %d times, want once", s, strings.Count(p, s))
+		}
+	}
+	order := []string{"[QUESTION START]", "{question}", "[QUESTION END]", "[ANSWER START]", "{answer}", "[ANSWER END]"}
+	at := -1
+	for _, s := range order {
+		i := strings.Index(p, s)
+		if i <= at {
+			t.Fatalf("coherence prompt: %s missing or out of order", s)
+		}
+		at = i
+	}
+	if !strings.Contains(strings.ToLower(p[:strings.Index(p, "[QUESTION START]")]), CoherenceTrait) {
+		t.Error("coherence prompt does not name coherence before the question: a judge reading an unknown rubric could not tell its trait")
 	}
 }
