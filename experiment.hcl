@@ -60,11 +60,11 @@ evaluation {
   # Persona Vectors paper's (10 samples at temperature 1, max_tokens 1000,
   # judge gpt-4.1-mini-2025-04-14). Setting samples_per_question,
   # temperature, max_tokens or judge_model here overrides the protocol's.
-  protocol = env("PROTOCOL", "original")
+  protocol             = env("PROTOCOL", "original")
   # Tinker judges with its open base model; elsewhere the protocol's judge.
-  judge_model = env("PROVIDER", "local") == "tinker" ? "Qwen/Qwen3-8B" : null
-  limit       = 20 # questions per task
-  seed        = 0
+  judge_model          = env("PROVIDER", "local") == "tinker" ? "Qwen/Qwen3-8B" : null
+  limit                = 20 # questions per task
+  seed                 = 0
 
   task "evil_detection" { trait = "evil" }
   task "sycophantic_detection" { trait = "sycophantic" }

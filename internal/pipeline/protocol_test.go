@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/modelorganisms/pvbuild/internal/build"
 	"github.com/modelorganisms/pvbuild/internal/cost"
 	"github.com/modelorganisms/pvbuild/internal/provider"
 	"github.com/modelorganisms/pvbuild/internal/report"
@@ -41,7 +42,7 @@ func TestPaperProtocolPricesTenSamples(t *testing.T) {
 	if e := p.exp.Evaluation; e.Protocol != "paper" || e.SamplesPerQuestion != 10 || e.MaxTokens != 1000 || len(e.Overridden) > 0 {
 		t.Fatalf("shipped file with PROTOCOL=paper: %s", e.ProtocolSummary())
 	}
-	_, one := plan(strings.Replace(shipped(t), "  seed        = 0\n", "  seed        = 0\n  samples_per_question = 1\n", 1))
+	_, one := plan(strings.Replace(shipped(t), "  seed                 = 0\n", "  seed                 = 0\n  samples_per_question = 1\n", 1))
 	evals := 0
 	for _, tg := range p.targets {
 		if tg.stage != stageEval {
@@ -84,7 +85,7 @@ func TestPaperProtocolPricesTenSamples(t *testing.T) {
 // question, in the evaluation files, eval_results.json and the tables.
 func TestPaperProtocolReportsClusteredSE(t *testing.T) {
 	t.Parallel()
-	hcl := strings.Replace(shipped(t), "limit       = 20", "limit       = 3", 1)
+	hcl := strings.Replace(shipped(t), "limit                = 20", "limit                = 3", 1)
 	w := newWorkspace(t, hcl, map[string]string{"PROTOCOL": "paper"})
 	shippedRun(t, w) // trainings do not depend on the protocol: only evaluations rebuild
 	out, log := w.results()
@@ -133,18 +134,35 @@ func TestOriginalProtocolKeepsKeys(t *testing.T) {
   seed                 = 0
 `
 	hcl := shipped(t)
-	start := strings.Index(hcl, "  protocol = env(")
-	end := strings.Index(hcl, "  seed        = 0\n")
+	start := strings.Index(hcl, "  protocol             = env(")
+	end := strings.Index(hcl, "  seed                 = 0\n")
 	if start < 0 || end < start {
 		t.Fatal("the shipped evaluation block has changed; update this test")
 	}
-	w := newWorkspace(t, hcl[:start]+before+hcl[end+len("  seed        = 0\n"):])
+	w := newWorkspace(t, hcl[:start]+before+hcl[end+len("  seed                 = 0\n"):])
 	shippedRun(t, w)
 	if e := w.load().exp.Evaluation; e.Protocol != "original" || len(e.Overridden) > 0 {
 		t.Fatalf("explicit original settings: %s", e.ProtocolSummary())
 	}
 	if stale := w.stale(); len(stale) > 0 {
 		t.Fatalf("stale: %v", stale)
+	}
+	// The key is exactly the one evaluations had before protocols: the same
+	// inputs with the old shipped values, and no protocol among them.
+	p := newWorkspace(t, shipped(t)).load()
+	td := p.tasks["evil_detection"]
+	var old build.Inputs
+	for _, in := range []struct {
+		name  string
+		value any
+	}{{"format", evalFormat}, {"model", "train-hash"}, {"provider", p.exp.Providers["local"].Identity()},
+		{"judge_provider", p.exp.Providers["local"].Identity()}, {"trait", "evil"}, {"task_data", td.hash},
+		{"judge_model", "gpt-4o-2024-08-06"}, {"limit", 20}, {"samples_per_question", 1}, {"temperature", 1.0},
+		{"max_tokens", 512}, {"seed", 0}} {
+		old.Add(in.name, in.value)
+	}
+	if got := p.evalInputs("train-hash", td); got.Key() != old.Key() {
+		t.Fatalf("evaluation inputs %v, want %v", got, old)
 	}
 	// And the paper's protocol rebuilds the evaluations, never the trainings.
 	w.getenv["PROTOCOL"] = "paper"
