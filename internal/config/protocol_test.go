@@ -87,7 +87,7 @@ func TestShippedProtocols(t *testing.T) {
 		judge          string
 		overridden     bool
 		maxTokens      int
-		temperatureSet float64
+		temperature float64
 	}{
 		{nil, "original", 1, DefaultJudgeModel, false, 512, 1},
 		{map[string]string{"PROTOCOL": "paper"}, "paper", 10, "gpt-4.1-mini-2025-04-14", false, 1000, 1},
@@ -99,7 +99,7 @@ func TestShippedProtocols(t *testing.T) {
 		}
 		e := exp.Evaluation
 		if e.Protocol != tt.protocol || e.SamplesPerQuestion != tt.samples || e.JudgeModel != tt.judge ||
-			(len(e.Overridden) > 0) != tt.overridden || e.MaxTokens != tt.maxTokens || e.Temperature != tt.temperatureSet {
+			(len(e.Overridden) > 0) != tt.overridden || e.MaxTokens != tt.maxTokens || e.Temperature != tt.temperature {
 			t.Errorf("%v: %s", tt.env, e.ProtocolSummary())
 		}
 	}
