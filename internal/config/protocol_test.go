@@ -81,12 +81,12 @@ func TestUnknownProtocolIsLocated(t *testing.T) {
 // Tinker serves on Tinker.
 func TestShippedProtocols(t *testing.T) {
 	for _, tt := range []struct {
-		env            map[string]string
-		protocol       string
-		samples        int
-		judge          string
-		overridden     bool
-		maxTokens      int
+		env         map[string]string
+		protocol    string
+		samples     int
+		judge       string
+		overridden  bool
+		maxTokens   int
 		temperature float64
 	}{
 		{nil, "original", 1, DefaultJudgeModel, false, 512, 1},
