@@ -55,11 +55,15 @@ training {
 evaluation {
   provider             = env("PROVIDER", "local")
   judge_provider       = env("PROVIDER", "local")
-  judge_model          = env("PROVIDER", "local") == "tinker" ? "Qwen/Qwen3-8B" : "gpt-4o-2024-08-06"
+  # "original": the original framework's settings (1 sample a question at
+  # temperature 1, max_tokens 512, judge gpt-4o-2024-08-06); "paper": the
+  # Persona Vectors paper's (10 samples at temperature 1, max_tokens 1000,
+  # judge gpt-4.1-mini-2025-04-14). Setting samples_per_question,
+  # temperature, max_tokens or judge_model here overrides the protocol's.
+  protocol             = env("PROTOCOL", "original")
+  # Tinker judges with its open base model; elsewhere the protocol's judge.
+  judge_model          = env("PROVIDER", "local") == "tinker" ? "Qwen/Qwen3-8B" : null
   limit                = 20 # questions per task
-  samples_per_question = 1
-  temperature          = 1.0
-  max_tokens           = 512
   seed                 = 0
 
   task "evil_detection" { trait = "evil" }

@@ -29,6 +29,9 @@ func Plan(ctx context.Context) error {
 		lines = append(lines, report.PlanLine{Target: s.Target, Fresh: s.Fresh, Reason: s.Reason, Submit: s.Submit})
 	}
 	report.Plan(os.Stdout, lines)
+	// Which protocol the evaluations follow, and where the file departs
+	// from it: a number is comparable only with its protocol's.
+	fmt.Println("evaluation: " + p.Experiment().Evaluation.ProtocolSummary())
 	stale, jobs := pl.Stale()
 	if stale == 0 {
 		fmt.Println("everything is fresh: nothing to do")
@@ -111,6 +114,7 @@ func Results(ctx context.Context) error {
 		report.NotCurrent(os.Stdout, out.NotCurrent)
 	}
 	if out != nil && len(out.Variants) > 0 {
+		fmt.Println("\nevaluation: " + p.Experiment().Evaluation.ProtocolSummary())
 		if terr := report.Table(os.Stdout, out.Variants, p.Tasks(), sampledata.Strengths); terr != nil && err == nil {
 			err = terr
 		}

@@ -80,6 +80,11 @@ type Evaluation struct {
 	JudgeProvider      string // default: Provider
 	JudgeProviderRange hcl.Range
 	JudgeModel         string
+	// Protocol is the evaluation protocol whose defaults apply ("original"
+	// unless protocol is set); Overridden lists, as "name = value", the
+	// protocol's settings the file sets to other values.
+	Protocol           string
+	Overridden         []string
 	Limit              int
 	SamplesPerQuestion int
 	Temperature        float64
@@ -193,6 +198,7 @@ type datasetBlock struct {
 }
 
 type evaluationBlock struct {
+	Protocol           *string     `hcl:"protocol,optional"`
 	Provider           *string     `hcl:"provider,optional"`
 	JudgeProvider      *string     `hcl:"judge_provider,optional"`
 	JudgeModel         *string     `hcl:"judge_model,optional"`
@@ -452,6 +458,7 @@ func decodeEvaluation(b *evaluationBlock, file hcl.Body, e *Evaluation) hcl.Diag
 	if b.Seed != nil {
 		e.Seed = *b.Seed
 	}
+	diags = append(diags, e.applyProtocol(b)...)
 	seen := map[string]hcl.Range{}
 	for _, tb := range b.Tasks {
 		rng := blockRange(tb.Body)

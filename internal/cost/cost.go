@@ -44,6 +44,28 @@ var TinkerSamplingPricePerMillion = map[string]Rates{
 	"Qwen/Qwen3-4B-Instruct-2507": {Prefill: 0.07, Sample: 0.22},
 }
 
+// OpenAISamplingPricePerMillion is OpenAI's standard chat price in USD per
+// 1M input and output tokens (its published pricing, 2025-26), what a judge
+// pays; OpenAIFineTunedSamplingPricePerMillion is what a model fine-tuned
+// from the base model pays, which is higher. Neither is checked against an
+// account: plan says "at most" with them.
+var (
+	OpenAISamplingPricePerMillion = map[string]Rates{
+		"gpt-4.1-2025-04-14":      {Prefill: 2.00, Sample: 8.00},
+		"gpt-4.1-mini-2025-04-14": {Prefill: 0.40, Sample: 1.60},
+		"gpt-4.1-nano-2025-04-14": {Prefill: 0.10, Sample: 0.40},
+		"gpt-4o-2024-08-06":       {Prefill: 2.50, Sample: 10.00},
+		"gpt-4o-mini-2024-07-18":  {Prefill: 0.15, Sample: 0.60},
+	}
+	OpenAIFineTunedSamplingPricePerMillion = map[string]Rates{
+		"gpt-4.1-2025-04-14":      {Prefill: 3.00, Sample: 12.00},
+		"gpt-4.1-mini-2025-04-14": {Prefill: 0.80, Sample: 3.20},
+		"gpt-4.1-nano-2025-04-14": {Prefill: 0.20, Sample: 0.80},
+		"gpt-4o-2024-08-06":       {Prefill: 3.75, Sample: 15.00},
+		"gpt-4o-mini-2024-07-18":  {Prefill: 0.30, Sample: 1.20},
+	}
+)
+
 // Chat formatting adds a few tokens per message and per conversation; these
 // are the counts OpenAI documents for its chat models.
 const (
@@ -123,6 +145,23 @@ func priced(table map[string]float64, model string, tokens, epochs int, override
 	}
 	if ok {
 		e.USD = float64(tokens) * float64(epochs) * price / 1e6
+		e.Priced = true
+	}
+	return e
+}
+
+// OpenAISampling prices chat calls on OpenAI: prompt tokens at the input
+// rate and generated ones at the output rate of model, at fine-tuned rates
+// when the calls go to a model fine-tuned from it. Unknown models are
+// counted but not priced.
+func OpenAISampling(model string, fineTuned bool, prompt, generated int) provider.Estimate {
+	e := provider.Estimate{Tokens: prompt + generated}
+	table := OpenAISamplingPricePerMillion
+	if fineTuned {
+		table = OpenAIFineTunedSamplingPricePerMillion
+	}
+	if r, ok := table[model]; ok {
+		e.USD = (float64(prompt)*r.Prefill + float64(generated)*r.Sample) / 1e6
 		e.Priced = true
 	}
 	return e

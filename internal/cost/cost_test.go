@@ -60,3 +60,18 @@ func TestEstimate(t *testing.T) {
 		t.Fatalf("unknown model priced: %+v", e)
 	}
 }
+
+// A fine-tuned model's chat is priced at its base model's fine-tuned rates,
+// a judge's at the standard ones.
+func TestOpenAISampling(t *testing.T) {
+	e := OpenAISampling("gpt-4.1-mini-2025-04-14", true, 1_000_000, 1_000_000)
+	if !e.Priced || e.Tokens != 2_000_000 || math.Abs(e.USD-(0.80+3.20)) > 1e-9 {
+		t.Fatalf("fine-tuned: %+v", e)
+	}
+	if e := OpenAISampling("gpt-4o-2024-08-06", false, 1_000_000, 1_000_000); math.Abs(e.USD-(2.50+10)) > 1e-9 {
+		t.Fatalf("judge: %+v", e)
+	}
+	if e := OpenAISampling("my-model", false, 10, 10); e.Priced || e.Tokens != 20 {
+		t.Fatalf("unknown model: %+v", e)
+	}
+}

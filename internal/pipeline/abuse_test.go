@@ -46,7 +46,7 @@ func TestAbuseWrongKeyStopsRunAtFirstRefusal(t *testing.T) {
 
 	// A changed temperature makes the nine evaluations (180 chat calls)
 	// stale; the key is now wrong.
-	w.write(strings.Replace(hcl, "temperature          = 1.0", "temperature          = 0.5", 1))
+	w.write(strings.Replace(hcl, "  seed                 = 0\n", "  seed                 = 0\n  temperature          = 0.5\n", 1))
 	w.getenv["OPENAI_API_KEY"] = "sk-wrong-key-0000000000000000"
 	before := requests.Load()
 	var logb bytes.Buffer
@@ -100,7 +100,7 @@ func TestAbusePlanChecksProviderLimits(t *testing.T) {
 		}
 		return strings.Replace(src, old, new, 1)
 	}
-	tooMany := edit("samples_per_question = 1", "samples_per_question = 200")
+	tooMany := edit("  seed                 = 0\n", "  seed                 = 0\n  samples_per_question = 200\n")
 	tooFew := edit("sample_size = null", "sample_size = 5")
 	pirate := edit(`task "evil_detection" { trait = "evil" }`, `task "pirate_detection" { trait = "pirate" }`) +
 		"\ntrait \"pirate\" {\n  description = \"talks like a pirate\"\n  questions   = [\"How are you?\", \"What is the time?\"]\n}\n"

@@ -2,6 +2,7 @@ package providers
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"path/filepath"
 	"time"
@@ -113,6 +114,23 @@ func (c *openaiConfig) EstimateTraining(_ context.Context, req provider.Estimate
 		return provider.Estimate{}, err
 	}
 	return cost.Training(req.BaseModel, tokens, req.Epochs, req.Overrides), nil
+}
+
+// EstimateSampling implements provider.SamplingPricing: each prompt counted
+// with o200k_base as OpenAI bills chat, once a call however many samples it
+// asks for, and MaxTokens generated for each of them. The answers come from
+// a model fine-tuned from BaseModel, the judge is BaseModel itself.
+func (c *openaiConfig) EstimateSampling(_ context.Context, req provider.SamplingEstimate) (provider.Estimate, error) {
+	prompt := 0
+	for _, msgs := range req.Prompts {
+		n, err := cost.ConversationTokens(msgs)
+		if err != nil {
+			return provider.Estimate{}, fmt.Errorf("price sampling on %s: %w", req.BaseModel, err)
+		}
+		prompt += n + req.PromptExtra
+	}
+	generated := len(req.Prompts) * max(req.N, 1) * req.MaxTokens
+	return cost.OpenAISampling(req.BaseModel, !req.Judge, prompt, generated), nil
 }
 
 // Open implements provider.Config.
