@@ -1,7 +1,8 @@
 // Package upstream reads the real Persona Vectors data out of the GitHub
 // archive of safety-research/persona_vectors, the way the original loaders
 // do: training sets from the dataset.zip nested in the archive, evaluation
-// tasks from data_generation/trait_data_eval/<trait>.json.
+// tasks from data_generation/trait_data_eval/<trait>.json, and the coherence
+// rubric from the Python module eval/prompts.py.
 //
 // Downloads are cached by location so a build fetches the archive once; the
 // archive's SHA-256 is exposed so callers can stamp it into build keys and
@@ -116,6 +117,9 @@ type Archive struct {
 	top      string // top folder inside the outer archive, "" or "name/"
 
 	evals map[string][]byte // trait -> raw trait_data_eval JSON
+
+	prompts    []byte // eval/prompts.py; nil if the archive has none
+	promptsErr error  // why eval/prompts.py could not be read, if it could not
 
 	datasetName  string               // path of dataset.zip in the outer archive
 	datasetErr   error                // why dataset.zip cannot be used, if it cannot
@@ -343,6 +347,14 @@ func index(loc, sum string, zr *zip.Reader) (*Archive, error) {
 		if found {
 			a.top = prefix
 			break
+		}
+	}
+	// Read now, like the eval files, but a failure only matters to
+	// CoherencePrompt: training and trait evaluations do not need the file.
+	if f, ok := byName[a.top+promptsFile]; ok {
+		a.prompts, a.promptsErr = readEntry(f, maxEvalBytes)
+		if a.prompts == nil {
+			a.prompts = []byte{} // present, even if unreadable
 		}
 	}
 	if a.datasetName == "" && len(a.evals) == 0 {

@@ -35,6 +35,7 @@ type layout struct {
 	override   map[string]string // entry (outer, or dataset.zip-relative) -> replacement content
 	readme     string            // README.md content; vary it to change the archive bytes
 	evalDir    string            // where the trait_data_eval JSON comes from; "" means testdata
+	noPrompts  bool              // leave eval/prompts.py out
 }
 
 func buildArchive(t *testing.T, l layout) []byte {
@@ -98,6 +99,17 @@ func buildArchive(t *testing.T, l layout) []byte {
 			t.Fatal(err)
 		}
 		name := top + "data_generation/trait_data_eval/" + filepath.Base(p)
+		if o, ok := l.override[name]; ok {
+			b = []byte(o)
+		}
+		addFile(t, zw, name, b)
+	}
+	if !l.noPrompts {
+		name := top + "eval/prompts.py"
+		b, err := os.ReadFile(filepath.Join("testdata", "eval", "prompts.py"))
+		if err != nil {
+			t.Fatal(err)
+		}
 		if o, ok := l.override[name]; ok {
 			b = []byte(o)
 		}
