@@ -128,6 +128,18 @@ func TestBrowser(t *testing.T) {
 		scores = append(scores, s.Score)
 	}
 	ev.Metric = judge.Summarise(scores)
+	// Its answers judged for coherence too, one without an answer.
+	var coh []*float64
+	for i := range ev.Samples {
+		s := &ev.Samples[i]
+		s.CoherenceCall = &report.Call{}
+		if i != 1 {
+			v := float64(15 * (i + 1))
+			s.Coherence = &v
+		}
+		coh = append(coh, s.Coherence)
+	}
+	ev.Coherence = &report.Coherence{Prompt: "{question} {answer}", Threshold: 50, Metric: judge.Summarise(coh)}
 
 	page, err := htmlreport.Render(e)
 	if err != nil {
@@ -185,6 +197,8 @@ func checkPage(t *testing.T, e report.Experiment, url string) {
 		ErrBars  int      `json:"errbars"`
 		SVGWidth float64  `json:"svgWidth"`
 		Rows     int      `json:"rows"`
+		CohRows  int      `json:"cohRows"`
+		CohCells []string `json:"cohCells"`
 	}
 	tabs := eval[[]string](t, ctx, `Array.from(document.querySelectorAll('[role="tab"]'), t => t.id)`)
 	traits := e.TrainedTraits()
@@ -212,7 +226,9 @@ func checkPage(t *testing.T, e report.Experiment, url string) {
 				titled: Array.from(panel.querySelectorAll("svg .point > title"), t => t.textContent).filter(s => /: \d+\.\d\d ± \d+\.\d\d, N=\d+/.test(s)).length,
 				errbars: panel.querySelectorAll("svg line.err").length,
 				svgWidth: svg ? svg.getBoundingClientRect().width : 0,
-				rows: panel.querySelectorAll("table.summary tbody tr").length,
+				rows: panel.querySelectorAll("table.summary:not(.coherence) tbody tr").length,
+				cohRows: panel.querySelectorAll("table.coherence tbody tr").length,
+				cohCells: Array.from(panel.querySelectorAll("table.coherence td .coh"), e => e.textContent),
 			};
 		})()`)
 		if st.Selected != "true" || !slices.Equal(st.Shown, []string{st.Panel}) {
@@ -244,6 +260,23 @@ func checkPage(t *testing.T, e report.Experiment, url string) {
 				t.Errorf("%s chart: %d lines, %d points, %d error bar parts, %.0f px wide; want %d, %d, %d and a visible chart",
 					traits[i], st.Lines, st.Points, st.ErrBars, st.SVGWidth, lines, points, bars)
 			}
+			// The coherence panel: a row per task where any point has a
+			// coherence judgement, its cells saying what the summary does.
+			var cells []string
+			for _, l := range c.Lines {
+				for _, p := range l.Points {
+					if p.Evaluated && p.Coherence != nil {
+						cells = append(cells, "coherence "+report.CoherenceText(p.Coherence), "coherent only "+report.CoherentText(p.Coherence))
+					}
+				}
+			}
+			wantRows := 0
+			if len(cells) > 0 {
+				wantRows = len(c.Lines)
+			}
+			if st.CohRows != wantRows || !slices.Equal(st.CohCells, cells) {
+				t.Errorf("%s coherence panel: %d rows, cells %q; want %d, %q", traits[i], st.CohRows, st.CohCells, wantRows, cells)
+			}
 		case id == "tab-summary":
 			if st.Rows != summaryRows {
 				t.Errorf("summary shows %d rows, want %d", st.Rows, summaryRows)
@@ -266,6 +299,7 @@ func checkPage(t *testing.T, e report.Experiment, url string) {
 		Questions []string `json:"questions"`
 		Answers   []string `json:"answers"`
 		Scores    []string `json:"scores"`
+		Coherence []string `json:"coherence"`
 		Injected  int      `json:"injected"`
 		Pwned     string   `json:"pwned"`
 	}
@@ -278,13 +312,13 @@ func checkPage(t *testing.T, e report.Experiment, url string) {
 			}
 			const texts = (sel) => Array.from(document.querySelectorAll("#sample-list " + sel), e => e.textContent);
 			return {
-				ids: texts(".sid"), questions: texts(".question"), answers: texts(".answer"), scores: texts(".score"),
+				ids: texts(".sid"), questions: texts(".question"), answers: texts(".answer"), scores: texts(".score"), coherence: texts(".coh-score"),
 				injected: document.querySelectorAll("body img, #sample-list script").length,
 				pwned: typeof window.__pwned,
 			};
 		})()`)
 	}
-	for _, order := range []string{"question", "high", "low"} {
+	for _, order := range []string{"question", "high", "low", "coherence-low"} {
 		got := pick(ev.Model, ev.Task, order)
 		want := slices.Clone(ev.Samples)
 		key := func(s report.Sample) float64 {
@@ -298,8 +332,16 @@ func checkPage(t *testing.T, e report.Experiment, url string) {
 			slices.SortStableFunc(want, func(a, b report.Sample) int { return cmpFloat(key(b), key(a)) })
 		case "low":
 			slices.SortStableFunc(want, func(a, b report.Sample) int { return cmpFloat(key(a), key(b)) })
+		case "coherence-low":
+			coh := func(s report.Sample) float64 {
+				if s.Coherence == nil {
+					return -1
+				}
+				return *s.Coherence
+			}
+			slices.SortStableFunc(want, func(a, b report.Sample) int { return cmpFloat(coh(a), coh(b)) })
 		}
-		var ids, qs, as, ss []string
+		var ids, qs, as, ss, cs []string
 		for _, s := range want {
 			ids, qs, as = append(ids, s.ID), append(qs, s.Question), append(as, s.Answer)
 			if s.Score == nil {
@@ -307,9 +349,19 @@ func checkPage(t *testing.T, e report.Experiment, url string) {
 			} else {
 				ss = append(ss, fmt.Sprintf("score %.1f", *s.Score))
 			}
+			switch {
+			case s.CoherenceCall == nil:
+			case s.Coherence == nil:
+				cs = append(cs, "coherence: no answer")
+			default:
+				cs = append(cs, fmt.Sprintf("coherence %.1f", *s.Coherence))
+			}
 		}
 		if !slices.Equal(got.IDs, ids) || !slices.Equal(got.Questions, qs) || !slices.Equal(got.Answers, as) || !slices.Equal(got.Scores, ss) {
 			t.Errorf("explorer, order %s:\n got %q\n %q\n %q\nwant %q\n %q\n %q", order, got.IDs, got.Answers, got.Scores, ids, as, ss)
+		}
+		if !slices.Equal(got.Coherence, cs) {
+			t.Errorf("explorer, order %s: coherence %q, want %q", order, got.Coherence, cs)
 		}
 		if !slices.Contains(got.Answers, planted) {
 			t.Errorf("order %s: the planted answer is not shown as text", order)

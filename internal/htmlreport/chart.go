@@ -42,6 +42,8 @@ type svgChart struct {
 	Legend        []legendEntry
 	Notes         []string // points that could not be drawn, and why
 	Desc          string
+	// Coherence is the panel under the chart, nil without coherence.
+	Coherence *coherenceView
 }
 
 type tick struct {

@@ -44,7 +44,22 @@ type rowView struct {
 	Cells    []cellView
 }
 
-type cellView struct{ Value, Count, Diff, Class string }
+type cellView struct{ Value, Count, Diff, Coherence, Coherent, Class string }
+
+// coherenceView is a trait tab's coherence panel: per task (row) and
+// strength (column), the answers' coherence and the trait over the
+// coherent ones.
+type coherenceView struct {
+	Threshold string
+	Strengths []string
+	Rows      []coherenceRow
+}
+
+type coherenceRow struct {
+	Task, Trait string
+	OnTarget    bool
+	Cells       []cellView
+}
 
 type pageData struct {
 	Title, Subtitle, Baseline string
@@ -86,7 +101,9 @@ func Render(e report.Experiment) ([]byte, error) {
 		p.Baseline = cols[0]
 	}
 	for i, trait := range e.TrainedTraits() {
-		c := layoutChart(fmt.Sprintf("trait-%d", i), e.Chart(trait))
+		ch := e.Chart(trait)
+		c := layoutChart(fmt.Sprintf("trait-%d", i), ch)
+		c.Coherence = coherenceOf(ch)
 		p.Charts = append(p.Charts, c)
 		p.Tabs = append(p.Tabs, tab{c.ID, c.Title})
 	}
@@ -160,7 +177,8 @@ func summaryOf(s report.Summary) summaryView {
 			case !c.Evaluated:
 				cv = cellView{Value: "not evaluated", Class: "missing"}
 			default:
-				cv = cellView{Value: report.MetricText(c.Metric), Count: report.CountText(c.Metric)}
+				cv = cellView{Value: report.MetricText(c.Metric), Count: report.CountText(c.Metric),
+					Coherence: report.CoherenceText(c.Coherence), Coherent: report.CoherentText(c.Coherence)}
 				if c.Diff != nil {
 					cv.Diff = c.Diff.String()
 				}
@@ -168,6 +186,37 @@ func summaryOf(s report.Summary) summaryView {
 			rv.Cells = append(rv.Cells, cv)
 		}
 		v.Rows = append(v.Rows, rv)
+	}
+	return v
+}
+
+// coherenceOf is the coherence panel of a chart's points; nil when none of
+// them has a coherence judgement.
+func coherenceOf(c report.Chart) *coherenceView {
+	v := &coherenceView{Strengths: c.Strengths}
+	judged := false
+	for _, l := range c.Lines {
+		r := coherenceRow{Task: l.Task.Name, Trait: l.Task.Trait, OnTarget: l.OnTarget}
+		for _, p := range l.Points {
+			var cv cellView
+			switch {
+			case p.Model == "":
+				cv = cellView{Value: "—", Class: "missing"}
+			case !p.Evaluated:
+				cv = cellView{Value: "not evaluated", Class: "missing"}
+			case p.Coherence == nil:
+				cv = cellView{Value: "not judged", Class: "missing"}
+			default:
+				judged = true
+				v.Threshold = fmt.Sprintf("%g", p.Coherence.Threshold)
+				cv = cellView{Coherence: report.CoherenceText(p.Coherence), Coherent: report.CoherentText(p.Coherence)}
+			}
+			r.Cells = append(r.Cells, cv)
+		}
+		v.Rows = append(v.Rows, r)
+	}
+	if !judged {
+		return nil
 	}
 	return v
 }

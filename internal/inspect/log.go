@@ -70,6 +70,10 @@ func Log(ev report.Eval, m report.Model, created time.Time) (name string, data [
 	evalID := shortID("eval", stamp, m.Name, modelID, ev.Task, ev.Trait)
 	taskID := TaskID(ev.Task, m.Name)
 	scorer := ev.Trait + "_score"
+	scorers := []scorerOf{{scorer, func(s report.Sample) *float64 { return s.Score }, ev.Metric}}
+	if c := ev.Coherence; c != nil {
+		scorers = append(scorers, scorerOf{CoherenceScorer, func(s report.Sample) *float64 { return s.Coherence }, c.Metric})
+	}
 
 	ids, epochs, err := sampleIDs(ev)
 	if err != nil {
@@ -113,15 +117,7 @@ func Log(ev report.Eval, m report.Model, created time.Time) (name string, data [
 				"task_trait":  ev.Trait,
 				"judge_model": ev.JudgeModel,
 			},
-			Scorers: []evalScorer{{
-				Name:    scorer,
-				Options: map[string]any{},
-				Metrics: []metricDefinition{
-					{Name: "inspect_ai/mean", Options: map[string]any{}},
-					{Name: "inspect_ai/stderr", Options: map[string]any{}},
-				},
-				Metadata: map[string]any{"judge_model": ev.JudgeModel},
-			}},
+			Scorers: scorerSpecs(ev, scorers),
 		},
 		Plan: evalPlan{
 			Name:  "plan",
@@ -132,11 +128,6 @@ func Log(ev report.Eval, m report.Model, created time.Time) (name string, data [
 		Metadata: map[string]any{},
 	}
 
-	red := reduction{Scorer: scorer, Samples: []reducedScore{}}
-	if epochs > 1 {
-		red.Reducer = reducer
-	}
-	reduced := map[string][]float64{}
 	if !ev.Completed.IsZero() {
 		log.Stats.CompletedAt = ev.Completed.UTC().Format(preciseFormat)
 	}
@@ -149,37 +140,12 @@ func Log(ev report.Eval, m report.Model, created time.Time) (name string, data [
 				OutputTokens: sum.OutputTokens + u.OutputTokens, TotalTokens: sum.TotalTokens + u.TotalTokens}
 		}
 		log.Samples = append(log.Samples, es)
-		if s.Score != nil {
-			reduced[s.ID] = append(reduced[s.ID], *s.Score)
-		}
 	}
-	var perQuestion []*float64
-	for _, id := range ids {
-		if vs := reduced[id]; len(vs) > 0 {
-			v := mean(vs)
-			perQuestion = append(perQuestion, &v)
-			red.Samples = append(red.Samples, reducedScore{Value: v, History: []any{}, SampleID: id})
-		}
-	}
-	metric := judge.Summarise(perQuestion)
-	log.Reductions = []reduction{red}
-	log.Results = evalResults{
-		TotalSamples:     len(ev.Samples),
-		CompletedSamples: len(ev.Samples),
-		Scores: []evalScore{{
-			Name:            scorer,
-			Scorer:          scorer,
-			Reducer:         red.Reducer,
-			ScoredSamples:   metric.N,
-			UnscoredSamples: len(ids) - metric.N,
-			Params:          map[string]any{},
-			Metrics: map[string]evalMetric{
-				"mean":   {Name: "mean", Value: metric.Mean, Params: map[string]any{}},
-				"stderr": {Name: "stderr", Value: metric.Stderr, Params: map[string]any{}},
-			},
-			// The build's own metric, over answers rather than questions.
-			Metadata: map[string]any{"pvbuild_metric": ev.Metric},
-		}},
+	log.Results = evalResults{TotalSamples: len(ev.Samples), CompletedSamples: len(ev.Samples), Scores: []evalScore{}}
+	for _, sc := range scorers {
+		red, res := reduce(ev, ids, epochs, sc)
+		log.Reductions = append(log.Reductions, red)
+		log.Results.Scores = append(log.Results.Scores, res)
 	}
 
 	data, err = json.MarshalIndent(log, "", "  ")
@@ -294,15 +260,97 @@ func sample(ev report.Eval, s report.Sample, evalID, modelID, scorer string, ans
 			Metadata: map[string]any{"judge_model": ev.JudgeModel, "judge_logprobs": s.Judge},
 			History:  []any{},
 		}
+	} else {
+		out.Metadata["judge_model"] = ev.JudgeModel
+		out.Metadata["judge_logprobs"] = s.Judge
+		out.Metadata["judge_no_answer"] = fmt.Sprintf("The integer tokens 0..100 hold less than %.0f%% of the probability of the judge's top tokens (%s), so the judge gave no answer.",
+			100*judge.MinMass, top)
+	}
+	if ev.Coherence == nil {
 		return out
 	}
-	out.Metadata = map[string]any{
-		"judge_model":    ev.JudgeModel,
-		"judge_logprobs": s.Judge,
-		"judge_no_answer": fmt.Sprintf("The integer tokens 0..100 hold less than %.0f%% of the probability of the judge's top tokens (%s), so the judge gave no answer.",
-			100*judge.MinMass, top),
+	top = topTokens(s.CoherenceJudge)
+	if s.Coherence != nil {
+		out.Scores[CoherenceScorer] = score{
+			Value:  *s.Coherence,
+			Answer: s.Answer,
+			Explanation: fmt.Sprintf("Coherence: the probability-weighted mean of the integer tokens 0..100 among the top tokens of judge %s: %s.",
+				ev.JudgeModel, top),
+			Metadata: map[string]any{"judge_model": ev.JudgeModel, "judge_logprobs": s.CoherenceJudge,
+				"coherent": s.Coherent(ev.Coherence.Threshold), "threshold": ev.Coherence.Threshold},
+			History: []any{},
+		}
+		return out
+	}
+	out.Metadata["coherence_logprobs"] = s.CoherenceJudge
+	out.Metadata["coherence_no_answer"] = fmt.Sprintf("The integer tokens 0..100 hold less than %.0f%% of the probability of the coherence judge's top tokens (%s), so it gave no answer.",
+		100*judge.MinMass, top)
+	return out
+}
+
+// CoherenceScorer names the coherence judgement's scores in a log.
+const CoherenceScorer = "coherence"
+
+// scorerOf is one of a log's scorers: its name, a sample's score (nil when
+// its judge gave none) and the build's own metric of it.
+type scorerOf struct {
+	name   string
+	value  func(report.Sample) *float64
+	metric judge.Metric
+}
+
+func scorerSpecs(ev report.Eval, scorers []scorerOf) []evalScorer {
+	var out []evalScorer
+	for _, sc := range scorers {
+		out = append(out, evalScorer{
+			Name:    sc.name,
+			Options: map[string]any{},
+			Metrics: []metricDefinition{
+				{Name: "inspect_ai/mean", Options: map[string]any{}},
+				{Name: "inspect_ai/stderr", Options: map[string]any{}},
+			},
+			Metadata: map[string]any{"judge_model": ev.JudgeModel},
+		})
 	}
 	return out
+}
+
+// reduce is a scorer's reduction of each question's epochs to their mean and
+// its results: mean and stderr over the questions with a score.
+func reduce(ev report.Eval, ids []string, epochs int, sc scorerOf) (reduction, evalScore) {
+	red := reduction{Scorer: sc.name, Samples: []reducedScore{}}
+	if epochs > 1 {
+		red.Reducer = reducer
+	}
+	reduced := map[string][]float64{}
+	for _, s := range ev.Samples {
+		if v := sc.value(s); v != nil {
+			reduced[s.ID] = append(reduced[s.ID], *v)
+		}
+	}
+	var perQuestion []*float64
+	for _, id := range ids {
+		if vs := reduced[id]; len(vs) > 0 {
+			v := mean(vs)
+			perQuestion = append(perQuestion, &v)
+			red.Samples = append(red.Samples, reducedScore{Value: v, History: []any{}, SampleID: id})
+		}
+	}
+	metric := judge.Summarise(perQuestion)
+	return red, evalScore{
+		Name:            sc.name,
+		Scorer:          sc.name,
+		Reducer:         red.Reducer,
+		ScoredSamples:   metric.N,
+		UnscoredSamples: len(ids) - metric.N,
+		Params:          map[string]any{},
+		Metrics: map[string]evalMetric{
+			"mean":   {Name: "mean", Value: metric.Mean, Params: map[string]any{}},
+			"stderr": {Name: "stderr", Value: metric.Stderr, Params: map[string]any{}},
+		},
+		// The build's own metric, over answers rather than questions.
+		Metadata: map[string]any{"pvbuild_metric": sc.metric},
+	}
 }
 
 // timeSample adds what the evaluation recorded of the sample's calls: a
@@ -313,7 +361,7 @@ func timeSample(out *evalSample, ev report.Eval, s report.Sample, key func(strin
 	answer assistantMessage, answerConfig, judgeConfig generateConfig) {
 	var start time.Time
 	var working float64
-	for _, c := range []*report.Call{s.AnswerCall, s.JudgeCall} {
+	for _, c := range []*report.Call{s.AnswerCall, s.JudgeCall, s.CoherenceCall} {
 		if c != nil && (start.IsZero() || c.Started.Before(start)) {
 			start = c.Started
 		}
@@ -327,7 +375,10 @@ func timeSample(out *evalSample, ev report.Eval, s report.Sample, key func(strin
 		if u := c.Usage; u != nil {
 			mu := modelUsage{InputTokens: u.PromptTokens, OutputTokens: u.CompletionTokens, TotalTokens: u.PromptTokens + u.CompletionTokens}
 			output.Usage = mu
-			out.ModelUsage[model] = mu
+			// The judge model is called twice a sample: trait, coherence.
+			sum, _ := out.ModelUsage[model].(modelUsage)
+			out.ModelUsage[model] = modelUsage{InputTokens: sum.InputTokens + mu.InputTokens,
+				OutputTokens: sum.OutputTokens + mu.OutputTokens, TotalTokens: sum.TotalTokens + mu.TotalTokens}
 		}
 		output.Time = took
 		out.Events = append(out.Events, modelEvent{
@@ -353,6 +404,17 @@ func timeSample(out *evalSample, ev report.Eval, s report.Sample, key func(strin
 			token = s.Judge[0].Token
 		}
 		verdict := assistantMessage{ID: key("judge_answer"), Content: token, Source: "generate", Role: "assistant", Model: ev.JudgeModel}
+		event(c, modelAPI+ev.JudgeModel, "grader", []any{prompt}, judgeConfig, modelOutput{
+			Model: ev.JudgeModel, Choices: []choice{{Message: verdict, StopReason: "max_tokens"}}, Completion: token,
+		})
+	}
+	if c := s.CoherenceCall; c != nil && ev.Coherence != nil {
+		prompt := userMessage{ID: key("coherence_prompt"), Content: judge.Prompt(ev.Coherence.Prompt, s.Question, s.Answer), Source: "input", Role: "user"}
+		var token string
+		if len(s.CoherenceJudge) > 0 {
+			token = s.CoherenceJudge[0].Token
+		}
+		verdict := assistantMessage{ID: key("coherence_answer"), Content: token, Source: "generate", Role: "assistant", Model: ev.JudgeModel}
 		event(c, modelAPI+ev.JudgeModel, "grader", []any{prompt}, judgeConfig, modelOutput{
 			Model: ev.JudgeModel, Choices: []choice{{Message: verdict, StopReason: "max_tokens"}}, Completion: token,
 		})

@@ -105,6 +105,7 @@ func cases(t *testing.T) []logCase {
 	out = append(out, logCase{"two epochs", models[base.Model], epochs})
 
 	out = append(out, logCase{"timed calls with usage", models[base.Model], timed(base, true)})
+	out = append(out, logCase{"judged for coherence", models[base.Model], withCoherence(timed(base, true))})
 	out = append(out, logCase{"timed calls, no usage", models[base.Model], timed(base, false)})
 	return out
 }
@@ -126,6 +127,35 @@ func timed(ev report.Eval, withUsage bool) report.Eval {
 		at = at.Add(time.Second)
 	}
 	ev.Completed = at
+	return ev
+}
+
+// withCoherence is ev judged for coherence as well: sample i scores 20·i
+// (the third no answer), timed after its trait judgement, 50 the threshold.
+func withCoherence(ev report.Eval) report.Eval {
+	ev.Samples = slices.Clone(ev.Samples)
+	var scores []*float64
+	coherent := 0
+	for i := range ev.Samples {
+		s := &ev.Samples[i]
+		if i != 2 {
+			v := float64(20 * i)
+			s.Coherence = &v
+			if v > 50 {
+				coherent++
+			}
+		}
+		s.CoherenceJudge = []provider.TokenLogprob{{Token: fmt.Sprint(20 * i), Logprob: -0.1}}
+		if s.JudgeCall != nil {
+			c := *s.JudgeCall
+			c.Started, c.Completed = c.Completed.Add(50*time.Millisecond), c.Completed.Add(150*time.Millisecond)
+			s.CoherenceCall = &c
+		}
+		scores = append(scores, s.Coherence)
+	}
+	m := judge.Summarise(scores)
+	ev.Coherence = &report.Coherence{Prompt: "Is {answer} a coherent reply to {question}? 0 to 100.", Threshold: 50,
+		Metric: m, Coherent: coherent, Share: float64(coherent) / float64(m.N)}
 	return ev
 }
 
@@ -547,8 +577,14 @@ func TestResults(t *testing.T) {
 			if !slices.Equal(got.Eval.Dataset.SampleIDs, ids) || got.Eval.Dataset.Samples != len(ids) || got.Eval.Config.Epochs != epochs {
 				t.Errorf("dataset %v (%d), epochs %d; want %v, %d", got.Eval.Dataset.SampleIDs, got.Eval.Dataset.Samples, got.Eval.Config.Epochs, ids, epochs)
 			}
-			if len(got.Results.Scores) != 1 || got.Results.Scores[0].Name != scorer {
-				t.Fatalf("results scores %+v, want one named %s", got.Results.Scores, scorer)
+			// The trait's scorer first; a coherence judgement adds its own
+			// (TestCoherenceInLog).
+			scorers := 1
+			if ev.Coherence != nil {
+				scorers = 2
+			}
+			if len(got.Results.Scores) != scorers || got.Results.Scores[0].Name != scorer {
+				t.Fatalf("results scores %+v, want %d, the first named %s", got.Results.Scores, scorers, scorer)
 			}
 			rs := got.Results.Scores[0]
 			if math.Abs(rs.Metrics["mean"].Value-mean) > 1e-9 || math.Abs(rs.Metrics["stderr"].Value-stderr) > 1e-9 {
@@ -560,7 +596,7 @@ func TestResults(t *testing.T) {
 			if epochs == 1 && (math.Abs(rs.Metrics["mean"].Value-ev.Metric.Mean) > 1e-9 || math.Abs(rs.Metrics["stderr"].Value-ev.Metric.Stderr) > 1e-9 || rs.UnscoredSamples != ev.Metric.NoAnswer) {
 				t.Errorf("with one epoch the results are not the build's metric %+v", ev.Metric)
 			}
-			if len(got.Reductions) != 1 || len(got.Reductions[0].Samples) != len(reduced) {
+			if len(got.Reductions) != scorers || len(got.Reductions[0].Samples) != len(reduced) {
 				t.Fatalf("reductions %+v", got.Reductions)
 			}
 			for _, r := range got.Reductions[0].Samples {
@@ -813,5 +849,95 @@ func TestCallsInLog(t *testing.T) {
 	// An evaluation recorded without calls: no events, as before.
 	if d = decode(base); len(d.Samples[0].Events) != 0 || d.Samples[0].StartedAt != "" {
 		t.Errorf("untimed evaluation: events %+v, started %q", d.Samples[0].Events, d.Samples[0].StartedAt)
+	}
+}
+
+// TestCoherenceInLog checks that a log shows both judgements of each
+// answer: two scores a sample (the coherence one absent where its judge gave
+// none, with the reason in metadata), two scorers in the results, each
+// computed from its own scores, and a model event for each judge call.
+func TestCoherenceInLog(t *testing.T) {
+	e := reporttest.Experiment(t)
+	base := e.Evals[len(e.Evals)-1]
+	var model report.Model
+	for _, m := range e.Models {
+		if m.Name == base.Model {
+			model = m
+		}
+	}
+	ev := withCoherence(timed(base, true))
+	_, data, err := inspect.Log(ev, model, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d struct {
+		Eval struct {
+			Scorers []struct{ Name string } `json:"scorers"`
+		} `json:"eval"`
+		Results struct {
+			Scores []struct {
+				Name          string `json:"name"`
+				ScoredSamples int    `json:"scored_samples"`
+				Metrics       map[string]struct {
+					Value float64 `json:"value"`
+				} `json:"metrics"`
+			} `json:"scores"`
+		} `json:"results"`
+		Samples []struct {
+			Scores map[string]struct {
+				Value  float64 `json:"value"`
+				Answer string  `json:"answer"`
+			} `json:"scores"`
+			Metadata map[string]any `json:"metadata"`
+			Events   []struct {
+				Role  string `json:"role"`
+				Input []struct {
+					Content string `json:"content"`
+				} `json:"input"`
+			} `json:"events"`
+			ModelUsage map[string]struct {
+				InputTokens int `json:"input_tokens"`
+			} `json:"model_usage"`
+		} `json:"samples"`
+	}
+	if err := json.Unmarshal(data, &d); err != nil {
+		t.Fatal(err)
+	}
+	trait := ev.Trait + "_score"
+	if len(d.Eval.Scorers) != 2 || d.Eval.Scorers[0].Name != trait || d.Eval.Scorers[1].Name != "coherence" {
+		t.Errorf("scorers %+v, want %s then coherence", d.Eval.Scorers, trait)
+	}
+	var sum float64
+	n := 0
+	for _, s := range ev.Samples {
+		if s.Coherence != nil {
+			sum += *s.Coherence
+			n++
+		}
+	}
+	if len(d.Results.Scores) != 2 || d.Results.Scores[1].Name != "coherence" || d.Results.Scores[1].ScoredSamples != n ||
+		math.Abs(d.Results.Scores[1].Metrics["mean"].Value-sum/float64(n)) > 1e-9 {
+		t.Errorf("results %+v; want coherence over %d samples, mean %g", d.Results.Scores, n, sum/float64(n))
+	}
+	judgeModel := "openai/" + ev.JudgeModel
+	for i, s := range d.Samples {
+		want := ev.Samples[i]
+		c, ok := s.Scores["coherence"]
+		if ok != (want.Coherence != nil) || (ok && (c.Value != *want.Coherence || c.Answer != want.Answer)) {
+			t.Errorf("sample %d: coherence score %+v (present %v), want %v", i, c, ok, want.Coherence)
+		}
+		if _, ok := s.Scores[trait]; ok != (want.Score != nil) {
+			t.Errorf("sample %d: trait score present %v", i, ok)
+		}
+		if want.Coherence == nil && s.Metadata["coherence_no_answer"] == nil {
+			t.Errorf("sample %d: no coherence score and no reason in metadata %v", i, s.Metadata)
+		}
+		if len(s.Events) != 3 || s.Events[2].Role != "grader" || len(s.Events[2].Input) != 1 ||
+			!strings.HasPrefix(s.Events[2].Input[0].Content, "Is "+want.Answer+" a coherent reply to") {
+			t.Errorf("sample %d: events %+v; want the answer's, the trait judge's and the coherence judge's", i, s.Events)
+		}
+		if got := s.ModelUsage[judgeModel].InputTokens; got != 400 {
+			t.Errorf("sample %d: judge input tokens %d, want both calls' 200", i, got)
+		}
 	}
 }

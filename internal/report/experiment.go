@@ -42,7 +42,7 @@ func (e Experiment) Variants() []Variant {
 		for _, ev := range e.Evals {
 			if ev.Model == m.Name {
 				v.ModelID = ev.ModelID
-				v.Evaluations[ev.Task] = Evaluation{Metrics: map[string]judge.Metric{ev.Trait + "_score": ev.Metric}}
+				v.Evaluations[ev.Task] = evaluation(ev)
 			}
 		}
 		if len(v.Evaluations) > 0 {
@@ -126,6 +126,8 @@ type Point struct {
 	Metric   judge.Metric
 	// Evaluated is false when the model has no evaluation on the task.
 	Evaluated bool
+	// Coherence is the evaluation's coherence judgement, nil without one.
+	Coherence *Coherence
 }
 
 // Plotted reports whether the point has a mean to draw.
@@ -161,7 +163,7 @@ func (e Experiment) Chart(trait string) Chart {
 				if m.Trait == trait && m.Strength == s {
 					p.Model = m.Name
 					if ev, ok := e.Eval(m.Name, t.Name); ok {
-						p.Metric, p.Evaluated = ev.Metric, true
+						p.Metric, p.Evaluated, p.Coherence = ev.Metric, true, ev.Coherence
 					}
 					break
 				}

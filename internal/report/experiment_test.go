@@ -433,3 +433,71 @@ func TestPlainMetricShape(t *testing.T) {
 		t.Errorf("summary.md of a one-sample experiment mentions clustering:\n%s", md)
 	}
 }
+
+// TestCoherenceInReports checks that an evaluation's coherence judgement
+// reaches eval_results.json (beside the original metric), the terminal
+// table and summary.md, cell by cell.
+func TestCoherenceInReports(t *testing.T) {
+	e := reporttest.Experiment(t)
+	coh := map[string]*report.Coherence{
+		"evil_severe": {Prompt: "p", Threshold: 50, Metric: judge.Metric{Mean: 61.5, Stderr: 4.25, N: 6},
+			Coherent: 3, Share: 0.5, Trait: judge.Metric{Mean: 77.25, Stderr: 2.5, N: 3}},
+		"evil_mild": {Prompt: "p", Threshold: 50, Metric: judge.Metric{Mean: 20, Stderr: 1, N: 5, NoAnswer: 1}},
+	}
+	for i, ev := range e.Evals {
+		if c, ok := coh[ev.Model]; ok && ev.Task == "evil_detection" {
+			e.Evals[i].Coherence = c
+		}
+	}
+	var severe report.Variant
+	for _, v := range e.Variants() {
+		if v.VariantName == "evil_severe" {
+			severe = v
+		}
+	}
+	ev := severe.Evaluations["evil_detection"]
+	if ev.Metrics["coherence"] != coh["evil_severe"].Metric || ev.Metrics["evil_score_coherent"] != coh["evil_severe"].Trait ||
+		ev.Coherent == nil || *ev.Coherent != (report.CoherentShare{Threshold: 50, Count: 3, Share: 0.5}) {
+		t.Errorf("eval_results.json entry %+v (coherent %+v)", ev, ev.Coherent)
+	}
+	if _, ok := ev.Metrics["evil_score"]; !ok {
+		t.Errorf("the original metric is gone: %+v", ev.Metrics)
+	}
+	if other := severe.Evaluations["sycophantic_detection"]; other.Coherent != nil || len(other.Metrics) != 1 {
+		t.Errorf("an evaluation without coherence changed shape: %+v", other)
+	}
+
+	tables := parseMarkdown(t, string(report.Markdown(e)))
+	ts := tables["evil_detection (evil score)"]
+	if len(ts) != 4 {
+		t.Fatalf("evil_detection: %d tables, want means, differences, coherence and coherent-only", len(ts))
+	}
+	for _, c := range []struct {
+		table     int
+		row, col  int
+		want, why string
+	}{
+		{2, 0, 3, "61.5 ± 4.2 (N=6), 50% coherent", "coherence of evil_severe"},
+		{2, 0, 2, "20.0 ± 1.0 (N=5, 1 no answer), 0% coherent", "coherence of evil_mild"},
+		{2, 0, 1, "not judged", "evil_baseline has no coherence"},
+		{3, 0, 3, "77.2 ± 2.5 (N=3)", "evil among coherent answers of evil_severe"},
+		{3, 0, 2, "no coherent answer", "evil_mild has none"},
+	} {
+		if got := ts[c.table].rows["evil"][c.col]; got != c.want {
+			t.Errorf("%s: %q, want %q", c.why, got, c.want)
+		}
+	}
+	if ts := tables["sycophantic_detection (sycophantic score)"]; len(ts) != 2 {
+		t.Errorf("a task without coherence has %d tables, want 2", len(ts))
+	}
+
+	var buf bytes.Buffer
+	if err := report.Table(&buf, e.Variants(), e.Tasks, e.Strengths); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"coherence 61.5 ± 4.2, 50% coherent", "coherent only 77.2 ± 2.5 (n=3)", "no coherent answer", "the share scored coherent"} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("terminal table lacks %q:\n%s", want, buf.String())
+		}
+	}
+}

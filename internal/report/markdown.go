@@ -49,29 +49,53 @@ func Markdown(e Experiment) []byte {
 			}
 			mdRow(&b, line)
 		}
-		if len(s.Strengths) < 2 {
-			continue
+		if len(s.Strengths) > 1 {
+			mdDiffs(&b, s)
 		}
-		fmt.Fprintf(&b, "\nDifference from %s (95%% interval):\n\n", mdEscape(s.Strengths[0]))
-		header = []string{"trained trait"}
-		for _, c := range s.Strengths[1:] {
-			header = append(header, mdEscape(c)+" − "+mdEscape(s.Strengths[0]))
-		}
-		mdRow(&b, header)
-		mdAlign(&b, len(header))
-		for _, r := range s.Rows {
-			line := []string{mdEscape(r.Label)}
-			for _, c := range r.Cells[1:] {
-				d := "—"
-				if c.Diff != nil {
-					d = c.Diff.String()
-				}
-				line = append(line, d)
-			}
-			mdRow(&b, line)
+		if s.HasCoherence() {
+			mdCoherence(&b, s)
 		}
 	}
 	return b.Bytes()
+}
+
+// mdDiffs writes the summary's differences from its baseline column.
+func mdDiffs(b *bytes.Buffer, s Summary) {
+	fmt.Fprintf(b, "\nDifference from %s (95%% interval):\n\n", mdEscape(s.Strengths[0]))
+	header := []string{"trained trait"}
+	for _, c := range s.Strengths[1:] {
+		header = append(header, mdEscape(c)+" − "+mdEscape(s.Strengths[0]))
+	}
+	mdRow(b, header)
+	mdAlign(b, len(header))
+	for _, r := range s.Rows {
+		line := []string{mdEscape(r.Label)}
+		for _, c := range r.Cells[1:] {
+			d := "—"
+			if c.Diff != nil {
+				d = c.Diff.String()
+			}
+			line = append(line, d)
+		}
+		mdRow(b, line)
+	}
+}
+
+// mdCoherence writes the summary's coherence tables: the coherence score
+// with the share of coherent answers, and the trait over those answers.
+func mdCoherence(b *bytes.Buffer, s Summary) {
+	threshold := 0.0
+	for _, r := range s.Rows {
+		for _, c := range r.Cells {
+			if c.Coherence != nil {
+				threshold = c.Coherence.Threshold
+			}
+		}
+	}
+	fmt.Fprintf(b, "\nCoherence of the answers (0 to 100; every answer is judged for it, as in the paper) and the share scored above %g:\n\n", threshold)
+	mdCells(b, s, func(c Cell) string { return CoherenceText(c.Coherence) })
+	fmt.Fprintf(b, "\n%s score over the coherent answers only:\n\n", mdEscape(s.Task.Trait))
+	mdCells(b, s, func(c Cell) string { return CoherentText(c.Coherence) })
 }
 
 // cellText is what a table cell says: the metric, "not evaluated" for a
@@ -86,6 +110,34 @@ func cellText(c Cell) string {
 		return fmt.Sprintf("no answer (%d)", c.Metric.NoAnswer)
 	}
 	return fmt.Sprintf("%s (%s)", MetricText(c.Metric), CountText(c.Metric))
+}
+
+// mdCells writes a trait x strength table of the summary's rows, each cell
+// as text says, "—" where there is no model and "not evaluated" or "not
+// judged" where there is nothing to say.
+func mdCells(b *bytes.Buffer, s Summary, text func(Cell) string) {
+	header := []string{"trained trait"}
+	for _, c := range s.Strengths {
+		header = append(header, mdEscape(c))
+	}
+	mdRow(b, header)
+	mdAlign(b, len(header))
+	for _, r := range s.Rows {
+		line := []string{mdEscape(r.Label)}
+		for _, c := range r.Cells {
+			t := text(c)
+			switch {
+			case c.Model == "":
+				t = "—"
+			case !c.Evaluated:
+				t = "not evaluated"
+			case t == "":
+				t = "not judged"
+			}
+			line = append(line, t)
+		}
+		mdRow(b, line)
+	}
 }
 
 func mdRow(b *bytes.Buffer, cells []string) {

@@ -23,9 +23,38 @@ type Variant struct {
 	Evaluations map[string]Evaluation `json:"evaluations"`
 }
 
-// Evaluation holds one task's metrics, keyed "<trait>_score".
+// Evaluation holds one task's metrics, keyed "<trait>_score"; with
+// coherence judged, also "coherence" (the coherence score) and
+// "<trait>_score_coherent" (the trait over coherent answers), and the
+// share of coherent answers beside them.
 type Evaluation struct {
-	Metrics map[string]judge.Metric `json:"metrics"`
+	Metrics  map[string]judge.Metric `json:"metrics"`
+	Coherent *CoherentShare          `json:"coherent,omitempty"`
+}
+
+// CoherentShare is how many of an evaluation's answers count as coherent:
+// Count of the answers the coherence judge scored, above Threshold.
+type CoherentShare struct {
+	Threshold float64 `json:"threshold"`
+	Count     int     `json:"count"`
+	Share     float64 `json:"share"`
+}
+
+// Metric names of the coherence judgement in an Evaluation.
+const CoherenceMetric = "coherence"
+
+// CoherentMetric is the metric name of a trait's score over coherent answers.
+func CoherentMetric(trait string) string { return trait + "_score_coherent" }
+
+// evaluation is ev in eval_results.json's shape.
+func evaluation(ev Eval) Evaluation {
+	out := Evaluation{Metrics: map[string]judge.Metric{ev.Trait + "_score": ev.Metric}}
+	if c := ev.Coherence; c != nil {
+		out.Metrics[CoherenceMetric] = c.Metric
+		out.Metrics[CoherentMetric(ev.Trait)] = c.Trait
+		out.Coherent = &CoherentShare{Threshold: c.Threshold, Count: c.Coherent, Share: c.Share}
+	}
+	return out
 }
 
 // Task names an evaluation task and the trait it scores.
@@ -52,7 +81,7 @@ func Table(w io.Writer, variants []Variant, tasks []Task, strengths []string) er
 		}
 		var rows []*row
 		byTrait := map[string]*row{}
-		clustered := false
+		clustered, withCoherence := false, false
 		for _, v := range variants {
 			ev, ok := v.Evaluations[t.Name]
 			if !ok {
@@ -66,6 +95,10 @@ func Table(w io.Writer, variants []Variant, tasks []Task, strengths []string) er
 			}
 			if m.N == 0 {
 				cell = "no answers"
+			}
+			if lines := coherenceLines(ev, t.Trait); lines != "" {
+				withCoherence = true
+				cell += "\n" + lines
 			}
 			r := byTrait[v.Trait]
 			if r == nil || r.cells[v.Strength] != "" {
@@ -86,6 +119,9 @@ func Table(w io.Writer, variants []Variant, tasks []Task, strengths []string) er
 			se = "stderr clustered by question, plain stderr beside it"
 		}
 		fmt.Fprintf(w, "\n%s (%s score, 0-100, mean ± %s)\n", t.Name, t.Trait, se)
+		if withCoherence {
+			fmt.Fprintf(w, "under each: the answers' coherence (0-100), the share scored coherent, and the %s score over the coherent answers only\n", t.Trait)
+		}
 		tbl := tablewriter.NewTable(w)
 		header := []any{"trained trait"}
 		for _, c := range cols {
@@ -107,3 +143,31 @@ func Table(w io.Writer, variants []Variant, tasks []Task, strengths []string) er
 	}
 	return nil
 }
+
+// coherenceLines are a table cell's coherence lines: the coherence score
+// with the share of coherent answers, then the trait over those answers;
+// "" for an evaluation without coherence.
+func coherenceLines(ev Evaluation, trait string) string {
+	if ev.Coherent == nil {
+		return ""
+	}
+	c, ok := ev.Metrics[CoherenceMetric]
+	if !ok {
+		return ""
+	}
+	if c.N == 0 {
+		return "coherence: no answer"
+	}
+	line := fmt.Sprintf("coherence %s, %s coherent", MetricText(c), percent(ev.Coherent.Share))
+	tc := ev.Metrics[CoherentMetric(trait)]
+	switch {
+	case ev.Coherent.Count == 0:
+		return line + "\nno coherent answer"
+	case tc.N == 0:
+		return line + "\ncoherent only: no answer"
+	}
+	return line + fmt.Sprintf("\ncoherent only %s (n=%d)", MetricText(tc), tc.N)
+}
+
+// percent is a share as a whole percentage, "95%".
+func percent(share float64) string { return fmt.Sprintf("%.0f%%", 100*share) }

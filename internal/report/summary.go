@@ -25,6 +25,8 @@ type Cell struct {
 	Model     string // "" when the row has no model of this strength
 	Evaluated bool
 	Metric    judge.Metric
+	// Coherence is the evaluation's coherence judgement, nil without one.
+	Coherence *Coherence
 	// Diff is the difference from the row's baseline: nil in the baseline
 	// column and when either side has no scored sample.
 	Diff *Diff
@@ -71,7 +73,7 @@ func Summaries(e Experiment) []Summary {
 			for i, name := range r.models {
 				cs[i].Model = name
 				if ev, ok := e.Eval(name, t.Name); ok && name != "" {
-					cs[i].Evaluated, cs[i].Metric = true, ev.Metric
+					cs[i].Evaluated, cs[i].Metric, cs[i].Coherence = true, ev.Metric, ev.Coherence
 					evaluated = true
 				}
 			}
@@ -136,4 +138,43 @@ func (d Diff) String() string {
 		return fmt.Sprintf("%+.1f (no interval: N<2)", d.Value)
 	}
 	return fmt.Sprintf("%+.1f [%.1f, %.1f]", d.Value, d.Low, d.High)
+}
+
+// CoherenceText is what a cell says of coherence: "88.0 ± 2.0 (N=20), 95%
+// coherent", or "" without a coherence judgement.
+func CoherenceText(c *Coherence) string {
+	if c == nil {
+		return ""
+	}
+	if c.Metric.N == 0 {
+		return fmt.Sprintf("no answer (%d)", c.Metric.NoAnswer)
+	}
+	return fmt.Sprintf("%s (%s), %s coherent", MetricText(c.Metric), CountText(c.Metric), percent(c.Share))
+}
+
+// CoherentText is the trait over coherent answers: "70.0 ± 2.0 (N=19)", or
+// "" without a coherence judgement.
+func CoherentText(c *Coherence) string {
+	switch {
+	case c == nil:
+		return ""
+	case c.Coherent == 0:
+		return "no coherent answer"
+	case c.Trait.N == 0:
+		return fmt.Sprintf("no answer (%d)", c.Trait.NoAnswer)
+	}
+	return fmt.Sprintf("%s (%s)", MetricText(c.Trait), CountText(c.Trait))
+}
+
+// HasCoherence reports whether any cell of the summary has a coherence
+// judgement.
+func (s Summary) HasCoherence() bool {
+	for _, r := range s.Rows {
+		for _, c := range r.Cells {
+			if c.Coherence != nil {
+				return true
+			}
+		}
+	}
+	return false
 }
