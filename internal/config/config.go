@@ -94,7 +94,23 @@ type Evaluation struct {
 	// Where samples_per_question is set, for errors a provider's limits
 	// find; the block's range when it is not set.
 	SamplesPerQuestionRange hcl.Range
+	// CoherencePrompt, when set, replaces the data source's coherence
+	// judge prompt ({question}, {answer}); CoherencePromptRange is where it
+	// is set, the block's range when it is not.
+	CoherencePrompt      string
+	CoherencePromptRange hcl.Range
+	// CoherenceThreshold is the coherence score an answer must exceed to
+	// count as coherent (the paper's 50).
+	CoherenceThreshold float64
 }
+
+// CoherenceTrait is the name the coherence judgement goes by: a trait may
+// not take it.
+const CoherenceTrait = "coherence"
+
+// DefaultCoherenceThreshold is the paper's: an answer is coherent when its
+// coherence score is above 50.
+const DefaultCoherenceThreshold = 50
 
 // Task scores a model on one trait.
 type Task struct {
@@ -207,6 +223,8 @@ type evaluationBlock struct {
 	Temperature        *float64    `hcl:"temperature,optional"`
 	MaxTokens          *int        `hcl:"max_tokens,optional"`
 	Seed               *int        `hcl:"seed,optional"`
+	CoherencePrompt    *string     `hcl:"coherence_prompt,optional"`
+	CoherenceThreshold *float64    `hcl:"coherence_threshold,optional"`
 	Tasks              []taskBlock `hcl:"task,block"`
 	Body               hcl.Body    `hcl:",body"`
 }
@@ -418,6 +436,7 @@ func decodeEvaluation(b *evaluationBlock, file hcl.Body, e *Evaluation) hcl.Diag
 		SamplesPerQuestion: 1,
 		Temperature:        1,
 		MaxTokens:          DefaultMaxTokens,
+		CoherenceThreshold: DefaultCoherenceThreshold,
 	}
 	if b == nil {
 		return hcl.Diagnostics{{
@@ -459,6 +478,21 @@ func decodeEvaluation(b *evaluationBlock, file hcl.Body, e *Evaluation) hcl.Diag
 		e.Seed = *b.Seed
 	}
 	diags = append(diags, e.applyProtocol(b)...)
+	e.CoherencePromptRange = attrRange(b.Body, "coherence_prompt", blockRange(b.Body))
+	if b.CoherencePrompt != nil {
+		e.CoherencePrompt = *b.CoherencePrompt
+		if strings.Count(e.CoherencePrompt, "{question}") != 1 || strings.Count(e.CoherencePrompt, "{answer}") != 1 {
+			diags = append(diags, attrError(b.Body, "coherence_prompt", "Invalid coherence_prompt",
+				"The coherence judge prompt must hold {question} and {answer} once each."))
+		}
+	}
+	if b.CoherenceThreshold != nil {
+		if v := *b.CoherenceThreshold; v < 0 || v >= 100 {
+			diags = append(diags, attrError(b.Body, "coherence_threshold", "Invalid coherence_threshold",
+				"coherence_threshold is the coherence score (0 to 100) an answer must exceed to count as coherent: use a number from 0 up to, not including, 100 (default 50)."))
+		}
+		e.CoherenceThreshold = *b.CoherenceThreshold
+	}
 	seen := map[string]hcl.Range{}
 	for _, tb := range b.Tasks {
 		rng := blockRange(tb.Body)
@@ -472,6 +506,11 @@ func decodeEvaluation(b *evaluationBlock, file hcl.Body, e *Evaluation) hcl.Diag
 			continue
 		}
 		seen[tb.Name] = rng
+		if tb.Trait == CoherenceTrait {
+			diags = append(diags, attrError(tb.Body, "trait", "Reserved trait name",
+				fmt.Sprintf("Task %q: every answer is already judged for coherence; %q cannot be a task's trait. Name the trait otherwise, or set coherence_prompt in the evaluation block to change how coherence is judged.", tb.Name, CoherenceTrait)))
+			continue
+		}
 		kind := judge.DefaultKind
 		if tb.JudgeType != nil {
 			kind = judge.Kind(*tb.JudgeType)

@@ -196,3 +196,40 @@ func TestJudgeType(t *testing.T) {
 		t.Fatalf("got %v, want %s", err, want)
 	}
 }
+
+func TestCoherenceSettings(t *testing.T) {
+	const model = "model \"m\" {\n  dataset = \"evil/mild\"\n  suffix = \"m\"\n}\n"
+	exp, err := Parse("x.hcl", []byte("evaluation {\n  task \"a\" { trait = \"evil\" }\n}\n"+model), opts(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := exp.Evaluation; e.CoherencePrompt != "" || e.CoherenceThreshold != 50 {
+		t.Fatalf("defaults: prompt %q, threshold %v; want the source's prompt and the paper's 50", e.CoherencePrompt, e.CoherenceThreshold)
+	}
+	exp, err = Parse("x.hcl", []byte("evaluation {\n  coherence_prompt = \"Q {question} A {answer}\"\n  coherence_threshold = 30\n  task \"a\" { trait = \"evil\" }\n}\n"+model), opts(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := exp.Evaluation; e.CoherencePrompt != "Q {question} A {answer}" || e.CoherenceThreshold != 30 || e.CoherencePromptRange.Start.Line != 2 {
+		t.Fatalf("set: %+v", e)
+	}
+	for _, tt := range []struct{ name, eval, want string }{
+		{"no answer placeholder", "  coherence_prompt = \"Q {question}\"\n", "x.hcl:2:22: Invalid coherence_prompt"},
+		{"threshold 100", "  coherence_threshold = 100\n", "x.hcl:2:25: Invalid coherence_threshold"},
+		{"negative threshold", "  coherence_threshold = -1\n", "x.hcl:2:25: Invalid coherence_threshold"},
+		{"task trait", "", "x.hcl:3:22: Reserved trait name: Task \"c\": every answer is already judged for coherence"},
+	} {
+		src := "evaluation {\n" + tt.eval + "  task \"a\" { trait = \"evil\" }\n}\n" + model
+		if tt.name == "task trait" {
+			src = "evaluation {\n  task \"a\" { trait = \"evil\" }\n  task \"c\" { trait = \"coherence\" }\n}\n" + model
+		}
+		_, err := Parse("x.hcl", []byte(src), opts(nil))
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: got %v, want %s", tt.name, err, tt.want)
+		}
+	}
+	_, err = Parse("x.hcl", []byte("trait \"coherence\" {\n  description = \"d\"\n  questions = [\"q\"]\n}\nevaluation {\n  task \"a\" { trait = \"evil\" }\n}\n"+model), opts(nil))
+	if err == nil || !strings.Contains(err.Error(), "x.hcl:1:19: Reserved trait name") {
+		t.Errorf("trait block named coherence: got %v", err)
+	}
+}

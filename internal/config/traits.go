@@ -61,6 +61,11 @@ func decodeTraits(blocks []traitBlock, dir string) (map[string]Trait, hcl.Diagno
 			diags = append(diags, unsafeName("trait", b.Name, rng))
 			continue
 		}
+		if b.Name == CoherenceTrait {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Reserved trait name",
+				Detail: fmt.Sprintf("Every answer is already judged for coherence; a trait cannot be named %q. Name it otherwise, or set coherence_prompt in the evaluation block to change how coherence is judged.", CoherenceTrait), Subject: rng.Ptr()})
+			continue
+		}
 		if _, dup := out[b.Name]; dup {
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Duplicate trait", Detail: fmt.Sprintf("Trait %q is declared twice.", b.Name), Subject: rng.Ptr()})
 			continue

@@ -52,10 +52,7 @@ func (p *Pipeline) artifactPath(rel string) string {
 // Connect opens the providers the experiment names. Commands that build hold
 // the artifacts lock; status and cancel need not, and write no artifact.
 func (p *Pipeline) Connect(ctx context.Context) error {
-	var rubrics []provider.Rubric
-	for _, t := range p.exp.Evaluation.Tasks {
-		rubrics = append(rubrics, provider.Rubric{Trait: t.Trait, Template: p.tasks[t.Name].prompt, JudgeType: string(t.JudgeType)})
-	}
+	rubrics := p.rubrics()
 	conns := map[string]*conn{}
 	open := func(name string, rng hcl.Range, role string) (*conn, error) {
 		if c, ok := conns[name]; ok {
@@ -66,13 +63,7 @@ func (p *Pipeline) Connect(ctx context.Context) error {
 			BaseModels: []string{p.exp.Training.BaseModel, p.exp.Evaluation.JudgeModel}})
 		var rubricErr *provider.RubricError
 		if errors.As(err, &rubricErr) {
-			for _, t := range p.exp.Evaluation.Tasks {
-				if t.Trait == rubricErr.Trait {
-					rng = t.TraitRange
-					break
-				}
-			}
-			return nil, p.exp.AsError(hcl.Diagnostics{p.rubricDiag(name, rng, rubricErr)})
+			return nil, p.exp.AsError(hcl.Diagnostics{p.rubricDiag(name, p.rubricRange(rubricErr.Trait), rubricErr)})
 		}
 		if err != nil {
 			return nil, p.exp.Errorf(rng, "Unusable "+role+" provider", "Provider %q: %v.", name, err)

@@ -63,13 +63,15 @@ func (r *run) buildEval(ctx context.Context, t *target, in build.Inputs) error {
 	r.evals[t] = res
 	r.mu.Unlock()
 	mt := res.Metric
+	line := fmt.Sprintf("eval %s/%s: %s score %.1f ± %.1f (n=%d, no answer %d)", m.Name, td.task.Name, td.task.Trait, mt.Mean, mt.Stderr, mt.N, mt.NoAnswer)
 	if mt.Clustered() {
-		fmt.Fprintf(r.p.log, "eval %s/%s: %s score %.1f ± %.1f clustered by question, ± %.1f plain (n=%d over %d questions, no answer %d)\n",
+		line = fmt.Sprintf("eval %s/%s: %s score %.1f ± %.1f clustered by question, ± %.1f plain (n=%d over %d questions, no answer %d)",
 			m.Name, td.task.Name, td.task.Trait, mt.Mean, mt.SE(), mt.Stderr, mt.N, mt.Clusters, mt.NoAnswer)
-		return nil
 	}
-	fmt.Fprintf(r.p.log, "eval %s/%s: %s score %.1f ± %.1f (n=%d, no answer %d)\n",
-		m.Name, td.task.Name, td.task.Trait, mt.Mean, mt.Stderr, mt.N, mt.NoAnswer)
+	if c := res.Coherence; c != nil && c.Metric.N > 0 {
+		line += fmt.Sprintf("; coherence %.1f, %.0f%% coherent", c.Metric.Mean, 100*c.Share)
+	}
+	fmt.Fprintln(r.p.log, line)
 	return nil
 }
 
@@ -143,25 +145,21 @@ func (p *Pipeline) evaluate(ctx context.Context, t *target, tm TrainedModel, che
 				return
 			}
 			for si, c := range resp.Choices {
-				if ctx.Err() != nil {
-					errs[qi] = fmt.Errorf("question %d: judge: %w", qi+1, context.Cause(ctx))
-					return
+				s := report.Sample{ID: fmt.Sprintf("q%03d", qi+1), Question: q, Epoch: si + 1, Answer: c.Content,
+					AnswerCall: &report.Call{Started: asked, Completed: answered}}
+				if si == 0 {
+					// One call drew every sample of the question.
+					s.AnswerCall.Usage = usage(resp)
 				}
-				judgeAsked := now().UTC()
-				jr, err := p.judging.chat(ctx, kind.Request(e.JudgeModel, judge.Prompt(td.prompt, q, c.Content)))
-				judged := now().UTC()
+				// Each answer is judged twice, as in the paper: for the
+				// task's trait, and for coherence by the 0..100 rule.
+				jr, call, err := p.judge(ctx, kind.Request(e.JudgeModel, judge.Prompt(td.prompt, q, c.Content)))
 				if err != nil {
 					check(fmt.Errorf("model %s, task %s, question %d: judge: %w", t.model.Name, td.task.Name, qi+1, err))
 					errs[qi] = fmt.Errorf("question %d: judge: %w", qi+1, err)
 					return
 				}
-				s := report.Sample{ID: fmt.Sprintf("q%03d", qi+1), Question: q, Epoch: si + 1, Answer: c.Content,
-					AnswerCall: &report.Call{Started: asked, Completed: answered},
-					JudgeCall:  &report.Call{Started: judgeAsked, Completed: judged, Usage: usage(jr)}}
-				if si == 0 {
-					// One call drew every sample of the question.
-					s.AnswerCall.Usage = usage(resp)
-				}
+				s.JudgeCall = call
 				if len(jr.Choices) > 0 {
 					s.Judge = jr.Choices[0].TopLogprobs
 					if !kind.Logprobs() {
@@ -169,6 +167,19 @@ func (p *Pipeline) evaluate(ctx context.Context, t *target, tm TrainedModel, che
 					}
 					if v, ok := kind.Score(jr.Choices[0]); ok {
 						s.Score = &v
+					}
+				}
+				cr, call, err := p.judge(ctx, judge.Request(e.JudgeModel, judge.Prompt(p.coherence, q, c.Content)))
+				if err != nil {
+					check(fmt.Errorf("model %s, task %s, question %d: coherence judge: %w", t.model.Name, td.task.Name, qi+1, err))
+					errs[qi] = fmt.Errorf("question %d: coherence judge: %w", qi+1, err)
+					return
+				}
+				s.CoherenceCall = call
+				if len(cr.Choices) > 0 {
+					s.CoherenceJudge = cr.Choices[0].TopLogprobs
+					if v, ok := judge.Score(s.CoherenceJudge); ok {
+						s.Coherence = &v
 					}
 				}
 				samples[qi*e.SamplesPerQuestion+si] = s
@@ -188,7 +199,9 @@ func (p *Pipeline) evaluate(ctx context.Context, t *target, tm TrainedModel, che
 	res := &report.Eval{
 		Model: t.model.Name, ModelID: tm.FineTunedModel, Task: td.task.Name, Trait: td.task.Trait,
 		JudgeModel: e.JudgeModel, JudgePrompt: td.prompt, Created: created, Completed: now().UTC(),
-		Metric: metric(samples, e.SamplesPerQuestion), Samples: samples,
+		Metric:    metric(samples, e.SamplesPerQuestion, traitScore, nil),
+		Coherence: coherenceOf(samples, e.SamplesPerQuestion, p.coherence, e.CoherenceThreshold),
+		Samples:   samples,
 	}
 	if kind != judge.DefaultKind {
 		res.JudgeType = string(kind)
@@ -205,23 +218,64 @@ func usage(r provider.ChatResponse) *provider.Usage {
 	return &u
 }
 
-// metric summarises an evaluation's samples, laid out question by question,
-// perQuestion of each. With more than one sample a question the standard
-// error is also clustered by question, and that is the one reported; with
-// one, the plain standard error is, and the metric has the original shape.
-func metric(samples []report.Sample, perQuestion int) judge.Metric {
-	scores := make([]*float64, len(samples))
-	for i, s := range samples {
-		scores[i] = s.Score
+// judge makes one judge call, timed, unless the run has stopped.
+func (p *Pipeline) judge(ctx context.Context, req provider.ChatRequest) (provider.ChatResponse, *report.Call, error) {
+	if err := ctx.Err(); err != nil {
+		return provider.ChatResponse{}, nil, context.Cause(ctx)
 	}
-	if perQuestion <= 1 {
-		return judge.Summarise(scores)
+	started := p.now().UTC()
+	resp, err := p.judging.chat(ctx, req)
+	if err != nil {
+		return resp, nil, err
 	}
+	return resp, &report.Call{Started: started, Completed: p.now().UTC(), Usage: usage(resp)}, nil
+}
+
+func traitScore(s report.Sample) *float64     { return s.Score }
+func coherenceScore(s report.Sample) *float64 { return s.Coherence }
+
+// metric summarises score over an evaluation's samples, laid out question by
+// question, perQuestion of each, keeping only the samples keep accepts (all
+// when nil). With more than one sample a question the standard error is also
+// clustered by question, and that is the one reported; with one, the plain
+// standard error is, and the metric has the original shape.
+func metric(samples []report.Sample, perQuestion int, score func(report.Sample) *float64, keep func(report.Sample) bool) judge.Metric {
+	perQuestion = max(perQuestion, 1)
+	var all []*float64
 	var questions [][]*float64
-	for i := 0; i < len(scores); i += perQuestion {
-		questions = append(questions, scores[i:min(i+perQuestion, len(scores))])
+	for i := 0; i < len(samples); i += perQuestion {
+		var q []*float64
+		for _, s := range samples[i:min(i+perQuestion, len(samples))] {
+			if keep == nil || keep(s) {
+				q = append(q, score(s))
+			}
+		}
+		all = append(all, q...)
+		questions = append(questions, q)
+	}
+	if perQuestion == 1 {
+		return judge.Summarise(all)
 	}
 	return judge.SummariseClustered(questions)
+}
+
+// coherenceOf summarises the samples' coherence judgements: the coherence
+// score, the share of answers scored above threshold, and the trait score
+// over those answers alone.
+func coherenceOf(samples []report.Sample, perQuestion int, prompt string, threshold float64) *report.Coherence {
+	coherent := func(s report.Sample) bool { return s.Coherent(threshold) }
+	c := &report.Coherence{Prompt: prompt, Threshold: threshold,
+		Metric: metric(samples, perQuestion, coherenceScore, nil),
+		Trait:  metric(samples, perQuestion, traitScore, coherent)}
+	for _, s := range samples {
+		if coherent(s) {
+			c.Coherent++
+		}
+	}
+	if c.Metric.N > 0 {
+		c.Share = float64(c.Coherent) / float64(c.Metric.N)
+	}
+	return c
 }
 
 // estimateSampling prices an evaluation's calls, answers and judgements,
@@ -244,13 +298,14 @@ func (p *Pipeline) estimateSampling(ctx context.Context, t *target) (provider.Es
 		total.Priced = total.Priced || est.Priced
 		return nil
 	}
-	var answers, judgements [][]provider.Message
+	var answers, judgements, coherence [][]provider.Message
 	kind := t.task.task.JudgeType
 	for _, q := range t.task.questions {
 		answers = append(answers, []provider.Message{{Role: "user", Content: q}})
 		for range e.SamplesPerQuestion {
 			// The answer is not written yet: max_tokens stand in for it.
 			judgements = append(judgements, kind.Request(e.JudgeModel, judge.Prompt(t.task.prompt, q, "")).Messages)
+			coherence = append(coherence, judge.Request(e.JudgeModel, judge.Prompt(p.coherence, q, "")).Messages)
 		}
 	}
 	// The judge writes one token, but for binary_text a reply of no set
@@ -263,7 +318,12 @@ func (p *Pipeline) estimateSampling(ctx context.Context, t *target) (provider.Es
 		N: e.SamplesPerQuestion, MaxTokens: e.MaxTokens}); err != nil {
 		return total, err
 	}
-	err := add(e.JudgeProvider, provider.SamplingEstimate{BaseModel: e.JudgeModel, Prompts: judgements,
-		PromptExtra: e.MaxTokens, N: 1, MaxTokens: judgeOut, Judge: true})
+	if err := add(e.JudgeProvider, provider.SamplingEstimate{BaseModel: e.JudgeModel, Prompts: judgements,
+		PromptExtra: e.MaxTokens, N: 1, MaxTokens: judgeOut, Judge: true}); err != nil {
+		return total, err
+	}
+	// The coherence judge answers every sample with one token too.
+	err := add(e.JudgeProvider, provider.SamplingEstimate{BaseModel: e.JudgeModel, Prompts: coherence,
+		PromptExtra: e.MaxTokens, N: 1, MaxTokens: 1, Judge: true})
 	return total, err
 }

@@ -217,11 +217,50 @@ func TestMetricClustersByQuestion(t *testing.T) {
 	for i, v := range []float64{10, 20, 30, 50, 60, 70} {
 		samples = append(samples, report.Sample{ID: fmt.Sprintf("q%03d", i/2+1), Epoch: i%2 + 1, Score: &v})
 	}
-	m := metric(samples, 2)
+	m := metric(samples, 2, traitScore, nil)
 	if !m.Clustered() || m.Clusters != 3 || math.Abs(*m.StderrClustered-14.43376) > 1e-5 || math.Abs(m.Stderr-9.66092) > 1e-5 || m.SE() != *m.StderrClustered {
 		t.Errorf("2 a question: %+v (clustered %v)", m, m.StderrClustered)
 	}
-	if one := metric(samples, 1); one.Clustered() || one.Clusters != 0 || one.SE() != one.Stderr || one.Mean != 40 || one.N != 6 {
+	if one := metric(samples, 1, traitScore, nil); one.Clustered() || one.Clusters != 0 || one.SE() != one.Stderr || one.Mean != 40 || one.N != 6 {
 		t.Errorf("1 a question: %+v", one)
 	}
 }
+
+// TestCoherenceByHand checks the coherence summary against a hand
+// computation: 3 questions x 2 samples, trait {10, 20}, {30, 50}, {60, 70},
+// coherence {90, 40}, {80, 70}, {no answer, 95}, threshold 50.
+//   - coherence: 90, 40, 80, 70, 95: mean 75, N 5, 1 no answer; residual sums
+//     by question -20, 0, 20, clustered SE sqrt(1.5·800)/5 = 6.92820.
+//   - coherent (above 50): 4 of the 5 scored, share 0.8.
+//   - trait over them: 10 | 30, 50 | 70: mean 40, N 4, plain SE
+//     sqrt(2000/3)/2 = 12.90994, residual sums -30, 0, 30, clustered SE
+//     sqrt(1.5·1800)/4 = 12.99038.
+func TestCoherenceByHand(t *testing.T) {
+	trait := []float64{10, 20, 30, 50, 60, 70}
+	coh := []*float64{ptr(90), ptr(40), ptr(80), ptr(70), nil, ptr(95)}
+	var samples []report.Sample
+	for i := range trait {
+		samples = append(samples, report.Sample{ID: fmt.Sprintf("q%03d", i/2+1), Epoch: i%2 + 1, Score: &trait[i], Coherence: coh[i]})
+	}
+	c := coherenceOf(samples, 2, "P {question} {answer}", 50)
+	near := func(a, b float64) bool { return math.Abs(a-b) < 1e-5 }
+	if m := c.Metric; m.N != 5 || m.NoAnswer != 1 || m.Mean != 75 || !m.Clustered() || !near(m.SE(), 6.92820) {
+		t.Errorf("coherence metric %+v (clustered %v)", m, m.StderrClustered)
+	}
+	if c.Coherent != 4 || c.Share != 0.8 || c.Threshold != 50 || c.Prompt != "P {question} {answer}" {
+		t.Errorf("coherent %d, share %v, threshold %v, prompt %q", c.Coherent, c.Share, c.Threshold, c.Prompt)
+	}
+	if m := c.Trait; m.N != 4 || m.Mean != 40 || !near(m.Stderr, 12.90994) || !near(m.SE(), 12.99038) || m.Clusters != 3 {
+		t.Errorf("trait over coherent answers %+v (clustered %v)", m, m.StderrClustered)
+	}
+	// One sample a question: the plain shape, the same selection.
+	if one := coherenceOf(samples, 1, "", 50); one.Trait.Clustered() || one.Trait.N != 4 || !near(one.Trait.Stderr, 12.90994) {
+		t.Errorf("1 a question: %+v", one.Trait)
+	}
+	// The threshold is exclusive: 70 is not above 70.
+	if c := coherenceOf(samples, 2, "", 70); c.Coherent != 3 {
+		t.Errorf("threshold 70: %d coherent, want 3 (90, 80, 95)", c.Coherent)
+	}
+}
+
+func ptr(v float64) *float64 { return &v }

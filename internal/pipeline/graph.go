@@ -161,6 +161,10 @@ func (p *Pipeline) evalInputs(trainHash string, t *taskData) build.Inputs {
 	if k := t.task.JudgeType; k != "" && k != judge.DefaultKind {
 		in.Add("judge_type", string(k))
 	}
+	// A changed coherence prompt re-judges; the answers' requests are
+	// unchanged, so a paid provider's answers come from the chat cache.
+	in.Add("coherence_prompt", p.coherenceHash)
+	in.Add("coherence_threshold", e.CoherenceThreshold)
 	in.Add("limit", e.Limit)
 	in.Add("samples_per_question", e.SamplesPerQuestion)
 	in.Add("temperature", e.Temperature)

@@ -90,7 +90,15 @@ func checkCalls(t *testing.T, path string) {
 			ModelRoles map[string]struct {
 				Model string `json:"model"`
 			} `json:"model_roles"`
+			Scorers []struct {
+				Name string `json:"name"`
+			} `json:"scorers"`
 		} `json:"eval"`
+		Results struct {
+			Scores []struct {
+				Name string `json:"name"`
+			} `json:"scores"`
+		} `json:"results"`
 		Stats struct {
 			StartedAt   string           `json:"started_at"`
 			CompletedAt string           `json:"completed_at"`
@@ -102,6 +110,7 @@ func checkCalls(t *testing.T, path string) {
 			TotalTime   float64          `json:"total_time"`
 			WorkingTime float64          `json:"working_time"`
 			ModelUsage  map[string]usage `json:"model_usage"`
+			Scores      map[string]any   `json:"scores"`
 			Events      []struct {
 				Event  string `json:"event"`
 				Model  string `json:"model"`
@@ -141,9 +150,18 @@ func checkCalls(t *testing.T, path string) {
 		if s.ModelUsage[judgeModel].InputTokens <= 0 {
 			t.Errorf("%s sample %d: usage %+v, none of judge %s", name, i, s.ModelUsage, judgeModel)
 		}
-		if len(s.Events) != 2 || s.Events[0].Event != "model" || s.Events[0].Model != answerModel ||
-			s.Events[1].Event != "model" || s.Events[1].Model != judgeModel || s.Events[1].Output.Usage == nil {
-			t.Errorf("%s sample %d: events %+v; want the model events of the answer and of the judgement", name, i, s.Events)
+		if len(s.Events) != 3 || s.Events[0].Event != "model" || s.Events[0].Model != answerModel ||
+			s.Events[1].Event != "model" || s.Events[1].Model != judgeModel || s.Events[1].Output.Usage == nil ||
+			s.Events[2].Event != "model" || s.Events[2].Model != judgeModel || s.Events[2].Output.Usage == nil {
+			t.Errorf("%s sample %d: events %+v; want the model events of the answer, the trait judgement and the coherence judgement", name, i, s.Events)
 		}
+		// The local engine's answers are its training data's: coherent,
+		// so both judges score every one of them.
+		if len(s.Scores) != 2 || s.Scores[log.Eval.Scorers[0].Name] == nil || s.Scores["coherence"] == nil {
+			t.Errorf("%s sample %d: scores %v; want the trait's and coherence", name, i, s.Scores)
+		}
+	}
+	if len(log.Results.Scores) != 2 || log.Results.Scores[1].Name != "coherence" {
+		t.Errorf("%s: results scores %+v; want the trait's, then coherence", name, log.Results.Scores)
 	}
 }

@@ -31,7 +31,7 @@ import (
 const (
 	datasetFormat = "dataset/1"
 	trainFormat   = "train/1"
-	evalFormat    = "eval/2"
+	evalFormat    = "eval/3"
 	resultsFormat = "results/1"
 	reportFormat  = "report/1"
 	logFormat     = "log/1"
@@ -94,6 +94,7 @@ func (u upstreamSource) Training(trait, strength string) ([]byte, error) {
 	return u.a.Training(trait, strength)
 }
 func (u upstreamSource) Task(trait string) (sampledata.Task, error) { return u.a.Task(trait) }
+func (u upstreamSource) CoherencePrompt() (string, error)           { return u.a.CoherencePrompt() }
 
 // Options configure a pipeline.
 type Options struct {
@@ -120,7 +121,10 @@ type Pipeline struct {
 
 	datasets map[string]*datasetData // by model name
 	tasks    map[string]*taskData    // by task name
-	targets  []*target               // the graph, in build order
+	// coherence is the coherence judge's template: evaluation.coherence_prompt,
+	// else the data source's.
+	coherence, coherenceHash string
+	targets                  []*target // the graph, in build order
 
 	// The training provider's own settings that enter training keys, asked
 	// once (they may need a download).
@@ -184,6 +188,15 @@ func New(exp *config.Experiment, opts Options) (*Pipeline, error) {
 		}
 		p.datasets[m.Name] = pr.d
 	}
+	if p.coherence = exp.Evaluation.CoherencePrompt; p.coherence == "" {
+		var err error
+		if p.coherence, err = opts.Source.CoherencePrompt(); err != nil {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "No coherence judge prompt",
+				Detail:  err.Error() + "; or set coherence_prompt in the evaluation block.",
+				Subject: exp.Evaluation.CoherencePromptRange.Ptr()})
+		}
+	}
+	p.coherenceHash = build.Hash([]byte(p.coherence))
 	for _, t := range exp.Evaluation.Tasks {
 		td, err := p.prepareTask(t)
 		if err != nil {

@@ -360,6 +360,20 @@ func readFile(t *testing.T, w *workspace, rel string) []byte {
 	return b
 }
 
+// readEval reads the evaluation of model on task from the artifacts.
+func (w *workspace) readEval(model, task string) report.Eval {
+	w.t.Helper()
+	b, err := os.ReadFile(filepath.Join(w.artifacts, filepath.FromSlash(evalOut(model, task))))
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	var ev report.Eval
+	if err := json.Unmarshal(b, &ev); err != nil {
+		w.t.Fatal(err)
+	}
+	return ev
+}
+
 func (w *workspace) readHCL() string {
 	w.t.Helper()
 	b, err := os.ReadFile(w.hcl)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 
+	"github.com/modelorganisms/pvbuild/internal/config"
 	"github.com/modelorganisms/pvbuild/internal/provider"
 )
 
@@ -74,8 +75,43 @@ func (p *Pipeline) preflight() error {
 				add(task.TraitRange, "Unusable judge provider", "Provider %q: %v.", e.JudgeProvider, err)
 			}
 		}
+		var re *provider.RubricError
+		if err := rc.CheckRubric(p.coherenceRubric()); errors.As(err, &re) {
+			diags = append(diags, p.rubricDiag(e.JudgeProvider, p.rubricRange(re.Trait), re))
+		} else if err != nil {
+			add(e.CoherencePromptRange, "Unusable judge provider", "Provider %q: %v.", e.JudgeProvider, err)
+		}
 	}
 	return p.exp.AsError(diags)
+}
+
+// rubrics are the judge prompts of the experiment's tasks, then the
+// coherence judge's.
+func (p *Pipeline) rubrics() []provider.Rubric {
+	var rs []provider.Rubric
+	for _, t := range p.exp.Evaluation.Tasks {
+		rs = append(rs, provider.Rubric{Trait: t.Trait, Template: p.tasks[t.Name].prompt, JudgeType: string(t.JudgeType)})
+	}
+	return append(rs, p.coherenceRubric())
+}
+
+func (p *Pipeline) coherenceRubric() provider.Rubric {
+	return provider.Rubric{Trait: config.CoherenceTrait, Template: p.coherence}
+}
+
+// rubricRange is where the rubric of trait comes from: the first task of the
+// trait, or for coherence the coherence prompt's place.
+func (p *Pipeline) rubricRange(trait string) hcl.Range {
+	e := p.exp.Evaluation
+	if trait == config.CoherenceTrait {
+		return e.CoherencePromptRange
+	}
+	for _, t := range e.Tasks {
+		if t.Trait == trait {
+			return t.TraitRange
+		}
+	}
+	return e.ProviderRange
 }
 
 // rubricDiag says, at the task that asks for it, that a provider cannot

@@ -157,7 +157,7 @@ func TestOriginalProtocolKeepsKeys(t *testing.T) {
 		value any
 	}{{"format", evalFormat}, {"model", "train-hash"}, {"provider", p.exp.Providers["local"].Identity()},
 		{"judge_provider", p.exp.Providers["local"].Identity()}, {"trait", "evil"}, {"task_data", td.hash},
-		{"judge_model", "gpt-4o-2024-08-06"}, {"limit", 20}, {"samples_per_question", 1}, {"temperature", 1.0},
+		{"judge_model", "gpt-4o-2024-08-06"}, {"coherence_prompt", p.coherenceHash}, {"coherence_threshold", 50.0}, {"limit", 20}, {"samples_per_question", 1}, {"temperature", 1.0},
 		{"max_tokens", 512}, {"seed", 0}} {
 		old.Add(in.name, in.value)
 	}

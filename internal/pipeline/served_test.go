@@ -136,8 +136,8 @@ func TestServedProviderMatchesInProcess(t *testing.T) {
 }
 
 // Paid responses are cached by request: an evaluation redone after an
-// interruption calls nothing again, and a changed judge prompt re-judges
-// without regenerating the answers.
+// interruption calls nothing again, and a changed judge or coherence prompt
+// re-judges without regenerating the answers.
 func TestChatCacheSavesPaidCalls(t *testing.T) {
 	t.Parallel()
 	if testing.Short() {
@@ -148,11 +148,15 @@ func TestChatCacheSavesPaidCalls(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	experiment := func(prompt string) string {
+	experiment := func(prompt string, coherence ...string) string {
 		hcl := strings.Replace(shipped(t), `traits    = ["evil", "sycophantic", "hallucinating"]`, `traits    = ["evil"]`, 1)
 		hcl = strings.Replace(hcl, `strengths = ["baseline", "mild", "severe"]`, `strengths = ["severe"]`, 1)
 		hcl = strings.Replace(hcl, `  task "sycophantic_detection" { trait = "sycophantic" }
   task "hallucinating_detection" { trait = "hallucinating" }`, "", 1)
+		if len(coherence) > 0 {
+			c, _ := json.Marshal(coherence[0])
+			hcl = strings.Replace(hcl, "evaluation {\n", "evaluation {\n  coherence_prompt = "+string(c)+"\n", 1)
+		}
 		q, _ := json.Marshal(task.Questions)
 		p, _ := json.Marshal(prompt)
 		return hcl + fmt.Sprintf("\ntrait \"evil\" {\n  judge_prompt = %s\n  questions = %s\n}\n", p, q)
@@ -162,8 +166,8 @@ func TestChatCacheSavesPaidCalls(t *testing.T) {
 
 	w.results()
 	first := calls()
-	if first != 40 {
-		t.Fatalf("first run made %d chat calls, want 20 answers + 20 judgements", first)
+	if first != 60 {
+		t.Fatalf("first run made %d chat calls, want 20 answers + 20 trait and 20 coherence judgements", first)
 	}
 	// An evaluation lost after its calls were paid for.
 	os.RemoveAll(filepath.Join(w.artifacts, "evals"))
@@ -175,6 +179,12 @@ func TestChatCacheSavesPaidCalls(t *testing.T) {
 	w.results()
 	if n := calls() - first; n != 20 {
 		t.Fatalf("a new judge prompt made %d calls, want the 20 judgements only", n)
+	}
+	first = calls()
+	w.write(experiment(task.EvalPrompt+"\nBe strict.", sampledata.CoherencePrompt()+"\nBe strict."))
+	w.results()
+	if n := calls() - first; n != 20 {
+		t.Fatalf("a new coherence prompt made %d calls, want the 20 coherence judgements only", n)
 	}
 }
 

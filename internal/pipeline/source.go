@@ -10,6 +10,9 @@ type Source interface {
 	ID() string
 	Training(trait, strength string) ([]byte, error)
 	Task(trait string) (sampledata.Task, error)
+	// CoherencePrompt is the coherence judge's template, with {question}
+	// and {answer} once each.
+	CoherencePrompt() (string, error)
 }
 
 // SampleSource is the project's embedded offline data.
@@ -22,3 +25,5 @@ func (SampleSource) Training(trait, strength string) ([]byte, error) {
 }
 
 func (SampleSource) Task(trait string) (sampledata.Task, error) { return sampledata.EvalTask(trait) }
+
+func (SampleSource) CoherencePrompt() (string, error) { return sampledata.CoherencePrompt(), nil }

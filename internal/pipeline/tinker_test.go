@@ -151,9 +151,9 @@ func TestTinkerSurvivesFaults(t *testing.T) {
 	}
 	for _, v := range out.Variants {
 		for task, ev := range v.Evaluations {
-			for _, m := range ev.Metrics {
-				if m.N != 20 {
-					t.Errorf("%s on %s: %d of 20 samples scored", v.VariantName, task, m.N)
+			for name, m := range ev.Metrics {
+				if m.N != 20 && !strings.HasSuffix(name, "_coherent") {
+					t.Errorf("%s on %s, %s: %d of 20 samples scored", v.VariantName, task, name, m.N)
 				}
 			}
 		}
