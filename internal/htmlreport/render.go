@@ -155,6 +155,9 @@ func subtitle(e report.Experiment) string {
 	if len(judges) > 0 {
 		s += "; judge: " + strings.Join(judges, ", ")
 	}
+	if e.Protocol != "" {
+		s += "; " + e.Protocol
+	}
 	return s + "."
 }
 

@@ -96,6 +96,7 @@ func (p *Pipeline) graph() []*target {
 			inputs: func(deps []*build.Stamp) build.Inputs {
 				in := p.allEvalsInputs(reportFormat, deps)
 				in.Add("title", p.reportTitle())
+				in.Add("protocol", p.exp.Evaluation.ProtocolSummary())
 				return in
 			},
 			build: (*run).buildReport})

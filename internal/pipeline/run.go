@@ -110,7 +110,7 @@ func (r *run) stamp(t *target) *build.Stamp {
 func (r *run) experiment() (report.Experiment, error) {
 	r.expOnce.Do(func() {
 		p := r.p
-		e := report.Experiment{Title: p.reportTitle(), Strengths: sampledata.Strengths, Tasks: p.Tasks()}
+		e := report.Experiment{Title: p.reportTitle(), Protocol: p.exp.Evaluation.ProtocolSummary(), Strengths: sampledata.Strengths, Tasks: p.Tasks()}
 		byModel := map[string]*report.Model{}
 		for _, m := range p.exp.Models {
 			e.Models = append(e.Models, report.Model{Name: m.Name, Trait: m.Trait, Strength: m.Strength})

@@ -24,6 +24,10 @@ type Model struct {
 // evaluation missing for a (model, task) pair shows as "not evaluated".
 type Experiment struct {
 	Title string
+	// Protocol says how the models were evaluated (the protocol and its
+	// settings), for the reader comparing with published numbers; "" says
+	// nothing.
+	Protocol string
 	// Strengths orders the x axis and the table columns; the first is the
 	// baseline the differences are taken from. Strengths of models that are
 	// not listed follow in order of appearance.

@@ -501,3 +501,17 @@ func TestCoherenceInReports(t *testing.T) {
 		}
 	}
 }
+
+// The protocol an experiment was evaluated with heads summary.md, so a
+// reader knows which published numbers it compares with.
+func TestMarkdownNamesProtocol(t *testing.T) {
+	e := reporttest.Experiment(t)
+	if strings.Contains(string(report.Markdown(e)), "Evaluated with") {
+		t.Errorf("a protocol is named where none was given")
+	}
+	e.Protocol = "protocol paper (10 samples per question, temperature 1, max_tokens 1000, judge gpt-4.1-mini-2025-04-14)"
+	md := string(report.Markdown(e))
+	if want := "\n\nEvaluated with the protocol paper (10 samples per question, temperature 1, max\\_tokens 1000, judge gpt-4.1-mini-2025-04-14).\n"; !strings.Contains(md, want) {
+		t.Errorf("summary.md does not name the protocol:\n%s", md[:min(len(md), 400)])
+	}
+}

@@ -14,6 +14,9 @@ func Markdown(e Experiment) []byte {
 	if e.Title != "" {
 		fmt.Fprintf(&b, "# %s\n\n", mdEscape(e.Title))
 	}
+	if e.Protocol != "" {
+		fmt.Fprintf(&b, "Evaluated with the %s.\n\n", mdEscape(e.Protocol))
+	}
 	sums := Summaries(e)
 	cols := e.StrengthOrder()
 	b.WriteString("Trait expression is the judge's score from 0 to 100: the mean ± standard error over the samples the judge scored, and their number N.")
