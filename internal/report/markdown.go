@@ -26,6 +26,9 @@ func Markdown(e Experiment) []byte {
 			b.WriteString(" The differences and their intervals use the clustered one.")
 		}
 	}
+	if refs := e.References(); len(refs) > 0 {
+		fmt.Fprintf(&b, " Reference models are evaluated without training here (the base model, or a given model_id); each task lists them under its table, and the difference of every trained model from the first, %s, has the same 95%% interval.", mdEscape(refs[0].Name))
+	}
 	b.WriteString("\n")
 	if len(sums) == 0 {
 		b.WriteString("\nNo evaluation tasks.\n")
@@ -49,7 +52,9 @@ func Markdown(e Experiment) []byte {
 			}
 			mdRow(&b, line)
 		}
+		mdReferences(&b, s)
 		if len(s.Strengths) < 2 {
+			mdReferenceDiffs(&b, s)
 			continue
 		}
 		fmt.Fprintf(&b, "\nDifference from %s (95%% interval):\n\n", mdEscape(s.Strengths[0]))
@@ -70,8 +75,49 @@ func Markdown(e Experiment) []byte {
 			}
 			mdRow(&b, line)
 		}
+		mdReferenceDiffs(&b, s)
 	}
 	return b.Bytes()
+}
+
+// mdReferences lists a task's reference models: one row each, its label,
+// the model it evaluated and its score.
+func mdReferences(b *bytes.Buffer, s Summary) {
+	if len(s.References) == 0 {
+		return
+	}
+	b.WriteString("\nReference models (not trained here):\n\n")
+	mdRow(b, []string{"reference", "label", "model", "score"})
+	b.WriteString("| :-- | :-- | :-- | --: |\n")
+	for _, r := range s.References {
+		mdRow(b, []string{mdEscape(r.Model), mdEscape(r.Label), mdEscape(r.ModelID), refCell(r.Metric)})
+	}
+}
+
+// mdReferenceDiffs is each trained model's difference from the task's
+// first reference model, every strength included.
+func mdReferenceDiffs(b *bytes.Buffer, s Summary) {
+	if len(s.References) == 0 || len(s.Rows) == 0 {
+		return
+	}
+	fmt.Fprintf(b, "\nDifference from reference %s (95%% interval):\n\n", mdEscape(s.References[0].Model))
+	header := []string{"trained trait"}
+	for _, c := range s.Strengths {
+		header = append(header, mdEscape(c)+" − "+mdEscape(s.References[0].Model))
+	}
+	mdRow(b, header)
+	mdAlign(b, len(header))
+	for _, r := range s.Rows {
+		line := []string{mdEscape(r.Label)}
+		for _, c := range r.Cells {
+			d := "—"
+			if c.RefDiff != nil {
+				d = c.RefDiff.String()
+			}
+			line = append(line, d)
+		}
+		mdRow(b, line)
+	}
 }
 
 // cellText is what a table cell says: the metric, "not evaluated" for a
