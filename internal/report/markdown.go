@@ -36,6 +36,11 @@ func Markdown(e Experiment) []byte {
 	for _, s := range sums {
 		fmt.Fprintf(&b, "\n## %s (%s score)\n\n", mdEscape(s.Task.Name), mdEscape(s.Task.Trait))
 		if len(s.Rows) == 0 {
+			if len(s.References) > 0 {
+				b.WriteString("No trained model has been evaluated on this task.\n")
+				mdReferences(&b, s)
+				continue
+			}
 			b.WriteString("No model has been evaluated on this task.\n")
 			continue
 		}

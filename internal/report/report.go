@@ -89,6 +89,14 @@ func Table(w io.Writer, variants []Variant, tasks []Task, strengths []string) er
 			}
 			r.cells[v.Strength] = cell
 		}
+		if len(rows) == 0 && len(refs) > 0 {
+			// Only references: no empty trained table above them.
+			fmt.Fprintln(w)
+			if err := referenceTable(w, t, refs); err != nil {
+				return err
+			}
+			continue
+		}
 		se := "stderr"
 		if clustered {
 			se = "stderr clustered by question, plain stderr beside it"
