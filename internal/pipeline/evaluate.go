@@ -107,13 +107,13 @@ func (r *run) referenceUnknown(t *target, tm TrainedModel, err error) error {
 	if _, seen := r.gone.LoadOrStore(m.Name, true); seen {
 		return errReported
 	}
-	what := "model_id"
+	what, fix := "model_id", "Set model_id to a model the provider serves."
 	if m.BaseOnly {
-		what = "training.base_model (base_only = true)"
+		what, fix = "training.base_model (base_only = true)", "Set training.base_model to a model the provider serves."
 	}
 	return r.p.exp.Errorf(m.RefRange, "Unknown reference model",
-		"Model %q: evaluation provider %q does not know model %s, its %s (%v). Set a model id the provider serves.",
-		m.Name, r.p.exp.Evaluation.Provider, tm.FineTunedModel, what, err)
+		"Model %q: evaluation provider %q does not know model %s, its %s (%v). %s",
+		m.Name, r.p.exp.Evaluation.Provider, tm.FineTunedModel, what, err, fix)
 }
 
 // evaluate asks the model every question, samples_per_question times, and

@@ -13,6 +13,7 @@ import (
 	"github.com/modelorganisms/pvbuild/internal/config"
 	"github.com/modelorganisms/pvbuild/internal/local"
 	"github.com/modelorganisms/pvbuild/internal/report"
+	"github.com/modelorganisms/pvbuild/internal/server"
 )
 
 // referenceExperiment trains two evil models and evaluates the base model
@@ -322,5 +323,65 @@ model "ghost" {
 	}
 	if n := submissions(t, w); n != 0 {
 		t.Errorf("%d training jobs for a reference", n)
+	}
+}
+
+// Over the OpenAI API (the local engine served), a reference the server
+// does not have, a shut-down base model or an ft: id it never trained, is
+// an error at its block, each told once; one it has is evaluated.
+func TestReferenceUnknownToServedProvider(t *testing.T) {
+	t.Parallel()
+	srv, env := serve(t, server.Faults{}, testJobDuration)
+	const ghost = "ft:gpt-4.1-mini-2025-04-14:org-local:ghost:0000"
+	hcl := `
+provider "openai" {
+  api_key  = env("OPENAI_API_KEY")
+  base_url = env("OPENAI_BASE_URL")
+}
+training {
+  provider   = env("PROVIDER")
+  base_model = "gpt-4.1-nano-2025-04-14"
+}
+evaluation {
+  provider = env("PROVIDER")
+  limit    = 2
+  task "evil_detection" { trait = "evil" }
+  task "sycophantic_detection" { trait = "sycophantic" }
+}
+model "base" {
+  base_only = true
+}
+model "ghost" {
+  model_id = "` + ghost + `"
+}
+model "served" {
+  model_id = "gpt-4o-mini-2024-07-18"
+}
+`
+	w := newWorkspace(t, hcl, env)
+	var log bytes.Buffer
+	p := connected(t, w, &log)
+	_, err := p.Results(context.Background())
+	p.Close()
+	if err == nil {
+		t.Fatal("results succeeded with models the server does not have")
+	}
+	msg := err.Error()
+	for _, want := range []string{
+		`experiment.hcl:17:15: Unknown reference model: Model "base": evaluation provider "openai" does not know model gpt-4.1-nano-2025-04-14, its training.base_model`,
+		`experiment.hcl:20:14: Unknown reference model: Model "ghost": evaluation provider "openai" does not know model ` + ghost + `, its model_id`,
+	} {
+		if strings.Count(msg, want) != 1 {
+			t.Errorf("error does not say once %q:\n%s", want, msg)
+		}
+	}
+	if strings.Contains(msg, "stale") || strings.Contains(msg, `"served"`) {
+		t.Errorf("error marks a training stale or blames the served model:\n%s", msg)
+	}
+	if _, err := os.Stat(filepath.Join(w.artifacts, "evals", "served", "evil_detection.json")); err != nil {
+		t.Errorf("the model the server has was not evaluated: %v", err)
+	}
+	if n := srv.Counters().JobCreations; n != 0 {
+		t.Errorf("%d fine-tuning jobs created for references", n)
 	}
 }
