@@ -82,6 +82,14 @@ model_grid {
   suffix    = "pv-${trait}-${strength}"
 }
 
+# The untrained base model (training.base_model), evaluated on every task:
+# the reference the fine-tunes are compared with (a row "base" in the tables,
+# a dashed line in the charts). A model made elsewhere is evaluated the same
+# way, without training: model "theirs" { model_id = "ft:..." }.
+model "base" {
+  base_only = true
+}
+
 # A single extra model is one block:
 # model "evil_severe_5ep" {
 #   dataset  = "evil/severe"

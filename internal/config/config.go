@@ -136,6 +136,35 @@ type Model struct {
 	Hyperparameters provider.Hyperparameters
 	DeclRange       hcl.Range
 	DatasetRange    hcl.Range
+	// A reference model is evaluated, never trained: BaseOnly is the
+	// untrained training.base_model (base_only = true), ModelID a model that
+	// exists already (model_id). It has no dataset, suffix or
+	// hyperparameters; RefRange is where base_only or model_id is set.
+	BaseOnly bool
+	ModelID  string
+	RefRange hcl.Range
+}
+
+// Reference labels: the strength a reference model is shown with unless
+// its block sets strength, and the trait it is listed under unless it sets
+// trait (a reference was trained for none of the experiment's traits).
+const (
+	BaseStrength      = "base"
+	ReferenceStrength = "reference"
+	ReferenceTrait    = "none"
+)
+
+// IsReference reports whether m is evaluated without being trained here.
+func (m Model) IsReference() bool { return m.BaseOnly || m.ModelID != "" }
+
+// EvaluatedModel is the model id a reference model's evaluations ask:
+// model_id, or for base_only the training's base model; "" for a model
+// trained here, whose id comes from its training.
+func (e *Experiment) EvaluatedModel(m Model) string {
+	if m.BaseOnly {
+		return e.Training.BaseModel
+	}
+	return m.ModelID
 }
 
 // Options say what an experiment file is decoded against.
@@ -258,11 +287,18 @@ type modelAttrs struct {
 	NEpochs                *int     `hcl:"n_epochs,optional"`
 	LearningRateMultiplier *float64 `hcl:"learning_rate_multiplier,optional"`
 	BatchSize              *int     `hcl:"batch_size,optional"`
+	BaseOnly               *bool    `hcl:"base_only,optional"`
+	ModelID                *string  `hcl:"model_id,optional"`
 }
 
 var (
 	safeName   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
 	safeSuffix = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+	// safeModelID admits the providers' model ids (gpt-4.1-mini-2025-04-14,
+	// ft:gpt-4.1-mini-2025-04-14:org:suffix:id, Qwen/Qwen3-8B,
+	// tinker://run/sampler_weights/final) and nothing that could break a
+	// request, a log line or a stamp: no spaces, quotes or control characters.
+	safeModelID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:/@+=-]{0,255}$`)
 )
 
 func evalContext(vars map[string]cty.Value, getenv func(string) string) *hcl.EvalContext {
@@ -335,6 +371,11 @@ func decode(body hcl.Body, dir string, opts Options) (*Experiment, hcl.Diagnosti
 	}
 	for _, g := range fs.Grids {
 		rng := blockRange(g.Body)
+		if d := gridReferences(g.Body); d != nil {
+			// Once for the grid, not once per cell.
+			diags = append(diags, d...)
+			continue
+		}
 		for _, trait := range g.Traits {
 			for _, strength := range g.Strengths {
 				vars := map[string]cty.Value{"trait": cty.StringVal(trait), "strength": cty.StringVal(strength)}
@@ -559,6 +600,9 @@ func decodeModel(name string, body hcl.Body, ctx *hcl.EvalContext, defaults prov
 		return Model{}, hcl.Diagnostics{unsafeName("model", name, rng)}
 	}
 	m := Model{Name: name, DeclRange: rng, Hyperparameters: defaults}
+	if (a.BaseOnly != nil && *a.BaseOnly) || a.ModelID != nil {
+		return decodeReference(m, a, body)
+	}
 	if a.Dataset == nil {
 		return Model{}, missing(rng, "dataset", `Set dataset to "<trait>/<strength>", e.g. dataset = "evil/severe".`)
 	}
@@ -587,6 +631,65 @@ func decodeModel(name string, body hcl.Body, ctx *hcl.EvalContext, defaults prov
 		}
 	}
 	return m, hyper(&m.Hyperparameters, a.NEpochs, a.LearningRateMultiplier, a.BatchSize, body)
+}
+
+// gridReferences refuses base_only and model_id in a model_grid: a grid
+// trains a model per cell, and a reference is one model that is not trained.
+func gridReferences(body hcl.Body) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	attrs, _ := body.JustAttributes()
+	for _, name := range []string{"base_only", "model_id"} {
+		if _, ok := attrs[name]; ok {
+			diags = append(diags, attrError(body, name, "Reference model in a model_grid",
+				fmt.Sprintf("%s declares a reference model, evaluated without training; a model_grid trains one model per cell. Declare it in its own block, e.g. model \"base\" { base_only = true }.", name)))
+		}
+	}
+	return diags
+}
+
+// decodeReference decodes a model block with base_only = true or model_id:
+// nothing is trained, so the training attributes are refused where they
+// are written.
+func decodeReference(m Model, a modelAttrs, body hcl.Body) (Model, hcl.Diagnostics) {
+	var diags hcl.Diagnostics
+	kind := "base_only"
+	if a.ModelID != nil {
+		kind = "model_id"
+	}
+	if a.BaseOnly != nil && *a.BaseOnly && a.ModelID != nil {
+		diags = append(diags, attrError(body, "model_id", "Conflicting base_only and model_id",
+			fmt.Sprintf("Model %q sets both base_only = true (evaluate training.base_model) and model_id (evaluate that model); set one.", m.Name)))
+	}
+	for _, set := range []struct {
+		attr string
+		set  bool
+	}{{"dataset", a.Dataset != nil}, {"suffix", a.Suffix != nil}, {"n_epochs", a.NEpochs != nil},
+		{"learning_rate_multiplier", a.LearningRateMultiplier != nil}, {"batch_size", a.BatchSize != nil}} {
+		if set.set {
+			diags = append(diags, attrError(body, set.attr, "Training setting on a reference model",
+				fmt.Sprintf("Model %q sets %s, so it is evaluated without training; %s would train nothing. Remove it, or remove %s to train the model.", m.Name, kind, set.attr, kind)))
+		}
+	}
+	m.RefRange = attrRange(body, kind, m.DeclRange)
+	m.Hyperparameters = provider.Hyperparameters{}
+	m.Trait, m.Strength = ReferenceTrait, BaseStrength
+	if a.ModelID != nil {
+		m.ModelID, m.Strength = *a.ModelID, ReferenceStrength
+		if !safeModelID.MatchString(m.ModelID) {
+			diags = append(diags, attrError(body, "model_id", "Invalid model_id",
+				fmt.Sprintf("model_id %q of model %q must be 1 to 256 letters, digits or any of _ . : / @ + = -, starting with a letter or digit, e.g. \"ft:gpt-4.1-mini-2025-04-14:org:name:abc123\".", m.ModelID, m.Name)))
+		}
+	} else {
+		m.BaseOnly = true
+	}
+	setString(&m.Trait, a.Trait)
+	setString(&m.Strength, a.Strength)
+	for _, v := range []struct{ attr, val string }{{"trait", m.Trait}, {"strength", m.Strength}} {
+		if !safeName.MatchString(v.val) || strings.Contains(v.val, "..") {
+			diags = append(diags, unsafeName(v.attr, v.val, attrRange(body, v.attr, m.DeclRange)))
+		}
+	}
+	return m, diags
 }
 
 func hyper(h *provider.Hyperparameters, epochs *int, lr *float64, batch *int, body hcl.Body) hcl.Diagnostics {

@@ -13,8 +13,11 @@ func TestShippedExperiment(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(exp.Models) != 9 || len(exp.Evaluation.Tasks) != 3 {
-		t.Fatalf("%d models, %d tasks; want 9 and 3", len(exp.Models), len(exp.Evaluation.Tasks))
+	if len(exp.Models) != 10 || len(exp.Evaluation.Tasks) != 3 {
+		t.Fatalf("%d models, %d tasks; want 9 trained, the base reference, and 3 tasks", len(exp.Models), len(exp.Evaluation.Tasks))
+	}
+	if b := exp.Models[9]; b.Name != "base" || !b.BaseOnly || exp.EvaluatedModel(b) != DefaultBaseModel {
+		t.Fatalf("base reference: %+v", b)
 	}
 	m := exp.Models[8]
 	if m.Name != "hallucinating_severe" || m.Suffix != "pv-hallucinating-severe" || m.DatasetTrait != "hallucinating" || m.DatasetStrength != "severe" || m.Hyperparameters.NEpochs != 3 {

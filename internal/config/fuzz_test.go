@@ -14,6 +14,7 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Add([]byte(minimal + "model_grid {\n traits = [\"a\"]\n strengths = [\"b\"]\n name = \"${trait}\"\n suffix = \"s\"\n}"))
 	f.Add([]byte("trait \"x\" {\n description = \"d\"\n questions = [\"q\"]\n}\n" + minimal))
+	f.Add([]byte(minimal + "model \"b\" {\n base_only = true\n model_id = \"ft:x\"\n strength = \"s\"\n}\nmodel_grid {\n traits = [\"a\"]\n strengths = [\"b\"]\n name = \"${trait}\"\n model_id = \"\"\n}"))
 	// Deep nesting used to overflow HCL's parser stack (a fatal error).
 	f.Add([]byte("x = " + strings.Repeat("(", 4096)))
 	f.Add([]byte("x = \"" + strings.Repeat("${\"", 300)))

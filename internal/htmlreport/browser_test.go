@@ -396,3 +396,93 @@ func cmpFloat(a, b float64) int {
 	}
 	return 0
 }
+
+// In a browser, a reference model is a dashed line across each chart at its
+// mean, in its task's colour, named in the legend, and a row of its own
+// under each summary table; its samples are in the explorer.
+func TestBrowserReference(t *testing.T) {
+	chromium(t)
+	e := reporttest.Experiment(t)
+	reporttest.WithBase(t, &e, "evil_baseline")
+	means := []float64{20, 50, 80}
+	for i := range e.Evals {
+		for ti, task := range e.Tasks {
+			if e.Evals[i].Model == "base" && e.Evals[i].Task == task.Name {
+				e.Evals[i].Metric.Mean = means[ti]
+			}
+		}
+	}
+	page, err := htmlreport.Render(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := filepath.Join(t.TempDir(), "report.html")
+	if err := os.WriteFile(name, page, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, _, problems := browse(t, "file://"+name)
+
+	type refLine struct {
+		Task   string  `json:"task"`
+		Dash   string  `json:"dash"`
+		Stroke string  `json:"stroke"`
+		Width  float64 `json:"width"`
+		Height float64 `json:"height"`
+		Y      float64 `json:"y"`
+	}
+	type chartState struct {
+		Refs      []refLine `json:"refs"`
+		PlotWidth float64   `json:"plotWidth"`
+		Legend    []string  `json:"legend"`
+	}
+	st := eval[chartState](t, ctx, `(() => {
+		const panel = document.getElementById("panel-trait-0");
+		const axis = panel.querySelector("g.axis line:nth-of-type(2)").getBoundingClientRect();
+		return {
+			refs: Array.from(panel.querySelectorAll("g.reference line:not(.hit)"), l => {
+				const r = l.getBoundingClientRect(), cs = getComputedStyle(l);
+				return {task: l.parentElement.dataset.task, dash: cs.strokeDasharray, stroke: cs.stroke, width: r.width, height: r.height, y: r.top + r.height / 2};
+			}),
+			plotWidth: axis.width,
+			legend: Array.from(panel.querySelectorAll("g.legend text"), t => t.textContent),
+		};
+	})()`)
+	if len(st.Refs) != len(e.Tasks) {
+		t.Fatalf("%d reference lines drawn, want one per task: %+v", len(st.Refs), st)
+	}
+	for i, r := range st.Refs {
+		c := report.TaskColor(i)
+		if r.Task != e.Tasks[i].Name || r.Dash == "" || r.Dash == "none" || r.Stroke != fmt.Sprintf("rgb(%d, %d, %d)", c.R, c.G, c.B) {
+			t.Errorf("reference on %s: task %s, dash %q, stroke %q; want dashed in the task's colour", e.Tasks[i].Name, r.Task, r.Dash, r.Stroke)
+		}
+		if r.Width < 0.95*st.PlotWidth || r.Height > 4 {
+			t.Errorf("reference on %s: %.0f x %.0f px, plot %.0f px wide; want a horizontal line across it", r.Task, r.Width, r.Height, st.PlotWidth)
+		}
+		if i > 0 && !(r.Y < st.Refs[i-1].Y) {
+			t.Errorf("reference on %s (mean %v) at y %.0f, not above %s (mean %v) at y %.0f", r.Task, means[i], r.Y, st.Refs[i-1].Task, means[i-1], st.Refs[i-1].Y)
+		}
+		if !slices.Contains(st.Legend, "base (reference) on "+e.Tasks[i].Name) {
+			t.Errorf("legend %q lacks the reference on %s", st.Legend, e.Tasks[i].Name)
+		}
+	}
+
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("tab-summary"))); err != nil {
+		t.Fatal(err)
+	}
+	rows := eval[[]string](t, ctx, `Array.from(document.querySelectorAll("#panel-summary table.references tbody tr"), r => r.textContent)`)
+	if len(rows) != len(e.Tasks) || !strings.Contains(rows[0], "gpt-4.1-mini-2025-04-14") || !strings.Contains(rows[0], "N=") {
+		t.Errorf("reference rows %q", rows)
+	}
+	answers := eval[int](t, ctx, `(() => {
+		const s = document.getElementById("sample-model");
+		s.value = "base";
+		s.dispatchEvent(new Event("change"));
+		return document.querySelectorAll("#sample-list .answer").length;
+	})()`)
+	if ev, _ := e.Eval("base", e.Tasks[0].Name); answers != len(ev.Samples) {
+		t.Errorf("explorer shows %d answers of the base model, want %d", answers, len(ev.Samples))
+	}
+	if got := problems(); len(got) > 0 {
+		t.Errorf("console errors:\n%s", strings.Join(got, "\n"))
+	}
+}

@@ -39,6 +39,7 @@ type svgChart struct {
 	YLabelX       num
 	YLabelY       num
 	Series        []svgSeries
+	RefLines      []svgRefLine // reference models, dashed across the plot
 	Legend        []legendEntry
 	Notes         []string // points that could not be drawn, and why
 	Desc          string
@@ -61,6 +62,15 @@ type svgSeries struct {
 	MarkerPath string // the marker shape centred on (0, 0)
 }
 
+// svgRefLine is a reference model's score on one task: a dashed
+// horizontal line in the task's colour.
+type svgRefLine struct {
+	Model, Task string
+	Color, Dash string
+	X1, X2, Y   num
+	Title       string
+}
+
 type svgPoint struct {
 	X, Y        num
 	ErrTop      num
@@ -81,8 +91,11 @@ type legendEntry struct {
 
 // Dash patterns and marker shapes tell the lines apart without colour.
 var (
-	dashes  = []string{"", "7 4", "2 3", "9 3 2 3"}
-	markers = []string{
+	dashes = []string{"", "7 4", "2 3", "9 3 2 3"}
+	// refDashes are the references' patterns, one per reference model;
+	// like the PNG's, longer and thinner than the task lines'.
+	refDashes = []string{"10 5", "3 4", "14 4 3 4"}
+	markers   = []string{
 		"M -4.5 0 A 4.5 4.5 0 1 0 4.5 0 A 4.5 4.5 0 1 0 -4.5 0 Z", // circle
 		"M -4 -4 H 4 V 4 H -4 Z",                                  // square
 		"M 0 -5 L 5 4 H -5 Z",                                     // triangle
@@ -194,6 +207,27 @@ func layoutChart(id string, c report.Chart) svgChart {
 			desc = append(desc, l.Task.Name+": "+strings.Join(vals, ", "))
 		}
 	}
+	for li, l := range c.Lines {
+		for _, r := range l.References {
+			if r.Metric.N == 0 {
+				s.Notes = append(s.Notes, fmt.Sprintf("%s: reference %s not drawn, the judge answered none of %d samples", l.Task.Name, r.Model, r.Metric.NoAnswer))
+				continue
+			}
+			m := r.Metric
+			rl := svgRefLine{Model: r.Model, Task: l.Task.Name, Color: hexColor(report.TaskColor(li)), Dash: refDashes[r.Index%len(refDashes)],
+				X1: left, X2: right, Y: num(y(m.Mean)),
+				Title: fmt.Sprintf("%s on %s (reference %s, model %s): %.2f ± %.2f, %s", r.Model, l.Task.Name, r.Label, r.ModelID, m.Mean, m.SE(), report.CountText(m))}
+			s.RefLines = append(s.RefLines, rl)
+			ly := float64(bottom+axisBand+legendRow*len(s.Legend)) + legendRow/2
+			s.Legend = append(s.Legend, legendEntry{
+				Y: num(ly), LineX1: left, LineX2: left + 36, TextX: left + 46,
+				Series: svgSeries{Name: r.Model, Color: rl.Color, Dash: rl.Dash, Width: 1.5},
+				Label:  r.Legend(l.Task.Name),
+			})
+			desc = append(desc, fmt.Sprintf("reference %s on %s: %.1f", r.Model, l.Task.Name, m.Mean))
+		}
+	}
+	s.Height = bottom + axisBand + legendRow*len(s.Legend) + 8
 	s.Desc = c.Title + ". Trait expression (0 to 100) by training strength. " + strings.Join(desc, "; ")
 	return s
 }

@@ -36,7 +36,11 @@ type summaryView struct {
 	Task, Trait string
 	Strengths   []string
 	Rows        []rowView
+	References  []refView
 }
+
+// refView is a reference model's row: evaluated, not trained here.
+type refView struct{ Model, Label, ModelID, Value, Count, Coherence, Coherent string }
 
 type rowView struct {
 	Label    string
@@ -44,7 +48,9 @@ type rowView struct {
 	Cells    []cellView
 }
 
-type cellView struct{ Value, Count, Diff, Coherence, Coherent, Class string }
+// RefDiff is the difference from the task's first reference model,
+// labelled with its name ("vs base +3.0 [...]").
+type cellView struct{ Value, Count, Diff, RefDiff, Coherence, Coherent, Class string }
 
 // coherenceView is a trait tab's coherence panel: per task (row) and
 // strength (column), the answers' coherence and the trait over the
@@ -71,6 +77,7 @@ type pageData struct {
 	Charts                    []svgChart
 	Summaries                 []summaryView
 	Models, Tasks             []string
+	HasReferences             bool
 }
 
 // Render returns the report page for e.
@@ -114,6 +121,7 @@ func Render(e report.Experiment) ([]byte, error) {
 	for _, m := range e.Models {
 		p.Models = appendNew(p.Models, m.Name)
 	}
+	p.HasReferences = len(e.References()) > 0
 	for _, t := range e.Tasks {
 		p.Tasks = appendNew(p.Tasks, t.Name)
 	}
@@ -151,7 +159,11 @@ func subtitle(e report.Experiment) string {
 	for _, ev := range e.Evals {
 		judges = appendNew(judges, ev.JudgeModel)
 	}
-	s := fmt.Sprintf("%d fine-tuned models (%s), each evaluated on %d tasks", len(e.Models), plural(len(e.TrainedTraits()), "trained trait"), len(e.Tasks))
+	refs := len(e.References())
+	s := fmt.Sprintf("%d fine-tuned models (%s), each evaluated on %d tasks", len(e.Models)-refs, plural(len(e.TrainedTraits()), "trained trait"), len(e.Tasks))
+	if refs > 0 {
+		s += fmt.Sprintf(", with %s (evaluated, not trained here)", plural(refs, "reference model"))
+	}
 	if len(judges) > 0 {
 		s += "; judge: " + strings.Join(judges, ", ")
 	}
@@ -185,10 +197,21 @@ func summaryOf(s report.Summary) summaryView {
 				if c.Diff != nil {
 					cv.Diff = c.Diff.String()
 				}
+				if c.RefDiff != nil {
+					cv.RefDiff = "vs " + s.References[0].Model + " " + c.RefDiff.String()
+				}
 			}
 			rv.Cells = append(rv.Cells, cv)
 		}
 		v.Rows = append(v.Rows, rv)
+	}
+	for _, r := range s.References {
+		rv := refView{Model: r.Model, Label: r.Label, ModelID: r.ModelID, Value: report.MetricText(r.Metric),
+			Coherence: report.CoherenceText(r.Coherence), Coherent: report.CoherentText(r.Coherence)}
+		if r.Metric.N > 0 {
+			rv.Count = report.CountText(r.Metric)
+		}
+		v.References = append(v.References, rv)
 	}
 	return v
 }

@@ -5,6 +5,8 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"image/color"
+	"math"
 	"reflect"
 	"regexp"
 	"slices"
@@ -131,6 +133,53 @@ func TestRender(t *testing.T) {
 		{
 			name:   "nothing evaluated",
 			change: func(e *report.Experiment) { e.Evals = nil },
+		},
+		{
+			name: "base reference",
+			change: func(e *report.Experiment) {
+				reporttest.WithBase(t, e, "evil_baseline")
+				for i := range e.Evals {
+					if e.Evals[i].Model == "base" {
+						e.Evals[i].Metric.Mean = 50 + 10*float64(i%3)
+					}
+				}
+			},
+			check: func(t *testing.T, e report.Experiment, page string) {
+				p := panels(page)
+				if strings.Contains(page, "Training for None") {
+					t.Error("the reference's trait has a chart")
+				}
+				for i, task := range e.Tasks {
+					ev, _ := e.Eval("base", task.Name)
+					// The plot spans y 16..356 for 0..100.
+					y := fmt.Sprint(math.Round((356-340*ev.Metric.Mean/100)*10) / 10)
+					line := fmt.Sprintf(`y1="%s" y2="%s" stroke="%s" stroke-width="1.5" stroke-dasharray="10 5"/>`, y, y, hexColor(report.TaskColor(i)))
+					for _, panel := range []string{"trait-0", "trait-1", "trait-2"} {
+						if !strings.Contains(p[panel], `<g class="reference" tabindex="0" data-model="base" data-task="`+task.Name+`">`) || !strings.Contains(p[panel], line) {
+							t.Errorf("%s: no dashed reference line %q for %s", panel, line, task.Name)
+						}
+						if !strings.Contains(p[panel], ">base (reference) on "+task.Name+"</text>") {
+							t.Errorf("%s: no legend entry for the reference on %s", panel, task.Name)
+						}
+					}
+				}
+				summary := unescapeHTML(p["summary"])
+				if strings.Count(summary, `<tr class="reference"><th scope="row">base</th><td>base</td><td>gpt-4.1-mini-2025-04-14</td>`) != len(e.Tasks) {
+					t.Error("summary lacks a reference row per task")
+				}
+				for _, s := range report.Summaries(e) {
+					for _, r := range s.Rows {
+						for _, c := range r.Cells {
+							if c.RefDiff == nil || !strings.Contains(summary, "Δ vs base "+c.RefDiff.String()) {
+								t.Errorf("summary lacks %s %s's difference from the reference", s.Task.Name, r.Label)
+							}
+						}
+					}
+				}
+				if !strings.Contains(page, "with 1 reference model (evaluated, not trained here)") {
+					t.Error("subtitle does not count the reference")
+				}
+			},
 		},
 	}
 	for _, tc := range tests {
@@ -270,3 +319,5 @@ func TestRenderClustered(t *testing.T) {
 		}
 	}
 }
+
+func hexColor(c color.RGBA) string { return fmt.Sprintf("#%02x%02x%02x", c.R, c.G, c.B) }

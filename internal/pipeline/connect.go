@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 
 	"github.com/hashicorp/hcl/v2"
@@ -53,6 +55,14 @@ func (p *Pipeline) artifactPath(rel string) string {
 // the artifacts lock; status and cancel need not, and write no artifact.
 func (p *Pipeline) Connect(ctx context.Context) error {
 	rubrics := p.rubrics()
+	bases := []string{p.exp.Training.BaseModel, p.exp.Evaluation.JudgeModel}
+	for _, m := range p.exp.Models {
+		// A reference's model_id may be a base model (Qwen/Qwen3-8B) that a
+		// provider must know in advance; fine-tuned ids it finds itself.
+		if id := m.ModelID; id != "" && !strings.HasPrefix(id, "ft:") && !strings.Contains(id, "://") && !slices.Contains(bases, id) {
+			bases = append(bases, id)
+		}
+	}
 	conns := map[string]*conn{}
 	open := func(name string, rng hcl.Range, role string) (*conn, error) {
 		if c, ok := conns[name]; ok {
@@ -60,7 +70,7 @@ func (p *Pipeline) Connect(ctx context.Context) error {
 		}
 		cfg := p.exp.Providers[name]
 		pc, err := cfg.Config.Open(ctx, provider.Env{Name: name, Artifacts: p.opts.Artifacts, Rubrics: rubrics, Log: p.log,
-			BaseModels: []string{p.exp.Training.BaseModel, p.exp.Evaluation.JudgeModel}})
+			BaseModels: bases})
 		var rubricErr *provider.RubricError
 		if errors.As(err, &rubricErr) {
 			return nil, p.exp.AsError(hcl.Diagnostics{p.rubricDiag(name, p.rubricRange(rubricErr.Trait), rubricErr)})

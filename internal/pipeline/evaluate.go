@@ -41,11 +41,16 @@ func dropReported(err error) error {
 func (r *run) buildEval(ctx context.Context, t *target, in build.Inputs) error {
 	m, td := t.model, t.task
 	var tm TrainedModel
-	if err := readJSON(r.p.cache, r.stamp(t.deps[0]), trainOut(m.Name), &tm); err != nil {
+	if m.IsReference() {
+		tm = TrainedModel{Model: m.Name, FineTunedModel: r.p.exp.EvaluatedModel(*m)}
+	} else if err := readJSON(r.p.cache, r.stamp(t.deps[0]), trainOut(m.Name), &tm); err != nil {
 		return fmt.Errorf("model %s: %w", m.Name, err)
 	}
 	res, err := r.p.evaluate(ctx, t, tm, r.check)
 	var gone *modelGoneError
+	if errors.As(err, &gone) && m.IsReference() {
+		return r.referenceUnknown(t, tm, gone.err)
+	}
 	if errors.As(err, &gone) {
 		return r.modelGone(t, tm, gone.err)
 	}
@@ -94,6 +99,23 @@ func (r *run) modelGone(t *target, tm TrainedModel, err error) error {
 		return errors.Join(err, ierr)
 	}
 	return fmt.Errorf("model %s: %s (%w); its training is now stale: run `go run mage.go plan` to see what it costs, then train again", m.Name, reason, err)
+}
+
+// referenceUnknown reports, once for all its tasks and at its block, a
+// reference model the evaluation provider does not know. Nothing here
+// trained it, so there is no training to mark stale.
+func (r *run) referenceUnknown(t *target, tm TrainedModel, err error) error {
+	m := t.model
+	if _, seen := r.gone.LoadOrStore(m.Name, true); seen {
+		return errReported
+	}
+	what, fix := "model_id", "Set model_id to a model the provider serves."
+	if m.BaseOnly {
+		what, fix = "training.base_model (base_only = true)", "Set training.base_model to a model the provider serves."
+	}
+	return r.p.exp.Errorf(m.RefRange, "Unknown reference model",
+		"Model %q: evaluation provider %q does not know model %s, its %s (%v). %s",
+		m.Name, r.p.exp.Evaluation.Provider, tm.FineTunedModel, what, err, fix)
 }
 
 // evaluate asks the model every question, samples_per_question times, and

@@ -66,6 +66,10 @@ func (p *Pipeline) graph() []*target {
 	var all, evals []*target
 	for i := range models {
 		m := &models[i]
+		if m.IsReference() {
+			evals = append(evals, p.referenceEvals(m)...)
+			continue
+		}
 		d := p.datasets[m.Name]
 		ds := &target{id: datasetID(m.Name), stage: stageDataset, model: m,
 			inputs: func([]*build.Stamp) build.Inputs { return d.inputs },
@@ -114,6 +118,21 @@ func (p *Pipeline) graph() []*target {
 			build: (*run).buildLog})
 	}
 	return all
+}
+
+// referenceEvals are a reference model's evaluations: they depend on no
+// training, and their key holds the model id they ask instead of a
+// training record's hash, so a changed id (training.base_model, for
+// base_only) re-evaluates them and retrains nothing.
+func (p *Pipeline) referenceEvals(m *config.Model) []*target {
+	var evals []*target
+	for _, t := range p.exp.Evaluation.Tasks {
+		td := p.tasks[t.Name]
+		evals = append(evals, &target{id: evalID(m.Name, t.Name), stage: stageEval, model: m, task: td,
+			inputs: func([]*build.Stamp) build.Inputs { return p.evalInputs("id:"+p.exp.EvaluatedModel(*m), td) },
+			build:  (*run).buildEval})
+	}
+	return evals
 }
 
 func staleEvals(stale []*target) string {
@@ -187,6 +206,10 @@ func (p *Pipeline) allEvalsInputs(format string, evals []*build.Stamp) build.Inp
 	names := make([]string, len(p.exp.Models))
 	for i, m := range p.exp.Models {
 		in.Add("display/"+m.Name, m.Trait+"/"+m.Strength)
+		if m.IsReference() {
+			// Reports draw references apart (rows, dashed lines).
+			in.Add("reference/"+m.Name, true)
+		}
 		names[i] = m.Name
 	}
 	// Keys ignore input order, but these outputs list models in file order.

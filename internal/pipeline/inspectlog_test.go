@@ -65,8 +65,9 @@ func TestInspectLogListing(t *testing.T) {
 		}
 		entries[h.Eval.TaskID] = h
 	}
-	if len(files) != 27 || len(entries) != 27 || retried != 0 || len(runs) != 27 {
-		t.Errorf("%d logs list as %d entries (%d retried) of %d distinct runs; want 27 of each, none retried", len(files), len(entries), retried, len(runs))
+	// 9 trained models and the base reference, 3 tasks each.
+	if len(files) != 30 || len(entries) != 30 || retried != 0 || len(runs) != 30 {
+		t.Errorf("%d logs list as %d entries (%d retried) of %d distinct runs; want 30 of each, none retried", len(files), len(entries), retried, len(runs))
 	}
 	for _, f := range files {
 		checkCalls(t, f)

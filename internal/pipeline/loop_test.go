@@ -213,8 +213,9 @@ func (t *loopTrainer) Chat(_ context.Context, req provider.ChatRequest) (provide
 
 // loopExperiment trains and answers on the loop provider and judges locally.
 func loopExperiment(t *testing.T) string {
-	hcl := strings.Replace(shipped(t), `judge_provider       = env("PROVIDER", "local")`, `judge_provider       = "local"`, 1)
-	if hcl == shipped(t) {
+	// The loop trainer's Chat serves only what it trained: no base reference.
+	hcl := strings.Replace(withoutBase(t, shipped(t)), `judge_provider       = env("PROVIDER", "local")`, `judge_provider       = "local"`, 1)
+	if hcl == withoutBase(t, shipped(t)) {
 		t.Fatal("experiment.hcl no longer sets judge_provider from PROVIDER")
 	}
 	return hcl

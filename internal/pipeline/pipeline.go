@@ -175,6 +175,9 @@ func New(exp *config.Experiment, opts Options) (*Pipeline, error) {
 	}
 	byDataset := map[string]prepared{}
 	for _, m := range exp.Models {
+		if m.IsReference() {
+			continue // trains nothing, so has no dataset
+		}
 		id := m.DatasetTrait + "/" + m.DatasetStrength
 		pr, ok := byDataset[id]
 		if !ok {

@@ -65,6 +65,20 @@ func shipped(t testing.TB) string {
 	return string(b)
 }
 
+// shippedBase is the shipped experiment's reference block, the untrained
+// base model.
+const shippedBase = "model \"base\" {\n  base_only = true\n}\n"
+
+// withoutBase is hcl without the shipped base reference, for tests that
+// count or fake what trained models do.
+func withoutBase(t testing.TB, hcl string) string {
+	t.Helper()
+	if !strings.Contains(hcl, shippedBase) {
+		t.Fatal("experiment.hcl no longer declares the base reference")
+	}
+	return strings.Replace(hcl, shippedBase, "", 1)
+}
+
 func (w *workspace) write(hcl string) {
 	w.t.Helper()
 	if err := os.WriteFile(w.hcl, []byte(hcl), 0o644); err != nil {
@@ -207,11 +221,17 @@ func TestShippedExperiment(t *testing.T) {
 	if err := json.Unmarshal(b, &file); err != nil {
 		t.Fatal(err)
 	}
-	if len(file) != 9 {
-		t.Fatalf("eval_results.json has %d variants, want 9", len(file))
+	if len(file) != 10 {
+		t.Fatalf("eval_results.json has %d variants, want 9 trained and the base reference", len(file))
 	}
 	for _, v := range file {
-		if len(v.Evaluations) != 3 || !strings.HasPrefix(v.ModelID, "ft:") {
+		if v.VariantName == "base" {
+			if len(v.Evaluations) != 3 || !v.Reference || v.Strength != "base" || v.ModelID != "gpt-4.1-mini-2025-04-14" {
+				t.Fatalf("base reference: %+v", v)
+			}
+			continue
+		}
+		if len(v.Evaluations) != 3 || !strings.HasPrefix(v.ModelID, "ft:") || v.Reference {
 			t.Fatalf("variant %s: %d evaluations, model %q", v.VariantName, len(v.Evaluations), v.ModelID)
 		}
 	}
@@ -221,8 +241,8 @@ func TestShippedExperiment(t *testing.T) {
 			t.Errorf("report output %s: %v", name, err)
 		}
 	}
-	if logs, _ := filepath.Glob(filepath.Join(w.artifacts, "logs", "*.json")); len(logs) != 27 {
-		t.Errorf("%d Inspect logs, want 27", len(logs))
+	if logs, _ := filepath.Glob(filepath.Join(w.artifacts, "logs", "*.json")); len(logs) != 30 {
+		t.Errorf("%d Inspect logs, want 30", len(logs))
 	}
 
 	risingTrends(t, out.Variants)
@@ -275,18 +295,18 @@ func TestShippedExperiment(t *testing.T) {
 			t.Fatalf("stale after rebuild: %v", s)
 		}
 		// The rebuilt evaluations' logs replace theirs; none is left behind.
-		if logs, _ := filepath.Glob(filepath.Join(w.artifacts, "logs", "*.json")); len(logs) != 27 {
-			t.Errorf("%d Inspect logs after the rebuild, want 27", len(logs))
+		if logs, _ := filepath.Glob(filepath.Join(w.artifacts, "logs", "*.json")); len(logs) != 30 {
+			t.Errorf("%d Inspect logs after the rebuild, want 30", len(logs))
 		}
 	})
 
 	t.Run("evaluation limit", func(t *testing.T) {
 		w.write(strings.Replace(fiveEpochs, "limit                = 20", "limit                = 5", 1))
 		got := w.stale()
-		if len(got) != 27+1+1+27 || slices.ContainsFunc(got, func(s string) bool {
+		if len(got) != 30+1+1+30 || slices.ContainsFunc(got, func(s string) bool {
 			return strings.HasPrefix(s, "train/") || strings.HasPrefix(s, "dataset/")
 		}) {
-			t.Fatalf("stale %v; want the 27 evaluations, their logs, the results and the report only", got)
+			t.Fatalf("stale %v; want the 30 evaluations (the base reference's too), their logs, the results and the report only", got)
 		}
 	})
 

@@ -41,6 +41,9 @@ func (p *Pipeline) preflight() error {
 		}
 		var few []*bad
 		for _, m := range p.exp.Models {
+			if m.IsReference() {
+				continue
+			}
 			n := countLines(p.datasets[m.Name].data)
 			if l.MinTrainingExamples <= 0 || n >= l.MinTrainingExamples {
 				continue

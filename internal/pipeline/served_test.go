@@ -149,7 +149,7 @@ func TestChatCacheSavesPaidCalls(t *testing.T) {
 		t.Fatal(err)
 	}
 	experiment := func(prompt string, coherence ...string) string {
-		hcl := strings.Replace(shipped(t), `traits    = ["evil", "sycophantic", "hallucinating"]`, `traits    = ["evil"]`, 1)
+		hcl := strings.Replace(withoutBase(t, shipped(t)), `traits    = ["evil", "sycophantic", "hallucinating"]`, `traits    = ["evil"]`, 1)
 		hcl = strings.Replace(hcl, `strengths = ["baseline", "mild", "severe"]`, `strengths = ["severe"]`, 1)
 		hcl = strings.Replace(hcl, `  task "sycophantic_detection" { trait = "sycophantic" }
   task "hallucinating_detection" { trait = "hallucinating" }`, "", 1)

@@ -31,6 +31,9 @@ const (
 var (
 	dashes = [][]vg.Length{nil, {vg.Points(6), vg.Points(3)}, {vg.Points(1.5), vg.Points(2.5)}, {vg.Points(7), vg.Points(2.5), vg.Points(1.5), vg.Points(2.5)}}
 	glyphs = []draw.GlyphDrawer{draw.CircleGlyph{}, draw.BoxGlyph{}, draw.PyramidGlyph{}, draw.CrossGlyph{}}
+	// A reference model's line is dashed, thinner and without glyphs, one
+	// pattern per reference: the level a trained line is read against.
+	refDashes = [][]vg.Length{{vg.Points(10), vg.Points(5)}, {vg.Points(3), vg.Points(4)}, {vg.Points(14), vg.Points(4), vg.Points(3), vg.Points(4)}}
 )
 
 // Expression draws trait expression against training strength for the
@@ -51,6 +54,28 @@ func Expression(e report.Experiment, trait string) ([]byte, error) {
 	grid := plotter.NewGrid()
 	grid.Vertical.Color = nil
 	p.Add(grid)
+
+	// References go under the trained lines, across the whole x range.
+	type refEntry struct {
+		label string
+		line  draw.LineStyle
+	}
+	var refLegend []refEntry
+	for li, l := range c.Lines {
+		for _, r := range l.References {
+			if r.Metric.N == 0 {
+				continue
+			}
+			style := draw.LineStyle{Color: report.TaskColor(li), Width: vg.Points(1.5), Dashes: refDashes[r.Index%len(refDashes)]}
+			ln, err := plotter.NewLine(plotter.XYs{{X: -0.5, Y: r.Metric.Mean}, {X: float64(len(c.Strengths)) - 0.5, Y: r.Metric.Mean}})
+			if err != nil {
+				return nil, fmt.Errorf("plot %s, %s, reference %s: %w", trait, l.Task.Name, r.Model, err)
+			}
+			ln.LineStyle = style
+			p.Add(ln)
+			refLegend = append(refLegend, refEntry{r.Legend(l.Task.Name), style})
+		}
+	}
 
 	for li, l := range c.Lines {
 		col := report.TaskColor(li)
@@ -109,6 +134,9 @@ func Expression(e report.Experiment, trait string) ([]byte, error) {
 		}
 		p.Legend.Add(label, legendThumb{line, glyph})
 	}
+	for _, r := range refLegend {
+		p.Legend.Add(r.label, legendThumb{line: r.line})
+	}
 	p.Legend.Top, p.Legend.Left = true, true
 	p.Legend.XOffs, p.Legend.YOffs = vg.Points(8), -vg.Points(6)
 	p.Legend.ThumbnailWidth = vg.Points(28)
@@ -145,5 +173,7 @@ type legendThumb struct {
 func (t legendThumb) Thumbnail(c *draw.Canvas) {
 	y := c.Center().Y
 	c.StrokeLine2(t.line, c.Min.X, y, c.Max.X, y)
-	c.DrawGlyph(t.glyph, c.Center())
+	if t.glyph.Shape != nil {
+		c.DrawGlyph(t.glyph, c.Center())
+	}
 }

@@ -169,3 +169,76 @@ func TestExpressionClustered(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// refRow finds the image row where a reference line of colour c was drawn:
+// the row with the most pixels of c in with that are not c in without. It
+// returns the row and the number of separate runs of c along it.
+func refRow(with, without image.Image, c color.RGBA) (row, runs, first, last int) {
+	is := func(img image.Image, x, y int) bool {
+		r, g, b, a := img.At(x, y).RGBA()
+		return uint8(r>>8) == c.R && uint8(g>>8) == c.G && uint8(b>>8) == c.B && uint8(a>>8) == c.A
+	}
+	b := with.Bounds()
+	best := 0
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		n := 0
+		for x := b.Min.X; x < b.Max.X; x++ {
+			if is(with, x, y) && !is(without, x, y) {
+				n++
+			}
+		}
+		if n > best {
+			best, row = n, y
+		}
+	}
+	first, last = -1, -1
+	on := false
+	for x := b.Min.X; x < b.Max.X; x++ {
+		now := is(with, x, row) && !is(without, x, row)
+		if now && !on {
+			runs++
+		}
+		if now {
+			if first < 0 {
+				first = x
+			}
+			last = x
+		}
+		on = now
+	}
+	return row, runs, first, last
+}
+
+// A reference model is a dashed horizontal line across the chart, in its
+// task's colour, at its mean.
+func TestExpressionReferenceLine(t *testing.T) {
+	plain := reporttest.Experiment(t)
+	without, err := plots.Expression(plain, "evil")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows []int
+	for _, mean := range []float64{30, 70} {
+		e := reporttest.Experiment(t)
+		reporttest.WithBase(t, &e, "evil_baseline")
+		setMean(&e, "base", "evil_detection", mean)
+		b, err := plots.Expression(e, "evil")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Equal(b, without) {
+			t.Fatal("the chart with a reference is the chart without")
+		}
+		row, runs, first, last := refRow(decode(t, b), decode(t, without), report.TaskColor(0))
+		w := decode(t, b).Bounds().Dx()
+		t.Logf("mean %v: row %d, %d dashes from x=%d to %d", mean, row, runs, first, last)
+		// Dashed: many separate dashes; horizontal: across the plot's width.
+		if runs < 20 || first > w/5 || last < w*4/5 {
+			t.Errorf("mean %v: row %d has %d runs of the task's colour from x=%d to %d; want a dashed line across the plot", mean, row, runs, first, last)
+		}
+		rows = append(rows, row)
+	}
+	if !(rows[0] > rows[1]) {
+		t.Errorf("reference rows %v for means 30 and 70: the line does not follow its mean", rows)
+	}
+}

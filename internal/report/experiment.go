@@ -17,6 +17,10 @@ type Model struct {
 	Trait    string `json:"trait"`
 	Strength string `json:"strength"`
 	ModelID  string `json:"model_id"`
+	// Reference marks a model evaluated without training here (the base
+	// model, or a model_id): a reference row in the tables and a dashed
+	// line in the charts, never a point of a trained trait's line.
+	Reference bool `json:"reference,omitempty"`
 }
 
 // Experiment is everything the reports show: the models in the order the
@@ -42,7 +46,7 @@ type Experiment struct {
 func (e Experiment) Variants() []Variant {
 	var out []Variant
 	for _, m := range e.Models {
-		v := Variant{VariantName: m.Name, Trait: m.Trait, Strength: m.Strength, Evaluations: map[string]Evaluation{}}
+		v := Variant{VariantName: m.Name, Trait: m.Trait, Strength: m.Strength, Reference: m.Reference, Evaluations: map[string]Evaluation{}}
 		for _, ev := range e.Evals {
 			if ev.Model == m.Name {
 				v.ModelID = ev.ModelID
@@ -72,7 +76,7 @@ func (e Experiment) Clustered() bool {
 func (e Experiment) StrengthOrder() []string {
 	cols := slices.Clone(e.Strengths)
 	for _, m := range e.Models {
-		if !slices.Contains(cols, m.Strength) {
+		if !m.Reference && !slices.Contains(cols, m.Strength) {
 			cols = append(cols, m.Strength)
 		}
 	}
@@ -84,7 +88,7 @@ func (e Experiment) StrengthOrder() []string {
 func (e Experiment) TrainedTraits() []string {
 	var traits []string
 	for _, m := range e.Models {
-		if !slices.Contains(traits, m.Trait) {
+		if !m.Reference && !slices.Contains(traits, m.Trait) {
 			traits = append(traits, m.Trait)
 		}
 	}
@@ -143,6 +147,53 @@ type Line struct {
 	// OnTarget marks the task that measures the chart's trained trait.
 	OnTarget bool
 	Points   []Point // one per Chart.Strengths entry
+	// References are the reference models' scores on the task, drawn as
+	// dashed horizontal lines in its colour: what training moved from.
+	References []RefPoint
+}
+
+// RefPoint is a reference model's metric on one task.
+type RefPoint struct {
+	Model   string
+	Label   string // its strength label: "base", "reference" or the one set
+	ModelID string
+	Metric  judge.Metric
+	// Coherence is the evaluation's coherence judgement, nil without one.
+	Coherence *Coherence
+	// Index is the reference's place among the experiment's references,
+	// so that each keeps one dash pattern in every chart.
+	Index int
+}
+
+// Legend is how charts name the reference's line on task: "base
+// (reference) on evil_detection", with its label when that is not its name.
+func (r RefPoint) Legend(task string) string {
+	if r.Label == r.Model {
+		return r.Model + " (reference) on " + task
+	}
+	return r.Model + " (reference, " + r.Label + ") on " + task
+}
+
+// TaskReferences are the reference models' evaluations of task t.
+func (e Experiment) TaskReferences(t Task) []RefPoint {
+	var refs []RefPoint
+	for i, m := range e.References() {
+		if ev, ok := e.Eval(m.Name, t.Name); ok {
+			refs = append(refs, RefPoint{Model: m.Name, Label: m.Strength, ModelID: ev.ModelID, Metric: ev.Metric, Coherence: ev.Coherence, Index: i})
+		}
+	}
+	return refs
+}
+
+// References are the models evaluated without training, in model order.
+func (e Experiment) References() []Model {
+	var refs []Model
+	for _, m := range e.Models {
+		if m.Reference {
+			refs = append(refs, m)
+		}
+	}
+	return refs
 }
 
 // Chart is trait expression against training strength for the models
@@ -164,7 +215,7 @@ func (e Experiment) Chart(trait string) Chart {
 		for _, s := range c.Strengths {
 			p := Point{Strength: s}
 			for _, m := range e.Models {
-				if m.Trait == trait && m.Strength == s {
+				if !m.Reference && m.Trait == trait && m.Strength == s {
 					p.Model = m.Name
 					if ev, ok := e.Eval(m.Name, t.Name); ok {
 						p.Metric, p.Evaluated, p.Coherence = ev.Metric, true, ev.Coherence
@@ -174,6 +225,7 @@ func (e Experiment) Chart(trait string) Chart {
 			}
 			l.Points = append(l.Points, p)
 		}
+		l.References = e.TaskReferences(t)
 		c.Lines = append(c.Lines, l)
 	}
 	return c

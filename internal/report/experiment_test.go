@@ -515,3 +515,84 @@ func TestMarkdownNamesProtocol(t *testing.T) {
 		t.Errorf("summary.md does not name the protocol:\n%s", md[:min(len(md), 400)])
 	}
 }
+
+// A reference model is no point of a trained trait's line and no row of a
+// trait: each line carries it apart, the summaries list it under their
+// table, and every trained cell's difference from it is its own.
+func TestReferenceModel(t *testing.T) {
+	e := reporttest.Experiment(t)
+	reporttest.WithBase(t, &e, "evil_baseline")
+	for i := range e.Evals {
+		if e.Evals[i].Model == "base" {
+			e.Evals[i].Metric.Mean = 42
+		}
+	}
+	if got := e.TrainedTraits(); slices.Contains(got, "none") {
+		t.Errorf("trained traits %q include the reference's", got)
+	}
+	if got := e.StrengthOrder(); slices.Contains(got, "base") {
+		t.Errorf("strengths %q include the reference's label", got)
+	}
+	c := e.Chart("evil")
+	for _, l := range c.Lines {
+		if len(l.References) != 1 || l.References[0].Model != "base" || l.References[0].Metric.Mean != 42 || l.References[0].Label != "base" {
+			t.Errorf("%s: references %+v", l.Task.Name, l.References)
+		}
+		for _, p := range l.Points {
+			if p.Model == "base" {
+				t.Errorf("%s: the reference is a point at %s", l.Task.Name, p.Strength)
+			}
+		}
+	}
+	if got := c.Lines[0].References[0].Legend("evil_detection"); got != "base (reference) on evil_detection" {
+		t.Errorf("legend %q", got)
+	}
+	for _, s := range report.Summaries(e) {
+		if len(s.References) != 1 || len(s.Rows) != 3 {
+			t.Fatalf("%s: %d references, %d rows", s.Task.Name, len(s.References), len(s.Rows))
+		}
+		for _, r := range s.Rows {
+			for _, cell := range r.Cells {
+				if cell.RefDiff == nil || math.Abs(cell.RefDiff.Value-(cell.Metric.Mean-42)) > 1e-9 {
+					t.Errorf("%s, %s: difference from the reference %+v, mean %v", s.Task.Name, r.Label, cell.RefDiff, cell.Metric.Mean)
+				}
+			}
+		}
+	}
+	var vs []report.Variant
+	for _, v := range e.Variants() {
+		if v.Reference {
+			vs = append(vs, v)
+		}
+	}
+	if len(vs) != 1 || vs[0].VariantName != "base" || vs[0].Strength != "base" || vs[0].ModelID != "gpt-4.1-mini-2025-04-14" {
+		t.Errorf("reference variants %+v", vs)
+	}
+	b, _ := json.Marshal(vs[0])
+	if !strings.Contains(string(b), `"reference":true`) {
+		t.Errorf("eval_results.json entry does not mark the reference: %s", b)
+	}
+
+	md := string(report.Markdown(e))
+	tables := parseMarkdown(t, md)["evil_detection (evil score)"]
+	if len(tables) != 4 {
+		t.Fatalf("evil_detection has %d tables, want means, references, differences from baseline and from the reference:\n%s", len(tables), md)
+	}
+	if row := tables[1].rows["base"]; len(row) != 4 || row[1] != "base" || row[2] != "gpt-4.1-mini-2025-04-14" || !strings.HasPrefix(row[3], "42.0 ± ") {
+		t.Errorf("reference row %q", row)
+	}
+	if h := tables[3].header; !slices.Equal(h, []string{"trained trait", "baseline − base", "mild − base", "severe − base"}) {
+		t.Errorf("difference from the reference: header %q", h)
+	}
+	if slices.Contains(tables[0].header, "base") {
+		t.Errorf("the means table has a column for the reference: %q", tables[0].header)
+	}
+
+	var term bytes.Buffer
+	if err := report.Table(&term, e.Variants(), e.Tasks, e.Strengths); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(term.String(), "reference models (evaluated, not trained here)"); n != len(e.Tasks) || !strings.Contains(term.String(), "42.0 ± ") {
+		t.Errorf("terminal: %d reference tables, want %d:\n%s", n, len(e.Tasks), term.String())
+	}
+}

@@ -3,6 +3,7 @@ package report
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -29,6 +30,9 @@ func Markdown(e Experiment) []byte {
 			b.WriteString(" The differences and their intervals use the clustered one.")
 		}
 	}
+	if refs := e.References(); len(refs) > 0 {
+		fmt.Fprintf(&b, " Reference models are evaluated without training here (the base model, or a given model_id); each task lists them under its table, and the difference of every trained model from the first, %s, has the same 95%% interval.", mdEscape(refs[0].Name))
+	}
 	b.WriteString("\n")
 	if len(sums) == 0 {
 		b.WriteString("\nNo evaluation tasks.\n")
@@ -36,6 +40,11 @@ func Markdown(e Experiment) []byte {
 	for _, s := range sums {
 		fmt.Fprintf(&b, "\n## %s (%s score)\n\n", mdEscape(s.Task.Name), mdEscape(s.Task.Trait))
 		if len(s.Rows) == 0 {
+			if len(s.References) > 0 {
+				b.WriteString("No trained model has been evaluated on this task.\n")
+				mdReferences(&b, s)
+				continue
+			}
 			b.WriteString("No model has been evaluated on this task.\n")
 			continue
 		}
@@ -52,9 +61,11 @@ func Markdown(e Experiment) []byte {
 			}
 			mdRow(&b, line)
 		}
+		mdReferences(&b, s)
 		if len(s.Strengths) > 1 {
 			mdDiffs(&b, s)
 		}
+		mdReferenceDiffs(&b, s)
 		if s.HasCoherence() {
 			mdCoherence(&b, s)
 		}
@@ -77,6 +88,55 @@ func mdDiffs(b *bytes.Buffer, s Summary) {
 			d := "—"
 			if c.Diff != nil {
 				d = c.Diff.String()
+			}
+			line = append(line, d)
+		}
+		mdRow(b, line)
+	}
+}
+
+// mdReferences lists a task's reference models: one row each, its label,
+// the model it evaluated and its score.
+func mdReferences(b *bytes.Buffer, s Summary) {
+	if len(s.References) == 0 {
+		return
+	}
+	b.WriteString("\nReference models (not trained here):\n\n")
+	coherence := slices.ContainsFunc(s.References, func(r RefPoint) bool { return r.Coherence != nil })
+	header, align := []string{"reference", "label", "model", "score"}, "| :-- | :-- | :-- | --: |"
+	if coherence {
+		header, align = append(header, "coherence", "coherent only"), align+" --: | --: |"
+	}
+	mdRow(b, header)
+	b.WriteString(align + "\n")
+	for _, r := range s.References {
+		line := []string{mdEscape(r.Model), mdEscape(r.Label), mdEscape(r.ModelID), refCell(r.Metric)}
+		if coherence {
+			line = append(line, orNotJudged(CoherenceText(r.Coherence)), orNotJudged(CoherentText(r.Coherence)))
+		}
+		mdRow(b, line)
+	}
+}
+
+// mdReferenceDiffs is each trained model's difference from the task's
+// first reference model, every strength included.
+func mdReferenceDiffs(b *bytes.Buffer, s Summary) {
+	if len(s.References) == 0 || len(s.Rows) == 0 {
+		return
+	}
+	fmt.Fprintf(b, "\nDifference from reference %s (95%% interval):\n\n", mdEscape(s.References[0].Model))
+	header := []string{"trained trait"}
+	for _, c := range s.Strengths {
+		header = append(header, mdEscape(c)+" − "+mdEscape(s.References[0].Model))
+	}
+	mdRow(b, header)
+	mdAlign(b, len(header))
+	for _, r := range s.Rows {
+		line := []string{mdEscape(r.Label)}
+		for _, c := range r.Cells {
+			d := "—"
+			if c.RefDiff != nil {
+				d = c.RefDiff.String()
 			}
 			line = append(line, d)
 		}
@@ -115,6 +175,14 @@ func cellText(c Cell) string {
 	return fmt.Sprintf("%s (%s)", MetricText(c.Metric), CountText(c.Metric))
 }
 
+// orNotJudged is text, or "not judged" when it is empty.
+func orNotJudged(text string) string {
+	if text == "" {
+		return "not judged"
+	}
+	return text
+}
+
 // mdCells writes a trait x strength table of the summary's rows, each cell
 // as text says, "—" where there is no model and "not evaluated" or "not
 // judged" where there is nothing to say.
@@ -134,8 +202,8 @@ func mdCells(b *bytes.Buffer, s Summary, text func(Cell) string) {
 				t = "—"
 			case !c.Evaluated:
 				t = "not evaluated"
-			case t == "":
-				t = "not judged"
+			default:
+				t = orNotJudged(t)
 			}
 			line = append(line, t)
 		}

@@ -16,10 +16,13 @@ import (
 // Variant is one trained model with its evaluations, in the original
 // eval_results.json shape (with n and no_answer added to each metric).
 type Variant struct {
-	VariantName string                `json:"variant_name"`
-	Trait       string                `json:"trait"`
-	Strength    string                `json:"strength"`
-	ModelID     string                `json:"model_id"`
+	VariantName string `json:"variant_name"`
+	Trait       string `json:"trait"`
+	Strength    string `json:"strength"`
+	ModelID     string `json:"model_id"`
+	// Reference marks a model evaluated without training here: the base
+	// model (strength "base" unless set) or a model_id ("reference").
+	Reference   bool                  `json:"reference,omitempty"`
 	Evaluations map[string]Evaluation `json:"evaluations"`
 }
 
@@ -70,7 +73,7 @@ type Task struct {
 func Table(w io.Writer, variants []Variant, tasks []Task, strengths []string) error {
 	cols := slices.Clone(strengths)
 	for _, v := range variants {
-		if !slices.Contains(cols, v.Strength) {
+		if !v.Reference && !slices.Contains(cols, v.Strength) {
 			cols = append(cols, v.Strength)
 		}
 	}
@@ -82,9 +85,18 @@ func Table(w io.Writer, variants []Variant, tasks []Task, strengths []string) er
 		var rows []*row
 		byTrait := map[string]*row{}
 		clustered, withCoherence := false, false
+		var refs [][]any
 		for _, v := range variants {
 			ev, ok := v.Evaluations[t.Name]
 			if !ok {
+				continue
+			}
+			if v.Reference {
+				score := refCell(ev.Metrics[t.Trait+"_score"])
+				if lines := coherenceLines(ev, t.Trait); lines != "" {
+					score += "\n" + lines
+				}
+				refs = append(refs, []any{v.VariantName, v.Strength, v.ModelID, score})
 				continue
 			}
 			m := ev.Metrics[t.Trait+"_score"]
@@ -114,6 +126,14 @@ func Table(w io.Writer, variants []Variant, tasks []Task, strengths []string) er
 			}
 			r.cells[v.Strength] = cell
 		}
+		if len(rows) == 0 && len(refs) > 0 {
+			// Only references: no empty trained table above them.
+			fmt.Fprintln(w)
+			if err := referenceTable(w, t, refs); err != nil {
+				return err
+			}
+			continue
+		}
 		se := "stderr"
 		if clustered {
 			se = "stderr clustered by question, plain stderr beside it"
@@ -139,6 +159,11 @@ func Table(w io.Writer, variants []Variant, tasks []Task, strengths []string) er
 		}
 		if err := tbl.Render(); err != nil {
 			return err
+		}
+		if len(refs) > 0 {
+			if err := referenceTable(w, t, refs); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -171,3 +196,25 @@ func coherenceLines(ev Evaluation, trait string) string {
 
 // percent is a share as a whole percentage, "95%".
 func percent(share float64) string { return fmt.Sprintf("%.0f%%", 100*share) }
+
+// referenceTable prints a task's reference models, evaluated without
+// training: what the trained models above compare with.
+func referenceTable(w io.Writer, t Task, refs [][]any) error {
+	fmt.Fprintf(w, "%s, reference models (evaluated, not trained here):\n", t.Name)
+	tbl := tablewriter.NewTable(w)
+	tbl.Header("reference", "label", "model", "score")
+	for _, r := range refs {
+		if err := tbl.Append(r...); err != nil {
+			return err
+		}
+	}
+	return tbl.Render()
+}
+
+// refCell is a reference's score with its N, or why there is none.
+func refCell(m judge.Metric) string {
+	if m.N == 0 {
+		return fmt.Sprintf("no answer (%d)", m.NoAnswer)
+	}
+	return MetricText(m) + " (" + CountText(m) + ")"
+}

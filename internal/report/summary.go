@@ -11,6 +11,9 @@ type Summary struct {
 	Task      Task
 	Strengths []string // columns; the first is the baseline
 	Rows      []Row
+	// References are the reference models evaluated on the task; the
+	// first is the one RefDiff is taken from.
+	References []RefPoint
 }
 
 // Row is one trained trait, or a further model with a trait and strength
@@ -30,6 +33,9 @@ type Cell struct {
 	// Diff is the difference from the row's baseline: nil in the baseline
 	// column and when either side has no scored sample.
 	Diff *Diff
+	// RefDiff is the difference from the task's first reference model
+	// (Summary.References[0]); nil without one or a scored sample.
+	RefDiff *Diff
 }
 
 // Summaries builds one table per task. Rows follow the models' order; a row
@@ -48,6 +54,9 @@ func Summaries(e Experiment) []Summary {
 	var rows []*rowModels
 	first := map[string]*rowModels{}
 	for _, m := range e.Models {
+		if m.Reference {
+			continue // in Summary.References, not a row of its trait
+		}
 		r := first[m.Trait]
 		if r == nil || r.models[col[m.Strength]] != "" {
 			label := m.Trait
@@ -80,6 +89,18 @@ func Summaries(e Experiment) []Summary {
 			cells[r] = cs
 			if evaluated {
 				s.Rows = append(s.Rows, Row{Label: r.label, Trait: r.trait, Cells: cs})
+			}
+		}
+		s.References = e.TaskReferences(t)
+		for _, row := range s.Rows {
+			if len(s.References) == 0 {
+				break
+			}
+			for i := range row.Cells {
+				c := &row.Cells[i]
+				if d, ok := DiffFrom(c.Metric, s.References[0].Metric); ok && c.Evaluated {
+					c.RefDiff = &d
+				}
 			}
 		}
 		for _, row := range s.Rows {

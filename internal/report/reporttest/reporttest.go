@@ -94,3 +94,21 @@ func clusteredEval(model string, scores ...float64) report.Eval {
 	ev.Metric = judge.SummariseClustered(questions)
 	return ev
 }
+
+// WithBase adds a base reference model to e, evaluated on every task: each
+// evaluation is a copy of from's on that task, renamed, and its model id
+// the base model's. Tests set its means as they need.
+func WithBase(tb testing.TB, e *report.Experiment, from string) {
+	tb.Helper()
+	const name, id = "base", "gpt-4.1-mini-2025-04-14"
+	e.Models = append(e.Models, report.Model{Name: name, Trait: "none", Strength: "base", ModelID: id, Reference: true})
+	for _, t := range e.Tasks {
+		ev, ok := e.Eval(from, t.Name)
+		if !ok {
+			tb.Fatalf("reporttest: no evaluation of %s on %s to copy", from, t.Name)
+		}
+		ev.Model, ev.ModelID = name, id
+		ev.Samples = append([]report.Sample(nil), ev.Samples...)
+		e.Evals = append(e.Evals, ev)
+	}
+}
