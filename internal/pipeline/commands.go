@@ -130,7 +130,9 @@ func (r *run) plan(ctx context.Context) (*Plan, error) {
 			pl.Train = append(pl.Train, s)
 		case t.stage == stageEval:
 			if !s.Fresh {
-				s.Calls = len(t.task.questions) * (1 + p.exp.Evaluation.SamplesPerQuestion)
+				// An answering call per question; two judgements, trait
+				// and coherence, per sample.
+				s.Calls = len(t.task.questions) * (1 + 2*p.exp.Evaluation.SamplesPerQuestion)
 				est, err := p.estimateSampling(ctx, t)
 				if err != nil {
 					return nil, err

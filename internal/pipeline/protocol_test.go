@@ -18,8 +18,9 @@ import (
 
 // With the paper's protocol, plan against OpenAI's kind (the project's
 // loopback server) prices 10 samples per question: the answer prompts once
-// a question, everything else (generated answers, judge prompts with the
-// answer they quote, judge tokens) ten times what one sample costs.
+// a question, everything else (generated answers, trait and coherence judge
+// prompts with the answer they quote, judge tokens) ten times what one
+// sample costs.
 func TestPaperProtocolPricesTenSamples(t *testing.T) {
 	t.Parallel()
 	_, env := served{}.start(t)
@@ -38,11 +39,12 @@ func TestPaperProtocolPricesTenSamples(t *testing.T) {
 		}
 		return p, steps
 	}
-	p, ten := plan(shipped(t))
+	// Trained models only: a reference answers at its base model's rates.
+	p, ten := plan(withoutBase(t, shipped(t)))
 	if e := p.exp.Evaluation; e.Protocol != "paper" || e.SamplesPerQuestion != 10 || e.MaxTokens != 1000 || len(e.Overridden) > 0 {
 		t.Fatalf("shipped file with PROTOCOL=paper: %s", e.ProtocolSummary())
 	}
-	_, one := plan(strings.Replace(shipped(t), "  seed                 = 0\n", "  seed                 = 0\n  samples_per_question = 1\n", 1))
+	_, one := plan(strings.Replace(withoutBase(t, shipped(t)), "  seed                 = 0\n", "  seed                 = 0\n  samples_per_question = 1\n", 1))
 	evals := 0
 	for _, tg := range p.targets {
 		if tg.stage != stageEval {
@@ -51,7 +53,7 @@ func TestPaperProtocolPricesTenSamples(t *testing.T) {
 		evals++
 		s10, s1 := ten[tg.id], one[tg.id]
 		q := len(tg.task.questions)
-		if q != 20 || s10.Calls != q*(1+10) || s1.Calls != q*(1+1) {
+		if q != 20 || s10.Calls != q*(1+2*10) || s1.Calls != q*(1+2*1) {
 			t.Fatalf("%s: %d questions, %d calls with 10 samples, %d with 1", tg.id, q, s10.Calls, s1.Calls)
 		}
 		// What the answer prompts cost, asked once a question whatever n.
