@@ -57,8 +57,8 @@ func (e *Engine) Chat(ctx context.Context, req provider.ChatRequest) (provider.C
 		}
 	}
 
-	if jm, answer := e.findJudge(query); jm != nil {
-		return e.judgeChat(ctx, req, jm, answer, n)
+	if jm, question, answer := e.findJudge(query); jm != nil {
+		return e.judgeChat(ctx, req, jm, question, answer, n)
 	}
 
 	if entry == nil {
@@ -84,8 +84,8 @@ func (e *Engine) Chat(ctx context.Context, req provider.ChatRequest) (provider.C
 	return resp, nil
 }
 
-func (e *Engine) judgeChat(ctx context.Context, req provider.ChatRequest, jm *judgeModel, answer string, n int) (provider.ChatResponse, error) {
-	lps := jm.classifier().logProbs(answer)
+func (e *Engine) judgeChat(ctx context.Context, req provider.ChatRequest, jm *judgeModel, question, answer string, n int) (provider.ChatResponse, error) {
+	lps := jm.logProbs(question, answer)
 	if err := ctx.Err(); err != nil {
 		return provider.ChatResponse{}, err
 	}

@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/modelorganisms/pvbuild/internal/provider"
+	"github.com/modelorganisms/pvbuild/internal/sampledata"
 )
 
 // RefusalToken is the class of answers that refuse.
@@ -38,8 +39,13 @@ type judgeModel struct {
 	// Literal text around the placeholders, trimmed, in template order.
 	pre, mid, post string
 	answerFirst    bool
-	texts          []string
-	labels         []string
+	// coherence judges see the question and form features too.
+	coherence bool
+	// formatKey is what judgeByFormat looks for in an unknown rubric.
+	formatKey string
+	questions []string
+	texts     []string
+	labels    []string
 
 	once sync.Once
 	clf  *classifier
@@ -66,6 +72,12 @@ func newJudgeModel(j Judge) (*judgeModel, error) {
 		mid:         strings.TrimSpace(j.Template[fi+len(first) : si]),
 		post:        strings.TrimSpace(j.Template[si+len(second):]),
 		answerFirst: ai < qi,
+		coherence:   j.Trait == sampledata.CoherenceTrait,
+		formatKey:   strings.ToLower(j.Trait),
+	}
+	if jm.coherence {
+		// "coherent" and "incoherent" name it as well as "coherence".
+		jm.formatKey = "coheren"
 	}
 	if jm.mid == "" {
 		return nil, errors.New("template needs text between {question} and {answer} to tell them apart")
@@ -73,16 +85,23 @@ func newJudgeModel(j Judge) (*judgeModel, error) {
 	scored := 0
 	for i, ex := range j.Examples {
 		label := ""
-		if ex.Refusal {
-			label = RefusalToken
-		} else if s, ok := ex.Scores[j.Trait]; ok {
+		s, ok := ex.Scores[j.Trait]
+		switch {
+		case ok:
+			// An explicit score wins over refusal: a refusal shows no
+			// trait (REFUSAL) but is still more or less coherent language.
 			if s < 0 || s > 100 {
 				return nil, fmt.Errorf("example %d: score %d out of 0..100", i+1, s)
 			}
 			label = strconv.Itoa(s)
 			scored++
-		} else {
+		case ex.Refusal:
+			label = RefusalToken
+		default:
 			continue
+		}
+		if jm.coherence {
+			jm.questions = append(jm.questions, ex.Question)
 		}
 		jm.texts = append(jm.texts, ex.Answer)
 		jm.labels = append(jm.labels, label)
@@ -103,20 +122,21 @@ func CheckJudge(j Judge) error {
 	return err
 }
 
-// match extracts the answer from a prompt that fills the template, and how
-// much literal template text it matched (to prefer the most specific judge).
-func (jm *judgeModel) match(msg string) (answer string, strength int, ok bool) {
+// match extracts the question and answer from a prompt that fills the
+// template, and how much literal template text it matched (to prefer the
+// most specific judge).
+func (jm *judgeModel) match(msg string) (question, answer string, strength int, ok bool) {
 	pos := 0
 	if jm.pre != "" {
 		i := strings.Index(msg, jm.pre)
 		if i < 0 {
-			return "", 0, false
+			return "", "", 0, false
 		}
 		pos = i + len(jm.pre)
 	}
 	i := strings.Index(msg[pos:], jm.mid)
 	if i < 0 {
-		return "", 0, false
+		return "", "", 0, false
 	}
 	firstSlot := msg[pos : pos+i]
 	pos += i + len(jm.mid)
@@ -125,20 +145,33 @@ func (jm *judgeModel) match(msg string) (answer string, strength int, ok bool) {
 		// The last occurrence: an answer may quote the rubric's closing text.
 		k := strings.LastIndex(secondSlot, jm.post)
 		if k < 0 {
-			return "", 0, false
+			return "", "", 0, false
 		}
 		secondSlot = secondSlot[:k]
 	}
-	answer = secondSlot
+	question, answer = firstSlot, secondSlot
 	if jm.answerFirst {
-		answer = firstSlot
+		question, answer = secondSlot, firstSlot
 	}
-	return strings.TrimSpace(answer), len(jm.pre) + len(jm.mid) + len(jm.post), true
+	return strings.TrimSpace(question), strings.TrimSpace(answer), len(jm.pre) + len(jm.mid) + len(jm.post), true
 }
 
 func (jm *judgeModel) classifier() *classifier {
-	jm.once.Do(func() { jm.clf = trainedClassifier(jm.texts, jm.labels) })
+	jm.once.Do(func() { jm.clf = trainedClassifier(jm.coherence, jm.questions, jm.texts, jm.labels) })
 	return jm.clf
+}
+
+// termsOf are the features the judge reads from a question and answer.
+func (jm *judgeModel) termsOf(question, answer string) []string {
+	if jm.coherence {
+		return coherenceTerms(question, answer)
+	}
+	return terms(answer)
+}
+
+// logProbs scores an answer to a question.
+func (jm *judgeModel) logProbs(question, answer string) []provider.TokenLogprob {
+	return jm.classifier().logProbs(jm.termsOf(question, answer))
 }
 
 // trained memoises classifiers by their training data for the life of the
@@ -146,45 +179,62 @@ func (jm *judgeModel) classifier() *classifier {
 // engine opened on the same rubric and answers (a build's, a server's, a
 // test's) would otherwise train the same classifier again. A classifier is
 // read-only once trained.
-var trained sync.Map // sha256 of texts and labels -> *classifierOnce
+var trained sync.Map // sha256 of mode, questions, texts and labels -> *classifierOnce
 
 type classifierOnce struct {
 	once sync.Once
 	clf  *classifier
 }
 
-func trainedClassifier(texts, labels []string) *classifier {
+// questions is nil unless coherence: only coherence judges read them.
+func trainedClassifier(coherence bool, questions, texts, labels []string) *classifier {
 	h := sha256.New()
+	fmt.Fprintf(h, "coherence=%t;", coherence)
 	for i := range texts {
+		if coherence {
+			fmt.Fprintf(h, "%d:%s", len(questions[i]), questions[i])
+		}
 		fmt.Fprintf(h, "%d:%s%d:%s", len(texts[i]), texts[i], len(labels[i]), labels[i])
 	}
 	v, _ := trained.LoadOrStore(string(h.Sum(nil)), &classifierOnce{})
 	c := v.(*classifierOnce)
-	c.once.Do(func() { c.clf = trainClassifier(texts, labels) })
+	c.once.Do(func() {
+		docs := make([][]string, len(texts))
+		for i, t := range texts {
+			if coherence {
+				docs[i] = coherenceTerms(questions[i], t)
+			} else {
+				docs[i] = terms(t)
+			}
+		}
+		c.clf = trainClassifier(docs, labels)
+	})
 	return c.clf
 }
 
-// findJudge returns the registered judge whose template msg fills best.
-func (e *Engine) findJudge(msg string) (*judgeModel, string) {
+// findJudge returns the registered judge whose template msg fills best,
+// with the question and answer it fills in.
+func (e *Engine) findJudge(msg string) (jm *judgeModel, question, answer string) {
 	e.judgeMu.RLock()
 	defer e.judgeMu.RUnlock()
 	var best *judgeModel
-	var bestAnswer string
+	var bestQuestion, bestAnswer string
 	bestStrength := -1
 	for _, jm := range e.judges {
-		if a, s, ok := jm.match(msg); ok && s > bestStrength {
-			best, bestAnswer, bestStrength = jm, a, s
+		if q, a, s, ok := jm.match(msg); ok && s > bestStrength {
+			best, bestQuestion, bestAnswer, bestStrength = jm, q, a, s
 		}
 	}
 	if best == nil {
 		return e.judgeByFormat(msg)
 	}
-	return best, bestAnswer
+	return best, bestQuestion, bestAnswer
 }
 
 // Markers of the Persona Vectors judge prompt format.
 const (
 	questionStart = "[QUESTION START]"
+	questionEnd   = "[QUESTION END]"
 	answerStart   = "[ANSWER START]"
 	answerEnd     = "[ANSWER END]"
 )
@@ -193,30 +243,36 @@ const (
 // would: in the Persona Vectors format the answer sits between [ANSWER START]
 // and [ANSWER END], and the rubric names its trait before the question. The
 // trait named first decides which labeled answers judge it; a rubric naming
-// no trait the engine knows is not a judge prompt.
-func (e *Engine) judgeByFormat(msg string) (*judgeModel, string) {
+// no trait the engine knows is not a judge prompt. The question, which only
+// a coherence judge reads, sits between its own markers.
+func (e *Engine) judgeByFormat(msg string) (jm *judgeModel, question, answer string) {
 	i := strings.Index(msg, answerStart)
 	j := strings.LastIndex(msg, answerEnd)
 	if i < 0 || j < i {
-		return nil, ""
+		return nil, "", ""
 	}
-	answer := strings.TrimSpace(msg[i+len(answerStart) : j])
+	answer = strings.TrimSpace(msg[i+len(answerStart) : j])
 	preamble := msg[:i]
 	if q := strings.Index(preamble, questionStart); q >= 0 {
+		question = preamble[q+len(questionStart):]
+		if k := strings.LastIndex(question, questionEnd); k >= 0 {
+			question = question[:k]
+		}
+		question = strings.TrimSpace(question)
 		preamble = preamble[:q]
 	}
 	preamble = strings.ToLower(preamble)
 	var best *judgeModel
 	bestAt := len(preamble)
 	for _, jm := range e.judges {
-		if at := strings.Index(preamble, strings.ToLower(jm.trait)); at >= 0 && at < bestAt {
+		if at := strings.Index(preamble, jm.formatKey); at >= 0 && at < bestAt {
 			best, bestAt = jm, at
 		}
 	}
 	if best == nil {
-		return nil, ""
+		return nil, "", ""
 	}
-	return best, answer
+	return best, question, answer
 }
 
 // feature is one non-zero entry of a sparse vector.
@@ -273,7 +329,8 @@ func classOrder(labels []string) []string {
 	return out
 }
 
-func trainClassifier(texts, labels []string) *classifier {
+// trainClassifier learns from each document's terms.
+func trainClassifier(docTerms [][]string, labels []string) *classifier {
 	c := &classifier{classes: classOrder(labels), vocab: map[string]int32{}}
 	classIdx := map[string]int{}
 	for i, l := range c.classes {
@@ -281,9 +338,7 @@ func trainClassifier(texts, labels []string) *classifier {
 	}
 	// Vocabulary and document frequencies, in first-seen order for determinism.
 	var df []float64
-	docTerms := make([][]string, len(texts))
-	for i, t := range texts {
-		docTerms[i] = terms(t)
+	for i := range docTerms {
 		seen := map[int32]bool{}
 		for _, term := range docTerms[i] {
 			id, ok := c.vocab[term]
@@ -298,14 +353,14 @@ func trainClassifier(texts, labels []string) *classifier {
 			}
 		}
 	}
-	n := float64(len(texts))
+	n := float64(len(docTerms))
 	c.idf = make([]float64, len(df))
 	for i, d := range df {
 		c.idf[i] = math.Log((1+n)/(1+d)) + 1
 	}
-	xs := make([][]feature, len(texts))
-	ys := make([]int, len(texts))
-	for i := range texts {
+	xs := make([][]feature, len(docTerms))
+	ys := make([]int, len(docTerms))
+	for i := range docTerms {
 		xs[i] = c.vectorize(docTerms[i])
 		ys[i] = classIdx[labels[i]]
 	}
@@ -362,16 +417,23 @@ func trainClassifier(texts, labels []string) *classifier {
 	return c
 }
 
-// vectorize maps terms to sublinear TF-IDF weights, L2-normalised so long
-// answers do not score more confidently than short ones.
+// vectorize maps word terms to sublinear TF-IDF weights, L2-normalised so
+// long answers do not score more confidently than short ones. Synthetic
+// terms (synthPrefix) are indicators of weight 1 outside that norm, so
+// however many words an answer has, its form counts the same.
 func (c *classifier) vectorize(ts []string) []feature {
 	tf := map[int32]float64{}
+	synth := map[int32]bool{}
 	for _, t := range ts {
 		if id, ok := c.vocab[t]; ok {
-			tf[id]++
+			if strings.HasPrefix(t, synthPrefix) {
+				synth[id] = true
+			} else {
+				tf[id]++
+			}
 		}
 	}
-	out := make([]feature, 0, len(tf))
+	out := make([]feature, 0, len(tf)+len(synth))
 	for id, f := range tf {
 		out = append(out, feature{id, (1 + math.Log(f)) * c.idf[id]})
 	}
@@ -388,6 +450,13 @@ func (c *classifier) vectorize(ts []string) []feature {
 			out[i].val /= norm
 		}
 	}
+	if len(synth) == 0 {
+		return out
+	}
+	for id := range synth {
+		out = append(out, feature{id, 1})
+	}
+	sort.Slice(out, func(i, k int) bool { return out[i].idx < out[k].idx })
 	return out
 }
 
@@ -418,10 +487,10 @@ func softmaxInPlace(p []float64) {
 }
 
 // logProbs returns every class with its natural-log probability, most
-// probable first.
-func (c *classifier) logProbs(answer string) []provider.TokenLogprob {
+// probable first, for a document's terms.
+func (c *classifier) logProbs(ts []string) []provider.TokenLogprob {
 	z := make([]float64, len(c.classes))
-	c.logits(c.vectorize(terms(answer)), z)
+	c.logits(c.vectorize(ts), z)
 	m := math.Inf(-1)
 	for _, v := range z {
 		m = max(m, v)

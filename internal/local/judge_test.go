@@ -186,7 +186,7 @@ func TestJudgeTemplateMatch(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			answer, _, ok := jm.match(tc.msg)
+			_, answer, _, ok := jm.match(tc.msg)
 			if ok != tc.ok || answer != tc.answer {
 				t.Errorf("match = %q, %v; want %q, %v", answer, ok, tc.answer, tc.ok)
 			}

@@ -119,7 +119,7 @@ func Open(opts Options) (*Engine, error) {
 }
 
 // Default opens an engine on dir with the embedded sample data: its base
-// corpus and one judge per sample trait.
+// corpus, one judge per sample trait and the coherence judge.
 func Default(dir string) (*Engine, error) {
 	opts, err := DefaultOptions(dir)
 	if err != nil {
@@ -146,6 +146,9 @@ func DefaultOptions(dir string) (Options, error) {
 		}
 		opts.Judges = append(opts.Judges, Judge{Trait: trait, Template: task.EvalPrompt, Examples: labeled})
 	}
+	// Every answer is judged for coherence too, so a served engine knows
+	// that rubric as well.
+	opts.Judges = append(opts.Judges, Judge{Trait: sampledata.CoherenceTrait, Template: sampledata.CoherencePrompt(), Examples: labeled})
 	return opts, nil
 }
 
