@@ -358,3 +358,17 @@ func TestCoherenceTrainingDeterministic(t *testing.T) {
 		t.Error("the memoised classifier differs from one trained from scratch")
 	}
 }
+
+// Any question and answer give form features without panicking, and the
+// same ones each time.
+func FuzzFormFeatures(f *testing.F) {
+	for _, s := range []string{"", " ", "the the the", "No. Yes.", "é\u2019s don't", "\xff\xfe", "a\nb?"} {
+		f.Add("Why is the sky blue?", s)
+	}
+	f.Fuzz(func(t *testing.T, q, a string) {
+		first := coherenceTerms(q, a)
+		if !slices.Equal(first, coherenceTerms(q, a)) {
+			t.Fatalf("features of %q vary", a)
+		}
+	})
+}

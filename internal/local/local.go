@@ -5,7 +5,8 @@
 // from their creation time, so a killed build's jobs survive and a rerun can
 // adopt them. Chat has two modes. A prompt that fills a registered judge
 // template is scored by a softmax regression trained on that judge's labeled
-// answers; anything else is answered by retrieval: BM25 over the model's
+// answers (the coherence judge also on the question and the answer's form);
+// anything else is answered by retrieval: BM25 over the model's
 // corpus (the base corpus, plus the training file for a fine-tuned model,
 // weighted by how hard it was trained) and sampling among the best matches.
 //
@@ -58,7 +59,8 @@ type Judge struct {
 	Template string // judge prompt with {question} and {answer}
 	// Examples labeled with Scores[Trait] or Refusal; examples with neither
 	// are skipped. Refusals count for every trait, since a refusal is one
-	// whatever the rubric.
+	// whatever the rubric, unless the example scores the trait itself: a
+	// refusal is still more or less coherent (sampledata.CoherenceTrait).
 	Examples []sampledata.Labeled
 }
 
