@@ -32,6 +32,10 @@ const (
 
 const maxTopLogs = 20
 
+// JudgeAlgorithm names how the judge learns and scores; change it with the
+// features or the training, so that evaluations it judged rebuild.
+const JudgeAlgorithm = "tfidf-softmax/2"
+
 // judgeModel recognises one judge template and scores answers for its trait.
 type judgeModel struct {
 	trait    string

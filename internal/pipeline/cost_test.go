@@ -29,8 +29,9 @@ func TestBudgetStopsTrainingBeforeAnyRequest(t *testing.T) {
 	}
 	usd, unpriced, calls := pl.Cost()
 	// 9 sample datasets of 40 short conversations, 3 epochs, $5 per 1M
-	// tokens; the base reference adds evaluations only.
-	if unpriced != 0 || usd < 0.05 || usd > 1 || calls != 30*20*2 {
+	// tokens; the base reference adds evaluations only, of an answer and
+	// two judgements (trait, coherence) a question.
+	if unpriced != 0 || usd < 0.05 || usd > 1 || calls != 30*20*3 {
 		t.Fatalf("plan cost $%.4f, %d unpriced, %d calls", usd, unpriced, calls)
 	}
 	if !strings.Contains(pl.Train[0].Submit, "tokens x 3 epochs = $") {

@@ -8,17 +8,20 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/modelorganisms/pvbuild/internal/build"
 	"github.com/modelorganisms/pvbuild/internal/config"
 	"github.com/modelorganisms/pvbuild/internal/jobs"
 	"github.com/modelorganisms/pvbuild/internal/local"
 	"github.com/modelorganisms/pvbuild/internal/provider"
 	"github.com/modelorganisms/pvbuild/internal/providers"
 	"github.com/modelorganisms/pvbuild/internal/report"
+	"github.com/modelorganisms/pvbuild/internal/sampledata"
 )
 
 func connected(t testing.TB, w *workspace, log *bytes.Buffer) *Pipeline {
@@ -267,3 +270,30 @@ func TestCoherenceByHand(t *testing.T) {
 }
 
 func ptr(v float64) *float64 { return &v }
+
+// The local judge learns from embedded data that changes with the project,
+// under the same provider identity: its version is in the keys of the
+// evaluations it judges, and only there, so another judge's keys and every
+// training key are as they were.
+func TestJudgeVersionInEvaluationKeys(t *testing.T) {
+	w := newWorkspace(t, shipped(t))
+	p := w.load()
+	td := p.tasks["evil_detection"]
+	has := func(in build.Inputs) bool {
+		return slices.ContainsFunc(in, func(i build.Input) bool { return i.Name == "judge_version" })
+	}
+	want := "tfidf-softmax/2@" + sampledata.Hash()[:16]
+	if in := p.evalInputs("h", td); !slices.Contains(in, build.Input{Name: "judge_version", Value: want}) {
+		t.Errorf("local judge: inputs %v lack judge_version %s", in, want)
+	}
+	if in := p.trainInputs(p.exp.Models[0]); has(in) {
+		t.Errorf("training inputs %v carry the judge's version", in)
+	}
+	w.getenv["PROVIDER"] = "openai"
+	w.getenv["OPENAI_API_KEY"] = "sk-test"
+	w.write(shipped(t))
+	p = w.load()
+	if in := p.evalInputs("h", p.tasks["evil_detection"]); has(in) {
+		t.Errorf("openai judge: inputs %v carry a judge version", in)
+	}
+}

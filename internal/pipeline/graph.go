@@ -172,6 +172,9 @@ func (p *Pipeline) evalInputs(trainHash string, t *taskData) build.Inputs {
 	in.Add("model", trainHash)
 	in.Add("provider", p.exp.Providers[e.Provider].Identity())
 	in.Add("judge_provider", p.exp.Providers[e.JudgeProvider].Identity())
+	if jv, ok := p.exp.Providers[e.JudgeProvider].Config.(provider.JudgeVersioned); ok {
+		in.Add("judge_version", jv.JudgeVersion())
+	}
 	in.Add("trait", t.task.Trait)
 	in.Add("task_data", t.hash)
 	in.Add("judge_model", e.JudgeModel)

@@ -349,7 +349,7 @@ func TestShippedExperiment(t *testing.T) {
 		os.WriteFile(stamp, b[:bytes.IndexByte(b, '\n')+1], 0o644)
 		var ev report.Eval
 		json.Unmarshal(before, &ev)
-		ev.Metric.Mean = 99.9
+		ev.Metric.Mean = 4242.5
 		edited, _ := json.MarshalIndent(ev, "", "  ")
 		os.WriteFile(filepath.Join(w.artifacts, "evals", "evil_severe", "evil_detection.json"), append(edited, '\n'), 0o644)
 		pl, err := w.load().Plan(context.Background())
@@ -362,7 +362,7 @@ func TestShippedExperiment(t *testing.T) {
 			}
 		}
 		w.results()
-		if after := readFile(t, w, "evals/evil_severe/evil_detection.json"); bytes.Contains(after, []byte("99.9")) {
+		if after := readFile(t, w, "evals/evil_severe/evil_detection.json"); bytes.Contains(after, []byte("4242.5")) {
 			t.Fatal("the edited evaluation survived the build")
 		}
 		if s := w.stale(); len(s) != 0 {

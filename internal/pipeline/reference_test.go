@@ -90,8 +90,8 @@ func TestBaseReferenceEvaluatedWithoutTraining(t *testing.T) {
 	for _, s := range pl.Evals {
 		if strings.HasPrefix(s.Target, "eval/base/") {
 			refEvals++
-			if s.Fresh || s.Calls != 6*2 || strings.Contains(s.Reason, "training") {
-				t.Errorf("%s: fresh %v, %d calls, reason %q; want stale on its own, 6 answers and 6 judgements", s.Target, s.Fresh, s.Calls, s.Reason)
+			if s.Fresh || s.Calls != 6*3 || strings.Contains(s.Reason, "training") {
+				t.Errorf("%s: fresh %v, %d calls, reason %q; want stale on its own, 6 answers and 6 trait and 6 coherence judgements", s.Target, s.Fresh, s.Calls, s.Reason)
 			}
 		}
 	}

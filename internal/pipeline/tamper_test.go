@@ -38,14 +38,14 @@ func TestAbuseTamperedArtifacts(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// betterScore rewrites an evaluation's mean to what someone would like
-	// to publish.
+	// betterScore rewrites an evaluation's mean to a value no judge gives,
+	// so that it is found wherever it lands (a real score may read 99.9).
 	betterScore := func(b []byte) []byte {
 		var ev map[string]any
 		if err := json.Unmarshal(b, &ev); err != nil {
 			t.Fatal(err)
 		}
-		ev["metric"].(map[string]any)["mean"] = 99.9
+		ev["metric"].(map[string]any)["mean"] = 4242.5
 		out, _ := json.MarshalIndent(ev, "", "  ")
 		return append(out, '\n')
 	}
@@ -140,11 +140,11 @@ func TestAbuseTamperedArtifacts(t *testing.T) {
 			if got := readResults(t, w); !bytes.Equal(got, want) {
 				t.Fatalf("eval_results.json after tampering and one results differs from an untouched run:\n%s", got)
 			}
-			if got := readFile(t, w, evalOutput); bytes.Contains(got, []byte("99.9")) {
+			if got := readFile(t, w, evalOutput); bytes.Contains(got, []byte("4242.5")) {
 				t.Fatalf("the edited score survived in %s", evalOutput)
 			}
 			for _, rel := range []string{"summary.md", "plots/results.html"} {
-				if bytes.Contains(readFile(t, w, rel), []byte("99.9")) {
+				if bytes.Contains(readFile(t, w, rel), []byte("4242.5")) {
 					t.Errorf("the edited score reached %s", rel)
 				}
 			}

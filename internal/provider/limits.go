@@ -27,6 +27,14 @@ type RubricChecker interface {
 	CheckRubric(r Rubric) error
 }
 
+// JudgeVersioned is a capability of a Config whose judge is built from data
+// that can change under an unchanged Identity (the local engine's labeled
+// answers): JudgeVersion enters the keys of the evaluations it judges, so a
+// changed judge re-judges them.
+type JudgeVersioned interface {
+	JudgeVersion() string
+}
+
 // OpenAI's documented limits, which the local engine and the servers that
 // stand in for OpenAI enforce too: one source for every copy.
 const (

@@ -7,7 +7,9 @@ package sampledata
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha256"
 	"embed"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io/fs"
@@ -143,3 +145,23 @@ func BaseCorpus() ([]dataset.Example, error) {
 	}
 	return dataset.Parse(name, b)
 }
+
+// Hash is the SHA-256 of every embedded file, names and contents: what the
+// local engine's judge learns from (its labeled answers and its lexicon of
+// the corpus), so evaluations it judged rebuild when the data changes.
+var Hash = sync.OnceValue(func() string {
+	h := sha256.New()
+	fs.WalkDir(files, "data", func(name string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := files.ReadFile(name)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(h, "%d:%s%d:", len(name), name, len(b))
+		h.Write(b)
+		return nil
+	})
+	return hex.EncodeToString(h.Sum(nil))
+})
