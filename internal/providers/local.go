@@ -52,7 +52,9 @@ func (c *localConfig) Identity() string { return "local" }
 
 // JudgeVersion implements provider.JudgeVersioned: the judge's algorithm
 // and the embedded data it learns from.
-func (c *localConfig) JudgeVersion() string { return local.JudgeAlgorithm + "@" + sampledata.Hash()[:16] }
+func (c *localConfig) JudgeVersion() string {
+	return local.JudgeAlgorithm + "@" + sampledata.Hash()[:16]
+}
 
 // Free implements provider.Pricing: the local engine costs nothing.
 func (c *localConfig) Free() bool { return true }
