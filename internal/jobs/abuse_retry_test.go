@@ -30,6 +30,10 @@ func newRigWith(t *testing.T, jobDuration time.Duration, scheme string, mod func
 		t.Fatal(err)
 	}
 	opts.JobDuration = jobDuration
+	// The engine's jobs run on the policy's clock too: a job ends only
+	// once the trainer has slept through it, however busy the machine.
+	clock := vclock.New()
+	opts.Now = clock.Now
 	eng, err := local.Open(opts)
 	if err != nil {
 		t.Fatal(err)
@@ -41,7 +45,6 @@ func newRigWith(t *testing.T, jobDuration time.Duration, scheme string, mod func
 	r := &rig{srv: srv, script: sc, dir: t.TempDir(), log: &testlog.Buffer{}}
 	cfg := openai.Config{APIKey: "sk-test-jobs", BaseURL: scheme + "://" + ts.Listener.Addr().String() + "/v1",
 		HTTPClient: &http.Client{Timeout: 10 * time.Second}}
-	clock := vclock.New()
 	policy := provider.OutagePolicy{Sleep: clock.Sleep, Now: clock.Now}
 	mod(&cfg, &policy)
 	o := provider.NewOutage("openai", policy, r.log)
@@ -127,7 +130,11 @@ func TestAbuseCancelDuringBlip(t *testing.T) {
 // clock lives through them without waiting in wall time.
 func TestAbusePollsSleepOnPolicyClock(t *testing.T) {
 	r, clock := newRigWith(t, 20*time.Millisecond, "http", func(*openai.Config, *provider.OutagePolicy) {})
-	if _, err := r.trainer.Train(context.Background(), request("evil_mild")); err != nil {
+	// The job ends on the virtual clock: polls sleeping in wall time would
+	// never see it end, and the deadline says so.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := r.trainer.Train(ctx, request("evil_mild")); err != nil {
 		t.Fatalf("train: %v\n%s", err, r.log.String())
 	}
 	if clock.Elapsed() == 0 {
