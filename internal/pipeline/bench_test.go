@@ -51,6 +51,36 @@ func benchmarkNoopPlan(b *testing.B, hcl string) {
 	}
 }
 
+// benchmarkNoopResults is a no-op `mage results`: decode, connect, check
+// every target, print nothing but what the results target wrote.
+func benchmarkNoopResults(b *testing.B, hcl string) {
+	w := newWorkspace(b, hcl)
+	var log bytes.Buffer
+	p := connected(b, w, &log)
+	if _, err := p.Results(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	p.Close()
+	b.ResetTimer()
+	for b.Loop() {
+		p := connected(b, w, &log)
+		out, err := p.Results(context.Background())
+		if err != nil || out.Rebuilt != 0 || len(out.Variants) == 0 {
+			b.Fatalf("no-op results: rebuilt %v, %d variants, %v", out.Rebuilt, len(out.Variants), err)
+		}
+		p.Close()
+		log.Reset()
+	}
+}
+
+func BenchmarkNoopResultsShipped(b *testing.B) {
+	benchmarkNoopResults(b, shipped(b))
+}
+
+func BenchmarkNoopResults1000x10(b *testing.B) {
+	benchmarkNoopResults(b, largeExperiment(1000, 10))
+}
+
 func BenchmarkNoopPlanShipped(b *testing.B) {
 	benchmarkNoopPlan(b, shipped(b))
 }

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -295,5 +296,44 @@ func TestJudgeVersionInEvaluationKeys(t *testing.T) {
 	p = w.load()
 	if in := p.evalInputs("h", p.tasks["evil_detection"]); has(in) {
 		t.Errorf("openai judge: inputs %v carry a judge version", in)
+	}
+}
+
+// readCounter counts the outputs a run reads through the cache.
+type readCounter struct {
+	build.Cache
+	mu    sync.Mutex
+	reads []string
+}
+
+func (c *readCounter) Read(st *build.Stamp, output string) ([]byte, error) {
+	c.mu.Lock()
+	c.reads = append(c.reads, output)
+	c.mu.Unlock()
+	return c.Cache.Read(st, output)
+}
+
+// A no-op results prints its tables from eval_results.json, which the
+// fresh results target wrote, instead of decoding every evaluation; the
+// tables are the same.
+func TestNoopResultsReadsOnlyTheResults(t *testing.T) {
+	t.Parallel()
+	w := newWorkspace(t, shipped(t))
+	want := shippedRun(t, w)
+	p := connected(t, w, &bytes.Buffer{})
+	defer p.Close()
+	rc := &readCounter{Cache: p.cache}
+	p.cache = rc
+	out, err := p.Results(context.Background())
+	if err != nil || out.Rebuilt != 0 {
+		t.Fatalf("no-op results: %+v, %v", out, err)
+	}
+	if !slices.Equal(rc.reads, []string{resultsOut}) {
+		t.Errorf("a no-op results read %d outputs (%v), want %s alone", len(rc.reads), rc.reads[:min(len(rc.reads), 5)], resultsOut)
+	}
+	got, _ := json.Marshal(out.Variants)
+	exp, _ := json.Marshal(want.Variants)
+	if !bytes.Equal(got, exp) {
+		t.Errorf("the no-op tables differ from the build's:\n%s\nwant\n%s", got, exp)
 	}
 }
