@@ -79,6 +79,8 @@ func serveEngine(ctx context.Context, dir string, ln net.Listener, opts server.O
 		ln.Close()
 		return err
 	}
+	// Before serving, so that the first judgements do not wait on it.
+	eng.TrainJudges()
 	srv := server.New(eng, opts)
 	fmt.Printf("local engine state in %s; interrupt to stop\n", dir)
 	return srv.Serve(ctx, ln)

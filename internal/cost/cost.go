@@ -4,11 +4,6 @@
 package cost
 
 import (
-	"fmt"
-	"sync"
-
-	"github.com/tiktoken-go/tokenizer"
-
 	"github.com/modelorganisms/pvbuild/internal/dataset"
 	"github.com/modelorganisms/pvbuild/internal/provider"
 )
@@ -72,28 +67,6 @@ const (
 	tokensPerMessage      = 3
 	tokensPerConversation = 3
 )
-
-var (
-	codecOnce sync.Once
-	codec     tokenizer.Codec
-	codecErr  error
-)
-
-// Tokens counts the o200k_base tokens of s.
-func Tokens(s string) (int, error) {
-	codecOnce.Do(func() { codec, codecErr = tokenizer.Get(tokenizer.O200kBase) })
-	if codecErr != nil {
-		return 0, fmt.Errorf("o200k_base vocabulary: %w", codecErr)
-	}
-	if s == "" {
-		return 0, nil
-	}
-	n, err := codec.Count(s)
-	if err != nil {
-		return 0, fmt.Errorf("count tokens: %w", err)
-	}
-	return n, nil
-}
 
 // ConversationTokens counts a conversation as OpenAI bills chat: each
 // message's role and content plus framing, and the priming of the reply.

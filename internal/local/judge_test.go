@@ -295,3 +295,17 @@ func TestAbuseJudgeOfUnlabeledTraitIsRefused(t *testing.T) {
 		t.Fatalf("CheckJudge of evil: %v", err)
 	}
 }
+
+// TrainJudges leaves no judge to train on first use.
+func TestTrainJudges(t *testing.T) {
+	e, err := Default(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.TrainJudges()
+	for _, jm := range e.judges {
+		if jm.clf == nil {
+			t.Fatalf("judge %q untrained after TrainJudges", jm.trait)
+		}
+	}
+}

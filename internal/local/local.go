@@ -196,3 +196,17 @@ func validID(id, prefix string) bool {
 	}
 	return true
 }
+
+// TrainJudges trains every registered judge's classifier now, in parallel,
+// rather than inside the first judgement: a server calls it at start so
+// that no request waits on training.
+func (e *Engine) TrainJudges() {
+	e.judgeMu.RLock()
+	judges := append([]*judgeModel(nil), e.judges...)
+	e.judgeMu.RUnlock()
+	var wg sync.WaitGroup
+	for _, jm := range judges {
+		wg.Go(func() { jm.classifier() })
+	}
+	wg.Wait()
+}

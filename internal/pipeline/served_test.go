@@ -50,6 +50,7 @@ func (o served) start(t testing.TB) (*server.Server, map[string]string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	eng.TrainJudges() // as `mage serve` does
 	srv := server.New(eng, server.Options{Faults: o.faults, APIKey: o.apiKey, Log: log.New(io.Discard, "", 0)})
 	var h http.Handler = srv
 	if o.wrap != nil {
