@@ -156,7 +156,7 @@ func (p *Pipeline) trainInputs(m config.Model) build.Inputs {
 	in.Add("base_model", t.BaseModel)
 	in.Add("dataset", p.datasets[m.Name].hash)
 	in.Add("suffix", m.Suffix)
-	in.Add("seed", t.Seed)
+	in.Add("seed", m.Seed) // training.seed unless the model or its replicate sets one
 	h := m.Hyperparameters
 	in.Add("n_epochs", h.NEpochs)
 	in.Add("learning_rate_multiplier", h.LearningRateMultiplier)
