@@ -60,6 +60,10 @@ type Training struct {
 	// BudgetUSD caps the estimated cost of the jobs one train submits; 0 = no cap.
 	BudgetUSD   float64
 	BudgetRange hcl.Range
+	// MaxParallel bounds the trainings in flight at the training
+	// provider; the rest wait their turn. 0 = the default (see
+	// DefaultMaxParallel).
+	MaxParallel int
 }
 
 // DatasetSettings choose where training data comes from and how much of it.
@@ -238,6 +242,7 @@ type trainingBlock struct {
 	NEpochs                *int               `hcl:"n_epochs,optional"`
 	LearningRateMultiplier *float64           `hcl:"learning_rate_multiplier,optional"`
 	BatchSize              *int               `hcl:"batch_size,optional"`
+	MaxParallel            *int               `hcl:"max_parallel,optional"`
 	Dataset                *datasetBlock      `hcl:"dataset,block"`
 	Body                   hcl.Body           `hcl:",body"`
 }
@@ -476,6 +481,11 @@ func decodeTraining(b *trainingBlock, dir string, t *Training) hcl.Diagnostics {
 	}
 	if b.Seed != nil {
 		t.Seed = *b.Seed
+	}
+	if b.MaxParallel != nil {
+		if t.MaxParallel = *b.MaxParallel; t.MaxParallel < 1 {
+			diags = append(diags, attrError(b.Body, "max_parallel", "Invalid max_parallel", "max_parallel must be a positive number of trainings in flight at once."))
+		}
 	}
 	diags = append(diags, hyper(&t.Hyperparameters, b.NEpochs, b.LearningRateMultiplier, b.BatchSize, b.Body)...)
 	if d := b.Dataset; d != nil {
@@ -778,6 +788,13 @@ func hyper(h *provider.Hyperparameters, epochs *int, lr *float64, batch *int, bo
 	}
 	return diags
 }
+
+// DefaultMaxParallel is how many trainings a paid provider runs at once
+// unless max_parallel says otherwise. OpenAI's reference (the API spec and
+// the facts this project keeps) documents no number of concurrent or daily
+// fine-tuning jobs, so this is a conservative choice, not a documented
+// limit; a free provider runs every training at once.
+const DefaultMaxParallel = 3
 
 // MaxReplicates bounds a model_grid's replicates.
 const MaxReplicates = 100

@@ -78,7 +78,7 @@ func (r *run) startTraining(ctx context.Context, key string) (provider.Trained, 
 	if err := r.recordSpend(ctx, key, models[0], names); err != nil {
 		return provider.Trained{}, fmt.Errorf("model %s: %w", strings.Join(names, ", "), err)
 	}
-	trained, err := r.p.training.trainer.Train(ctx, req)
+	trained, err := r.p.trainWithinLimit(ctx, req)
 	if err != nil {
 		return provider.Trained{}, r.check(fmt.Errorf("model %s: %w", strings.Join(names, ", "), err))
 	}
