@@ -44,3 +44,18 @@ func (p *Pipeline) trainWithinLimit(ctx context.Context, req provider.TrainReque
 	defer func() { <-p.trainSlots }()
 	return p.training.trainer.Train(ctx, req)
 }
+
+// CheckBudget refuses a plan whose new trainings, with what the
+// experiment has spent already, are estimated above budget_usd, naming the
+// total and where the budget is set: plan prints the sweep's size first,
+// then fails, so a sweep too dear is seen before anything is submitted.
+func (p *Pipeline) CheckBudget(pl *Plan) error {
+	usd, unpriced, _ := pl.Cost()
+	t := p.exp.Training
+	if pl.Budget <= 0 || unpriced > 0 || pl.Spent+usd <= pl.Budget {
+		return nil
+	}
+	_, jobs := pl.Stale()
+	return p.exp.Errorf(t.BudgetRange, "Over budget", "This build would submit %d training job(s) estimated at $%.2f; with the $%.2f already spent, $%.2f in total, above budget_usd = %g. Nothing was submitted.",
+		jobs, usd, pl.Spent, pl.Spent+usd, pl.Budget)
+}
