@@ -209,6 +209,10 @@ func (p *Pipeline) allEvalsInputs(format string, evals []*build.Stamp) build.Inp
 	names := make([]string, len(p.exp.Models))
 	for i, m := range p.exp.Models {
 		in.Add("display/"+m.Name, m.Trait+"/"+m.Strength)
+		if m.Condition != "" {
+			// Only replicated grids: other experiments keep their keys.
+			in.Add("condition/"+m.Name, m.Condition)
+		}
 		if m.IsReference() {
 			// Reports draw references apart (rows, dashed lines).
 			in.Add("reference/"+m.Name, true)

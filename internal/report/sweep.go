@@ -54,3 +54,31 @@ func ConditionDiff(a, b []float64) (Diff, bool) {
 	}
 	return d, true
 }
+
+// Conditions gathers, per task and replicated condition in model order,
+// each replicate's evaluation mean; replicates without a scored evaluation
+// are Missing. Empty when no model belongs to a condition.
+func Conditions(e Experiment) []Replicates {
+	var out []Replicates
+	for _, t := range e.Tasks {
+		idx := map[string]int{}
+		for _, m := range e.Models {
+			if m.Condition == "" {
+				continue
+			}
+			i, ok := idx[m.Condition]
+			if !ok {
+				i = len(out)
+				idx[m.Condition] = i
+				out = append(out, Replicates{Condition: m.Condition, Task: t.Name})
+			}
+			if ev, ok := e.Eval(m.Name, t.Name); ok && ev.Metric.N > 0 {
+				out[i].Models = append(out[i].Models, m.Name)
+				out[i].Means = append(out[i].Means, ev.Metric.Mean)
+			} else {
+				out[i].Missing = append(out[i].Missing, m.Name)
+			}
+		}
+	}
+	return out
+}
