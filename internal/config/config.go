@@ -289,8 +289,11 @@ type gridBlock struct {
 	Strengths []string `hcl:"strengths"`
 	// Replicates trains each cell this many times, with training seeds
 	// training.seed + 0..N-1 (the cell's seed and replicate variables).
-	Replicates *int     `hcl:"replicates,optional"`
-	Body       hcl.Body `hcl:",remain"`
+	Replicates *int `hcl:"replicates,optional"`
+	// Epochs is an n_epochs axis: each value is a cell's n_epochs default
+	// and its ${epochs} variable.
+	Epochs []int    `hcl:"epochs,optional"`
+	Body   hcl.Body `hcl:",remain"`
 }
 
 // modelAttrs are the attributes of a model block; a model_grid block takes
@@ -403,32 +406,53 @@ func decode(body hcl.Body, dir string, opts Options) (*Experiment, hcl.Diagnosti
 				continue
 			}
 		}
+		epochs := g.Epochs
+		if epochs == nil {
+			epochs = []int{exp.Training.Hyperparameters.NEpochs}
+		}
+		badEpochs := false
+		for _, e := range epochs {
+			if e < 1 || e > 50 {
+				badEpochs = true
+				diags = append(diags, attrError(g.Body, "epochs", "Invalid epochs", fmt.Sprintf("epochs value %d: each n_epochs must be between 1 and 50.", e)))
+			}
+		}
+		if badEpochs {
+			continue
+		}
 		for _, trait := range g.Traits {
 			for _, strength := range g.Strengths {
-				for r := range reps {
-					seed := exp.Training.Seed + r
-					vars := map[string]cty.Value{"trait": cty.StringVal(trait), "strength": cty.StringVal(strength),
-						"seed": cty.NumberIntVal(int64(seed)), "replicate": cty.NumberIntVal(int64(r))}
-					m, d := decodeModel("", g.Body, evalContext(vars, opts.Getenv), exp.Training.Hyperparameters, rng)
-					cell := fmt.Sprintf("trait=%q strength=%q", trait, strength)
-					if g.Replicates != nil {
-						cell += fmt.Sprintf(" replicate=%d seed=%d", r, seed)
+				for _, ep := range epochs {
+					for r := range reps {
+						seed := exp.Training.Seed + r
+						vars := map[string]cty.Value{"trait": cty.StringVal(trait), "strength": cty.StringVal(strength),
+							"seed": cty.NumberIntVal(int64(seed)), "replicate": cty.NumberIntVal(int64(r)), "epochs": cty.NumberIntVal(int64(ep))}
+						defaults := exp.Training.Hyperparameters
+						defaults.NEpochs = ep
+						m, d := decodeModel("", g.Body, evalContext(vars, opts.Getenv), defaults, rng)
+						cell := fmt.Sprintf("trait=%q strength=%q", trait, strength)
+						if g.Epochs != nil {
+							cell += fmt.Sprintf(" epochs=%d", ep)
+						}
+						if g.Replicates != nil {
+							cell += fmt.Sprintf(" replicate=%d seed=%d", r, seed)
+						}
+						for _, diag := range d {
+							diag.Detail = strings.TrimSpace(diag.Detail + " (in model_grid cell " + cell + ")")
+						}
+						diags = append(diags, d...)
+						if d.HasErrors() {
+							continue
+						}
+						if m.Seed == nil {
+							m.Seed = &seed
+						}
+						m.Model.Seed = *m.Seed
+						if g.Replicates != nil {
+							m.Condition, m.Replicate = m.Trait+"/"+m.Strength+hyperLabel(m.Hyperparameters), r
+						}
+						add(m.Model, &diags)
 					}
-					for _, diag := range d {
-						diag.Detail = strings.TrimSpace(diag.Detail + " (in model_grid cell " + cell + ")")
-					}
-					diags = append(diags, d...)
-					if d.HasErrors() {
-						continue
-					}
-					if m.Seed == nil {
-						m.Seed = &seed
-					}
-					m.Model.Seed = *m.Seed
-					if g.Replicates != nil {
-						m.Condition, m.Replicate = m.Trait+"/"+m.Strength+hyperLabel(m.Hyperparameters), r
-					}
-					add(m.Model, &diags)
 				}
 			}
 		}

@@ -92,3 +92,40 @@ func TestGridReplicateErrors(t *testing.T) {
 		}
 	}
 }
+
+// An epochs axis makes one cell per n_epochs value, named from ${epochs},
+// each its own condition; a value out of range is refused.
+func TestGridEpochsAxis(t *testing.T) {
+	exp, err := Parse("x.hcl", []byte(minimal+`
+model_grid {
+  traits     = ["evil"]
+  strengths  = ["severe"]
+  epochs     = [1, 5]
+  replicates = 2
+  name       = "${trait}_e${epochs}_s${seed}"
+  suffix     = "pv-e${epochs}-s${seed}"
+}
+`), opts(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, m := range exp.Models {
+		got = append(got, m.Name+":"+m.Condition)
+	}
+	want := "evil_e1_s0:evil/severe n_epochs=1 evil_e1_s1:evil/severe n_epochs=1 evil_e5_s0:evil/severe n_epochs=5 evil_e5_s1:evil/severe n_epochs=5"
+	if s := strings.Join(got, " "); s != want {
+		t.Fatalf("got %s\nwant %s", s, want)
+	}
+	if _, err := Parse("x.hcl", []byte(minimal+`
+model_grid {
+  traits    = ["evil"]
+  strengths = ["severe"]
+  epochs    = [0]
+  name      = "e${epochs}"
+  suffix    = "e${epochs}"
+}
+`), opts(nil)); err == nil || !strings.Contains(err.Error(), "epochs") {
+		t.Fatalf("epochs = [0]: %v", err)
+	}
+}
