@@ -55,7 +55,7 @@ func Plan(ctx context.Context) error {
 		}
 		fmt.Println()
 	}
-	return nil
+	return p.CheckBudget(pl)
 }
 
 // Train submits every stale training job at once, waits for them with progress, and records the trained models.

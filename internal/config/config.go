@@ -60,6 +60,10 @@ type Training struct {
 	// BudgetUSD caps the estimated cost of the jobs one train submits; 0 = no cap.
 	BudgetUSD   float64
 	BudgetRange hcl.Range
+	// MaxParallel bounds the trainings in flight at the training
+	// provider; the rest wait their turn. 0 = the default (see
+	// DefaultMaxParallel).
+	MaxParallel int
 }
 
 // DatasetSettings choose where training data comes from and how much of it.
@@ -134,8 +138,17 @@ type Model struct {
 	Trait           string // display
 	Strength        string // display
 	Hyperparameters provider.Hyperparameters
-	DeclRange       hcl.Range
-	DatasetRange    hcl.Range
+	// Seed is the training seed: seed in the model's block, training.seed
+	// plus the replicate index in a model_grid with replicates, else
+	// training.seed.
+	Seed int
+	// Condition groups a model_grid's replicates (the cell without its
+	// replicate) and Replicate is the index within it, from 0; Condition
+	// is "" outside a grid with replicates.
+	Condition    string
+	Replicate    int
+	DeclRange    hcl.Range
+	DatasetRange hcl.Range
 	// A reference model is evaluated, never trained: BaseOnly is the
 	// untrained training.base_model (base_only = true), ModelID a model that
 	// exists already (model_id). It has no dataset, suffix or
@@ -229,6 +242,7 @@ type trainingBlock struct {
 	NEpochs                *int               `hcl:"n_epochs,optional"`
 	LearningRateMultiplier *float64           `hcl:"learning_rate_multiplier,optional"`
 	BatchSize              *int               `hcl:"batch_size,optional"`
+	MaxParallel            *int               `hcl:"max_parallel,optional"`
 	Dataset                *datasetBlock      `hcl:"dataset,block"`
 	Body                   hcl.Body           `hcl:",body"`
 }
@@ -273,7 +287,13 @@ type modelBlock struct {
 type gridBlock struct {
 	Traits    []string `hcl:"traits"`
 	Strengths []string `hcl:"strengths"`
-	Body      hcl.Body `hcl:",remain"`
+	// Replicates trains each cell this many times, with training seeds
+	// training.seed + 0..N-1 (the cell's seed and replicate variables).
+	Replicates *int `hcl:"replicates,optional"`
+	// Epochs is an n_epochs axis: each value is a cell's n_epochs default
+	// and its ${epochs} variable.
+	Epochs []int    `hcl:"epochs,optional"`
+	Body   hcl.Body `hcl:",remain"`
 }
 
 // modelAttrs are the attributes of a model block; a model_grid block takes
@@ -287,6 +307,7 @@ type modelAttrs struct {
 	NEpochs                *int     `hcl:"n_epochs,optional"`
 	LearningRateMultiplier *float64 `hcl:"learning_rate_multiplier,optional"`
 	BatchSize              *int     `hcl:"batch_size,optional"`
+	Seed                   *int     `hcl:"seed,optional"`
 	BaseOnly               *bool    `hcl:"base_only,optional"`
 	ModelID                *string  `hcl:"model_id,optional"`
 }
@@ -376,16 +397,62 @@ func decode(body hcl.Body, dir string, opts Options) (*Experiment, hcl.Diagnosti
 			diags = append(diags, d...)
 			continue
 		}
+		reps := 1
+		if g.Replicates != nil {
+			// A bound keeps a typo from planning thousands of trainings.
+			if reps = *g.Replicates; reps < 1 || reps > MaxReplicates {
+				diags = append(diags, attrError(g.Body, "replicates", "Invalid replicates",
+					fmt.Sprintf("replicates must be between 1 and %d: the number of trainings per cell, each with its own training seed.", MaxReplicates)))
+				continue
+			}
+		}
+		epochs := g.Epochs
+		if epochs == nil {
+			epochs = []int{exp.Training.Hyperparameters.NEpochs}
+		}
+		badEpochs := false
+		for _, e := range epochs {
+			if e < 1 || e > 50 {
+				badEpochs = true
+				diags = append(diags, attrError(g.Body, "epochs", "Invalid epochs", fmt.Sprintf("epochs value %d: each n_epochs must be between 1 and 50.", e)))
+			}
+		}
+		if badEpochs {
+			continue
+		}
 		for _, trait := range g.Traits {
 			for _, strength := range g.Strengths {
-				vars := map[string]cty.Value{"trait": cty.StringVal(trait), "strength": cty.StringVal(strength)}
-				m, d := decodeModel("", g.Body, evalContext(vars, opts.Getenv), exp.Training.Hyperparameters, rng)
-				for _, diag := range d {
-					diag.Detail = strings.TrimSpace(diag.Detail + fmt.Sprintf(" (in model_grid cell trait=%q strength=%q)", trait, strength))
-				}
-				diags = append(diags, d...)
-				if !d.HasErrors() {
-					add(m, &diags)
+				for _, ep := range epochs {
+					for r := range reps {
+						seed := exp.Training.Seed + r
+						vars := map[string]cty.Value{"trait": cty.StringVal(trait), "strength": cty.StringVal(strength),
+							"seed": cty.NumberIntVal(int64(seed)), "replicate": cty.NumberIntVal(int64(r)), "epochs": cty.NumberIntVal(int64(ep))}
+						defaults := exp.Training.Hyperparameters
+						defaults.NEpochs = ep
+						m, d := decodeModel("", g.Body, evalContext(vars, opts.Getenv), defaults, rng)
+						cell := fmt.Sprintf("trait=%q strength=%q", trait, strength)
+						if g.Epochs != nil {
+							cell += fmt.Sprintf(" epochs=%d", ep)
+						}
+						if g.Replicates != nil {
+							cell += fmt.Sprintf(" replicate=%d seed=%d", r, seed)
+						}
+						for _, diag := range d {
+							diag.Detail = strings.TrimSpace(diag.Detail + " (in model_grid cell " + cell + ")")
+						}
+						diags = append(diags, d...)
+						if d.HasErrors() {
+							continue
+						}
+						if m.Seed == nil {
+							m.Seed = &seed
+						}
+						m.Model.Seed = *m.Seed
+						if g.Replicates != nil {
+							m.Condition, m.Replicate = m.Trait+"/"+m.Strength+hyperLabel(m.Hyperparameters), r
+						}
+						add(m.Model, &diags)
+					}
 				}
 			}
 		}
@@ -394,7 +461,13 @@ func decode(body hcl.Body, dir string, opts Options) (*Experiment, hcl.Diagnosti
 		m, d := decodeModel(mb.Name, mb.Body, ctx, exp.Training.Hyperparameters, blockRange(mb.Body))
 		diags = append(diags, d...)
 		if !d.HasErrors() {
-			add(m, &diags)
+			if m.Seed == nil {
+				m.Seed = &exp.Training.Seed
+			}
+			if !m.IsReference() {
+				m.Model.Seed = *m.Seed
+			}
+			add(m.Model, &diags)
 		}
 	}
 	if len(exp.Models) == 0 && !diags.HasErrors() {
@@ -432,6 +505,11 @@ func decodeTraining(b *trainingBlock, dir string, t *Training) hcl.Diagnostics {
 	}
 	if b.Seed != nil {
 		t.Seed = *b.Seed
+	}
+	if b.MaxParallel != nil {
+		if t.MaxParallel = *b.MaxParallel; t.MaxParallel < 1 {
+			diags = append(diags, attrError(b.Body, "max_parallel", "Invalid max_parallel", "max_parallel must be a positive number of trainings in flight at once."))
+		}
 	}
 	diags = append(diags, hyper(&t.Hyperparameters, b.NEpochs, b.LearningRateMultiplier, b.BatchSize, b.Body)...)
 	if d := b.Dataset; d != nil {
@@ -576,16 +654,35 @@ func decodeEvaluation(b *evaluationBlock, file hcl.Body, e *Evaluation) hcl.Diag
 	return diags
 }
 
-func decodeModel(name string, body hcl.Body, ctx *hcl.EvalContext, defaults provider.Hyperparameters, rng hcl.Range) (Model, hcl.Diagnostics) {
+// decodedModel is a model block's model and the seed it sets, nil when it
+// sets none (the caller then gives the default).
+type decodedModel struct {
+	Model
+	Seed *int
+}
+
+func decodeModel(name string, body hcl.Body, ctx *hcl.EvalContext, defaults provider.Hyperparameters, rng hcl.Range) (decodedModel, hcl.Diagnostics) {
+	m, seed, diags := decodeModelAttrs(name, body, ctx, defaults, rng)
+	if seed != nil && *seed < 0 {
+		diags = append(diags, attrError(body, "seed", "Invalid seed", "seed must be a non-negative integer."))
+	}
+	m.Seed = 0
+	if seed != nil {
+		m.Seed = *seed
+	}
+	return decodedModel{m, seed}, diags
+}
+
+func decodeModelAttrs(name string, body hcl.Body, ctx *hcl.EvalContext, defaults provider.Hyperparameters, rng hcl.Range) (Model, *int, hcl.Diagnostics) {
 	var a modelAttrs
 	diags := gohcl.DecodeBody(body, ctx, &a)
 	if diags.HasErrors() {
-		return Model{}, diags
+		return Model{}, nil, diags
 	}
 	inGrid := name == ""
 	if inGrid {
 		if a.Name == nil {
-			return Model{}, missing(rng, "name", `A model_grid needs a name template, e.g. name = "${trait}_${strength}".`)
+			return Model{}, nil, missing(rng, "name", `A model_grid needs a name template, e.g. name = "${trait}_${strength}".`)
 		}
 		name = *a.Name
 		rng = attrRange(body, "name", rng)
@@ -594,30 +691,31 @@ func decodeModel(name string, body hcl.Body, ctx *hcl.EvalContext, defaults prov
 			a.Dataset = &ds
 		}
 	} else if a.Name != nil {
-		return Model{}, hcl.Diagnostics{attrError(body, "name", "Unexpected name", "A model block is named by its label; name is only for model_grid.")}
+		return Model{}, nil, hcl.Diagnostics{attrError(body, "name", "Unexpected name", "A model block is named by its label; name is only for model_grid.")}
 	}
 	if !safeName.MatchString(name) || strings.Contains(name, "..") {
-		return Model{}, hcl.Diagnostics{unsafeName("model", name, rng)}
+		return Model{}, nil, hcl.Diagnostics{unsafeName("model", name, rng)}
 	}
 	m := Model{Name: name, DeclRange: rng, Hyperparameters: defaults}
 	if (a.BaseOnly != nil && *a.BaseOnly) || a.ModelID != nil {
-		return decodeReference(m, a, body)
+		m, d := decodeReference(m, a, body)
+		return m, nil, d
 	}
 	if a.Dataset == nil {
-		return Model{}, missing(rng, "dataset", `Set dataset to "<trait>/<strength>", e.g. dataset = "evil/severe".`)
+		return Model{}, nil, missing(rng, "dataset", `Set dataset to "<trait>/<strength>", e.g. dataset = "evil/severe".`)
 	}
 	m.DatasetRange = attrRange(body, "dataset", rng)
 	trait, strength, ok := strings.Cut(*a.Dataset, "/")
 	if !ok || trait == "" || strength == "" {
-		return Model{}, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Invalid dataset",
+		return Model{}, nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Invalid dataset",
 			Detail: fmt.Sprintf(`Dataset %q is not of the form "<trait>/<strength>", e.g. "evil/severe".`, *a.Dataset), Subject: m.DatasetRange.Ptr()}}
 	}
 	m.DatasetTrait, m.DatasetStrength = trait, strength
 	if a.Suffix == nil {
-		return Model{}, missing(rng, "suffix", "Set suffix: it becomes part of the fine-tuned model's name, e.g. suffix = \"pv-evil-severe\".")
+		return Model{}, nil, missing(rng, "suffix", "Set suffix: it becomes part of the fine-tuned model's name, e.g. suffix = \"pv-evil-severe\".")
 	}
 	if !safeSuffix.MatchString(*a.Suffix) {
-		return Model{}, hcl.Diagnostics{attrError(body, "suffix", "Invalid suffix",
+		return Model{}, nil, hcl.Diagnostics{attrError(body, "suffix", "Invalid suffix",
 			fmt.Sprintf("Suffix %q must be 1 to 64 letters, digits, '-' or '_'.", *a.Suffix))}
 	}
 	m.Suffix = *a.Suffix
@@ -627,10 +725,10 @@ func decodeModel(name string, body hcl.Body, ctx *hcl.EvalContext, defaults prov
 	// Traits name report files (plots/<trait>_expression.png).
 	for _, v := range []struct{ attr, val string }{{"trait", m.Trait}, {"strength", m.Strength}} {
 		if !safeName.MatchString(v.val) || strings.Contains(v.val, "..") {
-			return Model{}, hcl.Diagnostics{unsafeName(v.attr, v.val, attrRange(body, v.attr, m.DatasetRange))}
+			return Model{}, nil, hcl.Diagnostics{unsafeName(v.attr, v.val, attrRange(body, v.attr, m.DatasetRange))}
 		}
 	}
-	return m, hyper(&m.Hyperparameters, a.NEpochs, a.LearningRateMultiplier, a.BatchSize, body)
+	return m, a.Seed, hyper(&m.Hyperparameters, a.NEpochs, a.LearningRateMultiplier, a.BatchSize, body)
 }
 
 // gridReferences refuses base_only and model_id in a model_grid: a grid
@@ -664,7 +762,7 @@ func decodeReference(m Model, a modelAttrs, body hcl.Body) (Model, hcl.Diagnosti
 		attr string
 		set  bool
 	}{{"dataset", a.Dataset != nil}, {"suffix", a.Suffix != nil}, {"n_epochs", a.NEpochs != nil},
-		{"learning_rate_multiplier", a.LearningRateMultiplier != nil}, {"batch_size", a.BatchSize != nil}} {
+		{"learning_rate_multiplier", a.LearningRateMultiplier != nil}, {"batch_size", a.BatchSize != nil}, {"seed", a.Seed != nil}} {
 		if set.set {
 			diags = append(diags, attrError(body, set.attr, "Training setting on a reference model",
 				fmt.Sprintf("Model %q sets %s, so it is evaluated without training; %s would train nothing. Remove it, or remove %s to train the model.", m.Name, kind, set.attr, kind)))
@@ -713,6 +811,29 @@ func hyper(h *provider.Hyperparameters, epochs *int, lr *float64, batch *int, bo
 		h.BatchSize = *batch
 	}
 	return diags
+}
+
+// DefaultMaxParallel is how many trainings a paid provider runs at once
+// unless max_parallel says otherwise. OpenAI's reference (the API spec and
+// the facts this project keeps) documents no number of concurrent or daily
+// fine-tuning jobs, so this is a conservative choice, not a documented
+// limit; a free provider runs every training at once.
+const DefaultMaxParallel = 3
+
+// MaxReplicates bounds a model_grid's replicates.
+const MaxReplicates = 100
+
+// hyperLabel names the hyperparameters of a replicated cell, so that two
+// cells of one trait and strength trained differently are two conditions.
+func hyperLabel(h provider.Hyperparameters) string {
+	s := fmt.Sprintf(" n_epochs=%d", h.NEpochs)
+	if h.LearningRateMultiplier > 0 {
+		s += fmt.Sprintf(" learning_rate_multiplier=%g", h.LearningRateMultiplier)
+	}
+	if h.BatchSize > 0 {
+		s += fmt.Sprintf(" batch_size=%d", h.BatchSize)
+	}
+	return s
 }
 
 func setString(dst *string, v *string) {

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -63,5 +64,35 @@ func TestOpenAIWithoutKey(t *testing.T) {
 	err := w.load().Connect(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "OPENAI_API_KEY") || !strings.Contains(err.Error(), "experiment.hcl:") {
 		t.Fatalf("connect: %v", err)
+	}
+}
+
+// A replicated sweep above budget_usd is refused by plan with its total,
+// before any request reaches the provider.
+func TestSweepOverBudgetRefusedByPlan(t *testing.T) {
+	t.Parallel()
+	var requests atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		http.Error(w, `{"error":{"message":"no"}}`, http.StatusTeapot)
+	}))
+	defer srv.Close()
+	hcl := strings.Replace(shipped(t), "budget_usd = 100", "budget_usd = 0.05", 1)
+	hcl = strings.Replace(hcl, `suffix    = "pv-${trait}-${strength}"`, "suffix    = \"pv-${trait}-${strength}-${seed}\"\n  replicates = 3", 1)
+	hcl = strings.Replace(hcl, `name      = "${trait}_${strength}"`, `name      = "${trait}_${strength}_s${seed}"`, 1)
+	w := newWorkspace(t, hcl, map[string]string{"PROVIDER": "openai", "OPENAI_API_KEY": "sk-test-not-a-real-key", "OPENAI_BASE_URL": srv.URL + "/v1"})
+	p := w.load()
+	pl, err := p.Plan(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	usd, _, _ := pl.Cost()
+	err = p.CheckBudget(pl)
+	if _, jobs := pl.Stale(); jobs != 27 || err == nil || !strings.Contains(err.Error(), fmt.Sprintf("would submit 27 training job(s) estimated at $%.2f", usd)) ||
+		!strings.Contains(err.Error(), "experiment.hcl:") {
+		t.Fatalf("%d jobs, check: %v", jobs, err)
+	}
+	if n := requests.Load(); n != 0 {
+		t.Fatalf("%d requests reached the provider", n)
 	}
 }

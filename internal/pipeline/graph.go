@@ -156,7 +156,7 @@ func (p *Pipeline) trainInputs(m config.Model) build.Inputs {
 	in.Add("base_model", t.BaseModel)
 	in.Add("dataset", p.datasets[m.Name].hash)
 	in.Add("suffix", m.Suffix)
-	in.Add("seed", t.Seed)
+	in.Add("seed", m.Seed) // training.seed unless the model or its replicate sets one
 	h := m.Hyperparameters
 	in.Add("n_epochs", h.NEpochs)
 	in.Add("learning_rate_multiplier", h.LearningRateMultiplier)
@@ -209,6 +209,10 @@ func (p *Pipeline) allEvalsInputs(format string, evals []*build.Stamp) build.Inp
 	names := make([]string, len(p.exp.Models))
 	for i, m := range p.exp.Models {
 		in.Add("display/"+m.Name, m.Trait+"/"+m.Strength)
+		if m.Condition != "" {
+			// Only replicated grids: other experiments keep their keys.
+			in.Add("condition/"+m.Name, m.Condition)
+		}
 		if m.IsReference() {
 			// Reports draw references apart (rows, dashed lines).
 			in.Add("reference/"+m.Name, true)

@@ -132,6 +132,10 @@ type Pipeline struct {
 	providerSettings string
 	settingsErr      error
 
+	// trainSlots bounds the trainings in flight (max_parallel); nil
+	// runs them all at once.
+	trainSlots provider.Limiter
+
 	// Set by Connect: who trains, who answers, who judges.
 	training, answering, judging *conn
 }
@@ -213,6 +217,7 @@ func New(exp *config.Experiment, opts Options) (*Pipeline, error) {
 		return nil, err
 	}
 	p.targets = p.graph()
+	p.trainSlots = p.trainingLimit()
 	return p, nil
 }
 

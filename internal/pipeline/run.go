@@ -113,7 +113,7 @@ func (r *run) experiment() (report.Experiment, error) {
 		e := report.Experiment{Title: p.reportTitle(), Protocol: p.exp.Evaluation.ProtocolSummary(), Strengths: sampledata.Strengths, Tasks: p.Tasks()}
 		byModel := map[string]*report.Model{}
 		for _, m := range p.exp.Models {
-			e.Models = append(e.Models, report.Model{Name: m.Name, Trait: m.Trait, Strength: m.Strength, Reference: m.IsReference()})
+			e.Models = append(e.Models, report.Model{Name: m.Name, Trait: m.Trait, Strength: m.Strength, Reference: m.IsReference(), Condition: m.Condition})
 		}
 		for i := range e.Models {
 			byModel[e.Models[i].Name] = &e.Models[i]

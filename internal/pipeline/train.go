@@ -78,7 +78,7 @@ func (r *run) startTraining(ctx context.Context, key string) (provider.Trained, 
 	if err := r.recordSpend(ctx, key, models[0], names); err != nil {
 		return provider.Trained{}, fmt.Errorf("model %s: %w", strings.Join(names, ", "), err)
 	}
-	trained, err := r.p.training.trainer.Train(ctx, req)
+	trained, err := r.p.trainWithinLimit(ctx, req)
 	if err != nil {
 		return provider.Trained{}, r.check(fmt.Errorf("model %s: %w", strings.Join(names, ", "), err))
 	}
@@ -113,7 +113,7 @@ func (p *Pipeline) trainRequest(key string, models []*config.Model) provider.Tra
 	m := models[0]
 	return provider.TrainRequest{
 		Key: key, Models: names, Data: p.datasets[m.Name].data,
-		BaseModel: p.exp.Training.BaseModel, Suffix: m.Suffix, Seed: p.exp.Training.Seed,
+		BaseModel: p.exp.Training.BaseModel, Suffix: m.Suffix, Seed: m.Seed,
 		Hyperparameters: m.Hyperparameters,
 	}
 }
@@ -233,6 +233,9 @@ func (p *Pipeline) describeTraining(t *target, est provider.Estimate) string {
 	}
 	if h.BatchSize > 0 {
 		s += fmt.Sprintf(", batch_size %d", h.BatchSize)
+	}
+	if m.Seed != tr.Seed {
+		s += fmt.Sprintf(", seed %d", m.Seed)
 	}
 	if est.Free {
 		return s + "; free (" + tr.Provider + " provider)"

@@ -21,6 +21,9 @@ type Model struct {
 	// model, or a model_id): a reference row in the tables and a dashed
 	// line in the charts, never a point of a trained trait's line.
 	Reference bool `json:"reference,omitempty"`
+	// Condition groups the training seeds of one condition of a
+	// replicated model_grid; "" outside one.
+	Condition string `json:"condition,omitempty"`
 }
 
 // Experiment is everything the reports show: the models in the order the
@@ -46,7 +49,7 @@ type Experiment struct {
 func (e Experiment) Variants() []Variant {
 	var out []Variant
 	for _, m := range e.Models {
-		v := Variant{VariantName: m.Name, Trait: m.Trait, Strength: m.Strength, Reference: m.Reference, Evaluations: map[string]Evaluation{}}
+		v := Variant{VariantName: m.Name, Trait: m.Trait, Strength: m.Strength, Reference: m.Reference, Condition: m.Condition, Evaluations: map[string]Evaluation{}}
 		for _, ev := range e.Evals {
 			if ev.Model == m.Name {
 				v.ModelID = ev.ModelID

@@ -70,6 +70,7 @@ func Markdown(e Experiment) []byte {
 			mdCoherence(&b, s)
 		}
 	}
+	mdConditions(&b, e)
 	return b.Bytes()
 }
 
@@ -229,3 +230,35 @@ var mdEscaper = strings.NewReplacer(
 )
 
 func mdEscape(s string) string { return mdEscaper.Replace(s) }
+
+// mdConditions is the across-seed table of a replicated grid: per task and
+// condition, the mean of the replicates' means ± the standard error across
+// replicates, R, each replicate's mean, and the missing replicates.
+func mdConditions(b *bytes.Buffer, e Experiment) {
+	conds := Conditions(e)
+	if len(conds) == 0 {
+		return
+	}
+	b.WriteString("\n## Across training seeds\n\nPer condition, the mean over replicates of each replicate's mean ± the standard error across replicates, sd(ddof=1)/√R.\n\n")
+	mdRow(b, []string{"task", "condition", "mean ± SE across seeds", "R", "replicates", "missing"})
+	mdAlign(b, 6)
+	for _, c := range conds {
+		mean, se, known, ok := AcrossSeeds(c.Means)
+		text := "no replicate evaluated"
+		switch {
+		case ok && known:
+			text = fmt.Sprintf("%.1f ± %.1f", mean, se)
+		case ok:
+			text = fmt.Sprintf("%.1f (one replicate: no spread)", mean)
+		}
+		var reps []string
+		for i, m := range c.Models {
+			reps = append(reps, fmt.Sprintf("%s %.1f", mdEscape(m), c.Means[i]))
+		}
+		missing := "—"
+		if len(c.Missing) > 0 {
+			missing = mdEscape(strings.Join(c.Missing, ", "))
+		}
+		mdRow(b, []string{mdEscape(c.Task), mdEscape(c.Condition), text, fmt.Sprint(len(c.Means)), strings.Join(reps, "; "), missing})
+	}
+}

@@ -22,7 +22,9 @@ type Variant struct {
 	ModelID     string `json:"model_id"`
 	// Reference marks a model evaluated without training here: the base
 	// model (strength "base" unless set) or a model_id ("reference").
-	Reference   bool                  `json:"reference,omitempty"`
+	Reference bool `json:"reference,omitempty"`
+	// Condition is the replicated condition the model is one seed of.
+	Condition   string                `json:"condition,omitempty"`
 	Evaluations map[string]Evaluation `json:"evaluations"`
 }
 
