@@ -175,10 +175,13 @@ func (p *Pipeline) evaluate(ctx context.Context, t *target, tm TrainedModel, che
 				}
 				// Each answer is judged twice, as in the paper: for the
 				// task's trait, and for coherence by the 0..100 rule.
+				failed := func(judgeName string, err error) {
+					check(fmt.Errorf("model %s, task %s, question %d: %s: %w", t.model.Name, td.task.Name, qi+1, judgeName, err))
+					errs[qi] = fmt.Errorf("question %d: %s: %w", qi+1, judgeName, err)
+				}
 				jr, call, err := p.judge(ctx, kind.Request(e.JudgeModel, judge.Prompt(td.prompt, q, c.Content)))
 				if err != nil {
-					check(fmt.Errorf("model %s, task %s, question %d: judge: %w", t.model.Name, td.task.Name, qi+1, err))
-					errs[qi] = fmt.Errorf("question %d: judge: %w", qi+1, err)
+					failed("judge", err)
 					return
 				}
 				s.JudgeCall = call
@@ -193,8 +196,7 @@ func (p *Pipeline) evaluate(ctx context.Context, t *target, tm TrainedModel, che
 				}
 				cr, call, err := p.judge(ctx, judge.Request(e.JudgeModel, judge.Prompt(p.coherence, q, c.Content)))
 				if err != nil {
-					check(fmt.Errorf("model %s, task %s, question %d: coherence judge: %w", t.model.Name, td.task.Name, qi+1, err))
-					errs[qi] = fmt.Errorf("question %d: coherence judge: %w", qi+1, err)
+					failed("coherence judge", err)
 					return
 				}
 				s.CoherenceCall = call
