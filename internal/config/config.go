@@ -128,6 +128,16 @@ type Task struct {
 	JudgeTypeRange hcl.Range
 }
 
+// Axis is one swept setting of a grid cell: the axis's name as written in
+// model_grid ("epochs", "learning_rate"...), its value as text, and its
+// number when the axis is numeric.
+type Axis struct {
+	Name    string
+	Value   string
+	Number  float64
+	Numeric bool
+}
+
 // Model is one fine-tune: a dataset (trait and strength of the persona data),
 // the suffix of the fine-tuned model's name, and how it is displayed.
 type Model struct {
@@ -145,8 +155,11 @@ type Model struct {
 	// Condition groups a model_grid's replicates (the cell without its
 	// replicate) and Replicate is the index within it, from 0; Condition
 	// is "" outside a grid with replicates.
-	Condition    string
-	Replicate    int
+	Condition string
+	Replicate int
+	// Axes are the grid axes the cell was swept along, in the grid's order
+	// (not the replicate seed); empty outside a grid with a swept axis.
+	Axes         []Axis
 	DeclRange    hcl.Range
 	DatasetRange hcl.Range
 	// A reference model is evaluated, never trained: BaseOnly is the
@@ -450,6 +463,9 @@ func decode(body hcl.Body, dir string, opts Options) (*Experiment, hcl.Diagnosti
 						m.Model.Seed = *m.Seed
 						if g.Replicates != nil {
 							m.Condition, m.Replicate = m.Trait+"/"+m.Strength+hyperLabel(m.Hyperparameters), r
+						}
+						if g.Epochs != nil {
+							m.Axes = append(m.Axes, Axis{Name: "epochs", Value: strconv.Itoa(ep), Number: float64(ep), Numeric: true})
 						}
 						add(m.Model, &diags)
 					}

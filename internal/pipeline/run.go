@@ -113,7 +113,11 @@ func (r *run) experiment() (report.Experiment, error) {
 		e := report.Experiment{Title: p.reportTitle(), Protocol: p.exp.Evaluation.ProtocolSummary(), Strengths: sampledata.Strengths, Tasks: p.Tasks()}
 		byModel := map[string]*report.Model{}
 		for _, m := range p.exp.Models {
-			e.Models = append(e.Models, report.Model{Name: m.Name, Trait: m.Trait, Strength: m.Strength, Reference: m.IsReference(), Condition: m.Condition})
+			rm := report.Model{Name: m.Name, Trait: m.Trait, Strength: m.Strength, Reference: m.IsReference(), Condition: m.Condition}
+			for _, a := range m.Axes {
+				rm.Axes = append(rm.Axes, report.Axis{Name: a.Name, Value: a.Value, Number: a.Number, Numeric: a.Numeric})
+			}
+			e.Models = append(e.Models, rm)
 		}
 		for i := range e.Models {
 			byModel[e.Models[i].Name] = &e.Models[i]

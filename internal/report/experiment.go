@@ -24,6 +24,21 @@ type Model struct {
 	// Condition groups the training seeds of one condition of a
 	// replicated model_grid; "" outside one.
 	Condition string `json:"condition,omitempty"`
+	// Axes are the grid axes this model's cell was swept along (epochs,
+	// learning rate, ...), in the order the grid declares them; empty
+	// outside a sweep. They place the model's condition on a dose-response
+	// chart (one numeric axis) or a heatmap (two).
+	Axes []Axis `json:"axes,omitempty"`
+}
+
+// Axis is one swept setting of a model's cell: its name as the grid spells
+// it ("epochs", "learning_rate", "seed"...), its value as text for labels,
+// and, for a numeric axis, the number the charts place it at.
+type Axis struct {
+	Name    string  `json:"name"`
+	Value   string  `json:"value"`
+	Number  float64 `json:"number,omitempty"`
+	Numeric bool    `json:"numeric,omitempty"`
 }
 
 // Experiment is everything the reports show: the models in the order the
