@@ -28,6 +28,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/modelorganisms/pvbuild/internal/atomicfile"
 )
@@ -43,19 +45,58 @@ type Inputs []Input
 
 // Add appends an input; values of any printable type are formatted with %v.
 func (in *Inputs) Add(name string, value any) {
-	*in = append(*in, Input{name, fmt.Sprint(value)})
+	*in = append(*in, Input{name, formatValue(value)})
 }
 
-// Key is the hash of the inputs, independent of their order.
-func (in Inputs) Key() string {
-	sorted := append(Inputs(nil), in...)
-	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Name < sorted[j].Name })
-	h := sha256.New()
-	for _, x := range sorted {
-		fmt.Fprintf(h, "%d:%s%d:%s", len(x.Name), x.Name, len(x.Value), x.Value)
+// formatValue is fmt.Sprint(v), without fmt for the kinds keys hold: a
+// no-op plan formats hundreds of thousands of them.
+func formatValue(v any) string {
+	switch v := v.(type) {
+	case string:
+		return v
+	case int:
+		return strconv.Itoa(v)
+	case int64:
+		return strconv.FormatInt(v, 10)
+	case uint64:
+		return strconv.FormatUint(v, 10)
+	case bool:
+		return strconv.FormatBool(v)
+	case float64:
+		return strconv.FormatFloat(v, 'g', -1, 64)
 	}
-	return hex.EncodeToString(h.Sum(nil))
+	return fmt.Sprint(v)
 }
+
+var keyBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
+
+// Key is the hash of the inputs, independent of their order: each input
+// length-prefixed ("<len>:<name><len>:<value>"), in name order.
+func (in Inputs) Key() string {
+	sorted := in
+	if !slices.IsSortedFunc(in, compareInputs) {
+		sorted = slices.Clone(in)
+		slices.SortStableFunc(sorted, compareInputs)
+	}
+	bp := keyBuffers.Get().(*[]byte)
+	b := (*bp)[:0]
+	for _, x := range sorted {
+		b = strconv.AppendInt(b, int64(len(x.Name)), 10)
+		b = append(b, ':')
+		b = append(b, x.Name...)
+		b = strconv.AppendInt(b, int64(len(x.Value)), 10)
+		b = append(b, ':')
+		b = append(b, x.Value...)
+	}
+	sum := sha256.Sum256(b)
+	if cap(b) <= 1<<20 {
+		*bp = b
+		keyBuffers.Put(bp)
+	}
+	return hex.EncodeToString(sum[:])
+}
+
+func compareInputs(a, b Input) int { return strings.Compare(a.Name, b.Name) }
 
 // Hash is the hex SHA-256 of data.
 func Hash(data []byte) string {
@@ -83,6 +124,9 @@ type Cache interface {
 	Remove(target string) (removed int, err error)
 	// Lock takes the cache for a run that writes.
 	Lock() (*Lock, error)
+	// Flush saves what the cache learnt about its files, so that the next
+	// run need not read them again; losing it costs only that.
+	Flush() error
 }
 
 // Stamp records how a target was built.
@@ -100,9 +144,23 @@ type Stamp struct {
 	damaged bool // truncated, edited or unreadable: vouches for nothing
 }
 
-// Store is a directory of artifacts and the stamps that vouch for them.
+// Store is a directory of artifacts and the stamps that vouch for them,
+// with an index of what it has read (see index.go); Flush saves the index.
 type Store struct {
 	Root string
+
+	idxOnce sync.Once
+	idx     *index
+
+	clock func() int64 // unix ns; nil is the wall clock (tests move it on)
+	reads atomic.Int64 // files read to check freshness (tests count them)
+}
+
+func (s *Store) now() int64 {
+	if s.clock != nil {
+		return s.clock()
+	}
+	return time.Now().UnixNano()
 }
 
 var _ Cache = (*Store)(nil)
@@ -116,20 +174,51 @@ func (s *Store) Path(rel string) string { return filepath.Join(s.Root, filepath.
 
 // Stamp reads a target's stamp; it returns nil, nil when there is none.
 func (s *Store) Stamp(target string) (*Stamp, error) {
-	b, err := os.ReadFile(s.stampPath(target))
+	st, _, _, err := s.readStamp(target)
+	return st, err
+}
+
+// readStamp reads a stamp file with its fingerprint, stable says that the
+// file did not change while it was read, and at is when reading began.
+func (s *Store) readStamp(target string) (st *Stamp, fp fingerprint, at int64, err error) {
+	at = s.now()
+	b, fp, stable, err := readFingerprinted(s.stampPath(target))
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
+		return nil, fp, at, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read stamp of %s: %w", target, err)
+		return nil, fp, at, fmt.Errorf("read stamp of %s: %w", target, err)
+	}
+	if !stable {
+		fp.known = false
 	}
 	st, ok := parseStamp(b)
 	if !ok {
 		// A damaged stamp only means the target must be rebuilt.
-		return &Stamp{Target: target, damaged: true}, nil
+		return &Stamp{Target: target, damaged: true}, fp, at, nil
 	}
 	st.Target = target
-	return st, nil
+	return st, fp, at, nil
+}
+
+// readFingerprinted reads a file and its fingerprint; stable is false when
+// the fingerprint changed while the file was read.
+func readFingerprinted(path string) ([]byte, fingerprint, bool, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fingerprint{}, false, err
+	}
+	defer f.Close()
+	before, err := fileFingerprint(f)
+	if err != nil {
+		return nil, before, false, err
+	}
+	b, err := io.ReadAll(f)
+	if err != nil {
+		return nil, before, false, err
+	}
+	after, err := fileFingerprint(f)
+	return b, before, err == nil && after == before, err
 }
 
 // A stamp is a few lines of text, quick to read for thousands of targets and
@@ -250,8 +339,10 @@ type Status struct {
 }
 
 // Check compares a target's stamp and outputs with its current inputs.
+// The index answers for the files whose fingerprints it knows.
 func (s *Store) Check(target string, inputs Inputs) (Status, error) {
-	st, err := s.Stamp(target)
+	key := inputs.Key()
+	st, err := s.checkedStamp(target, key, inputs)
 	if err != nil {
 		return Status{}, err
 	}
@@ -260,7 +351,7 @@ func (s *Store) Check(target string, inputs Inputs) (Status, error) {
 		return Status{Reason: "never built"}, nil
 	case st.damaged:
 		return Status{Reason: "its stamp is damaged"}, nil
-	case st.Key != inputs.Key():
+	case st.Key != key:
 		return Status{Reason: Diff(st.Inputs, inputs), Stamp: st}, nil
 	case st.Stale != "":
 		return Status{Reason: st.Stale, Stamp: st}, nil
@@ -269,8 +360,12 @@ func (s *Store) Check(target string, inputs Inputs) (Status, error) {
 		what  string
 		files map[string]string
 	}{{"output", st.Outputs}, {"provider state", st.Files}} {
-		for _, name := range slices.Sorted(maps.Keys(kind.files)) {
-			got, err := hashFile(s.Path(name))
+		names := slices.Collect(maps.Keys(kind.files))
+		if len(names) > 1 {
+			slices.Sort(names)
+		}
+		for _, name := range names {
+			got, err := s.fileHash(name)
 			if errors.Is(err, fs.ErrNotExist) {
 				return Status{Reason: kind.what + " " + name + " is missing", Stamp: st}, nil
 			}
@@ -283,6 +378,53 @@ func (s *Store) Check(target string, inputs Inputs) (Status, error) {
 		}
 	}
 	return Status{Fresh: true, Stamp: st}, nil
+}
+
+// checkedStamp is the target's stamp, from the index when the stamp file
+// has the fingerprint the index knows and the key it holds is key: such a
+// stamp's inputs are the caller's, whose key it is.
+func (s *Store) checkedStamp(target, key string, inputs Inputs) (*Stamp, error) {
+	x := s.index()
+	fp, err := statFingerprint(s.stampPath(target))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err == nil {
+		if f, ok := x.stamp(target, fp); ok && f.key == key {
+			return &Stamp{Target: target, Key: key, Inputs: inputs, Outputs: f.outputs, Files: f.files}, nil
+		}
+	}
+	s.reads.Add(1)
+	st, fp, at, err := s.readStamp(target)
+	if err != nil || st == nil {
+		return st, err
+	}
+	x.learnStamp(st, fp, at)
+	return st, nil
+}
+
+// fileHash is the SHA-256 of the file at rel: the index's, when the file
+// has the fingerprint it knows; else hashed, and learnt.
+func (s *Store) fileHash(rel string) (string, error) {
+	x := s.index()
+	path := s.Path(rel)
+	fp, err := statFingerprint(path)
+	if err != nil {
+		return "", err
+	}
+	if h, ok := x.file(rel, fp); ok {
+		return h, nil
+	}
+	s.reads.Add(1)
+	at := s.now()
+	h, fp, stable, err := hashFingerprinted(path)
+	if err != nil {
+		return "", err
+	}
+	if stable {
+		x.learnFile(rel, fp, h, at)
+	}
+	return h, nil
 }
 
 // Read implements Cache.
@@ -309,6 +451,7 @@ func (s *Store) Invalidate(target, reason string) error {
 		return err
 	}
 	st.Stale = reason
+	s.index().forgetStamp(target)
 	if err := atomicfile.WriteCache(s.stampPath(target), st.marshal(), 0o644); err != nil {
 		return fmt.Errorf("invalidate %s: %w", target, err)
 	}
@@ -406,15 +549,24 @@ func (s *Store) Commit(target string, inputs Inputs, outputs map[string][]byte, 
 		}
 		st.Files[name] = h
 	}
+	x := s.index()
 	for _, name := range slices.Sorted(maps.Keys(outputs)) {
 		data := outputs[name]
 		if err := atomicfile.WriteCache(s.Path(name), data, 0o644); err != nil {
 			return nil, err
 		}
 		st.Outputs[name] = Hash(data)
+		// Learnt now, trusted from the next run once the file has settled
+		// (see index.go); stat after the rename, which changes ctime.
+		if fp, err := statFingerprint(s.Path(name)); err == nil {
+			x.learnFile(name, fp, st.Outputs[name], s.now())
+		}
 	}
 	if err := atomicfile.WriteCache(s.stampPath(target), st.marshal(), 0o644); err != nil {
 		return nil, err
+	}
+	if fp, err := statFingerprint(s.stampPath(target)); err == nil {
+		x.learnStamp(st, fp, s.now())
 	}
 	if old != nil {
 		for name := range old.Outputs {
@@ -481,16 +633,28 @@ func isHex(s string) bool {
 var copyBuffers = sync.Pool{New: func() any { return new([32 << 10]byte) }}
 
 func hashFile(path string) (string, error) {
+	h, _, _, err := hashFingerprinted(path)
+	return h, err
+}
+
+// hashFingerprinted hashes a file and reads its fingerprint; stable is
+// false when the fingerprint changed while the file was read.
+func hashFingerprinted(path string) (string, fingerprint, bool, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return "", err
+		return "", fingerprint{}, false, err
 	}
 	defer f.Close()
+	before, err := fileFingerprint(f)
+	if err != nil {
+		return "", before, false, err
+	}
 	h := sha256.New()
 	buf := copyBuffers.Get().(*[32 << 10]byte)
 	defer copyBuffers.Put(buf)
 	if _, err := io.CopyBuffer(h, struct{ io.Reader }{f}, buf[:]); err != nil {
-		return "", err
+		return "", before, false, err
 	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	after, err := fileFingerprint(f)
+	return hex.EncodeToString(h.Sum(nil)), before, err == nil && after == before, err
 }

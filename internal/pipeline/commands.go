@@ -103,6 +103,7 @@ func (p *Pipeline) Plan(ctx context.Context) (*Plan, error) {
 		return nil, err
 	}
 	r := p.newRun()
+	defer p.flushCache()
 	if err := r.checkAll(ctx); err != nil {
 		return nil, err
 	}
@@ -172,6 +173,7 @@ func (p *Pipeline) Train(ctx context.Context) error {
 		return err
 	}
 	r := p.newRun()
+	defer p.flushCache()
 	ctx, done := r.stoppable(ctx)
 	defer done()
 	return r.finish(r.train(ctx))
@@ -214,6 +216,7 @@ func (p *Pipeline) Evaluate(ctx context.Context) ([]Skipped, error) {
 		return nil, err
 	}
 	r := p.newRun()
+	defer p.flushCache()
 	ctx, done := r.stoppable(ctx)
 	defer done()
 	if err := p.checkStage(ctx, stageTrain, r.states); err != nil {
@@ -297,6 +300,7 @@ func (p *Pipeline) Results(ctx context.Context) (*Outcome, error) {
 		return nil, err
 	}
 	r := p.newRun()
+	defer p.flushCache()
 	ctx, done := r.stoppable(ctx)
 	defer done()
 	out, err := r.results(ctx)

@@ -38,6 +38,10 @@ func (p *Pipeline) newRun() *run {
 		estimates: map[string]provider.Estimate{}}
 }
 
+// flushCache saves what the cache learnt in this run. It is only a saving
+// for the next run, so a failure (a read-only artifacts/) fails nothing.
+func (p *Pipeline) flushCache() { _ = p.cache.Flush() }
+
 // checkAll checks every stage in order.
 func (r *run) checkAll(ctx context.Context) error {
 	for s := range numStages {

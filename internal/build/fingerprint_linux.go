@@ -1,0 +1,54 @@
+package build
+
+import (
+	"os"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// statFingerprint stats path in one syscall, with no file object on the
+// heap: a no-op plan makes tens of thousands of these.
+func statFingerprint(path string) (fingerprint, error) {
+	var st syscall.Stat_t
+	for {
+		err := syscall.Stat(path, &st)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return fingerprint{}, &os.PathError{Op: "stat", Path: path, Err: err}
+		}
+		return fingerprintOf(&st), nil
+	}
+}
+
+func fileFingerprint(f *os.File) (fingerprint, error) {
+	var st syscall.Stat_t
+	if err := syscall.Fstat(int(f.Fd()), &st); err != nil {
+		return fingerprint{}, &os.PathError{Op: "fstat", Path: f.Name(), Err: err}
+	}
+	return fingerprintOf(&st), nil
+}
+
+func fingerprintOf(st *syscall.Stat_t) fingerprint {
+	return fingerprint{
+		size:  st.Size,
+		mtime: st.Mtim.Sec*1e9 + st.Mtim.Nsec,
+		ctime: st.Ctim.Sec*1e9 + st.Ctim.Nsec,
+		ino:   st.Ino,
+		known: st.Mode&syscall.S_IFMT == syscall.S_IFREG,
+	}
+}
+
+// syncFilesystem flushes everything written to the filesystem holding dir
+// in one call, so that the outputs an index vouches for reach the disk
+// before the index does; false where it could not.
+func syncFilesystem(dir string) bool {
+	f, err := os.Open(dir)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	return unix.Syncfs(int(f.Fd())) == nil
+}
