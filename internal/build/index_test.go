@@ -137,9 +137,11 @@ func TestRacyFactsAreNotTrusted(t *testing.T) {
 func TestDamagedIndexIsIgnored(t *testing.T) {
 	for name, damage := range map[string]func([]byte) []byte{
 		"truncated": func(b []byte) []byte { return b[:len(b)/2] },
-		"edited":    func(b []byte) []byte { return []byte(strings.Replace(string(b), "evals/m1/a.json", "evals/m1/b.json", 1)) },
-		"garbage":   func([]byte) []byte { return []byte("\x00\x01garbage") },
-		"empty":     func([]byte) []byte { return nil },
+		"edited": func(b []byte) []byte {
+			return []byte(strings.Replace(string(b), "evals/m1/a.json", "evals/m1/b.json", 1))
+		},
+		"garbage": func([]byte) []byte { return []byte("\x00\x01garbage") },
+		"empty":   func([]byte) []byte { return nil },
 	} {
 		t.Run(name, func(t *testing.T) {
 			s := built(t, 3)
