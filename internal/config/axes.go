@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -37,6 +38,18 @@ func (e *Experiment) trainDefaults() trainDefaults {
 		d.LoRA = ok && lt.TrainsLoRA()
 	}
 	return d
+}
+
+// BaseModels are the base models the experiment trains from, or evaluates
+// (base_only): training.base_model first, then each model's own, once each.
+func (e *Experiment) BaseModels() []string {
+	out := []string{e.Training.BaseModel}
+	for _, m := range e.Models {
+		if m.BaseModel != "" && !slices.Contains(out, m.BaseModel) {
+			out = append(out, m.BaseModel)
+		}
+	}
+	return out
 }
 
 // gridAxes validates the grid's axes, in the order of Model.Axes (epochs,

@@ -150,10 +150,10 @@ func (p *Pipeline) trainInputs(m config.Model) build.Inputs {
 	var in build.Inputs
 	in.Add("format", trainFormat)
 	in.Add("provider", p.exp.Providers[t.Provider].Identity())
-	if p.providerSettings != "" {
-		in.Add("provider_settings", p.providerSettings)
+	if s := p.providerSettings[m.BaseModel]; s != "" {
+		in.Add("provider_settings", s)
 	}
-	in.Add("base_model", t.BaseModel)
+	in.Add("base_model", m.BaseModel)
 	in.Add("dataset", p.datasets[m.Name].hash)
 	in.Add("suffix", m.Suffix)
 	in.Add("seed", m.Seed) // training.seed unless the model or its replicate sets one
@@ -161,6 +161,10 @@ func (p *Pipeline) trainInputs(m config.Model) build.Inputs {
 	in.Add("n_epochs", h.NEpochs)
 	in.Add("learning_rate_multiplier", h.LearningRateMultiplier)
 	in.Add("batch_size", h.BatchSize)
+	if h.LoRARank > 0 {
+		// Only when set, so that trainings without one keep their keys.
+		in.Add("lora_rank", h.LoRARank)
+	}
 	return in
 }
 
@@ -285,16 +289,24 @@ func (p *Pipeline) checkStage(ctx context.Context, s stage, states map[*target]*
 	return nil
 }
 
-// loadProviderSettings asks the training provider, once, for its settings
-// that enter the training keys.
+// loadProviderSettings asks the training provider, once per base model
+// trained from (a grid may sweep base_models), for its settings that
+// enter the training keys.
 func (p *Pipeline) loadProviderSettings(ctx context.Context) error {
 	p.settingsOnce.Do(func() {
 		t := p.exp.Training
-		if ts, ok := p.exp.Providers[t.Provider].Config.(provider.TrainingSettings); ok {
-			p.providerSettings, p.settingsErr = ts.TrainingSettings(ctx, p.opts.Artifacts, t.BaseModel)
-			if p.settingsErr != nil {
-				p.settingsErr = p.exp.Errorf(t.ProviderRange, "Unusable training provider", "Provider %q: %v.", t.Provider, p.settingsErr)
+		ts, ok := p.exp.Providers[t.Provider].Config.(provider.TrainingSettings)
+		if !ok {
+			return
+		}
+		p.providerSettings = map[string]string{}
+		for _, base := range p.exp.BaseModels() {
+			s, err := ts.TrainingSettings(ctx, p.opts.Artifacts, base)
+			if err != nil {
+				p.settingsErr = p.exp.Errorf(t.ProviderRange, "Unusable training provider", "Provider %q: %v.", t.Provider, err)
+				return
 			}
+			p.providerSettings[base] = s
 		}
 	})
 	return p.settingsErr
