@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 
@@ -94,7 +95,15 @@ func (p *Pipeline) graph() []*target {
 	all = append(all, evals...)
 	all = append(all,
 		&target{id: resultsID, stage: stageReport, deps: evals, stale: staleEvals,
-			inputs: func(deps []*build.Stamp) build.Inputs { return p.allEvalsInputs(resultsFormat, deps) },
+			inputs: func(deps []*build.Stamp) build.Inputs {
+				in := p.allEvalsInputs(resultsFormat, deps)
+				if p.replicated() {
+					// The file holds aggregated conditions since this format;
+					// experiments without replicates keep their key.
+					in.Add("conditions_format", conditionsFormat)
+				}
+				return in
+			},
 			build:  (*run).buildResults},
 		&target{id: reportID, stage: stageReport, deps: evals, stale: staleEvals,
 			inputs: func(deps []*build.Stamp) build.Inputs {
@@ -133,6 +142,11 @@ func (p *Pipeline) referenceEvals(m *config.Model) []*target {
 			build:  (*run).buildEval})
 	}
 	return evals
+}
+
+// replicated reports whether a model belongs to a replicated condition.
+func (p *Pipeline) replicated() bool {
+	return slices.ContainsFunc(p.exp.Models, func(m config.Model) bool { return m.Condition != "" })
 }
 
 func staleEvals(stale []*target) string {
@@ -216,6 +230,10 @@ func (p *Pipeline) allEvalsInputs(format string, evals []*build.Stamp) build.Inp
 		if m.Condition != "" {
 			// Only replicated grids: other experiments keep their keys.
 			in.Add("condition/"+m.Name, m.Condition)
+		}
+		for _, a := range m.Axes {
+			// Reports place a cell on its axes; models of no sweep add none.
+			in.Add("axis/"+m.Name+"/"+a.Name, a.Value)
 		}
 		if m.IsReference() {
 			// Reports draw references apart (rows, dashed lines).

@@ -33,8 +33,11 @@ const (
 	trainFormat   = "train/1"
 	evalFormat    = "eval/3"
 	resultsFormat = "results/1"
-	reportFormat  = "report/1"
-	logFormat     = "log/1"
+	// conditionsFormat is the shape of eval_results.json's aggregated
+	// conditions, in the results key of replicated experiments only.
+	conditionsFormat = "conditions/1"
+	reportFormat     = "report/1"
+	logFormat        = "log/1"
 )
 
 // Env locates an experiment, its artifacts and the providers it may use.
