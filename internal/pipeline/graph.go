@@ -104,7 +104,7 @@ func (p *Pipeline) graph() []*target {
 				}
 				return in
 			},
-			build:  (*run).buildResults},
+			build: (*run).buildResults},
 		&target{id: reportID, stage: stageReport, deps: evals, stale: staleEvals,
 			inputs: func(deps []*build.Stamp) build.Inputs {
 				in := p.allEvalsInputs(reportFormat, deps)
