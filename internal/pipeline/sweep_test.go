@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/modelorganisms/pvbuild/internal/build"
+	"github.com/modelorganisms/pvbuild/internal/config"
 	"github.com/modelorganisms/pvbuild/internal/report"
 )
 
@@ -153,5 +154,39 @@ model "m" {
 	}
 	if got := p.trainInputs(m); got.Key() != old.Key() {
 		t.Fatalf("training inputs %v, want %v", got, old)
+	}
+}
+
+// base_models trains each cell from its own base model: the request and
+// the key name it, and the provider is told every base model.
+func TestGridBaseModels(t *testing.T) {
+	t.Parallel()
+	w := newWorkspace(t, `
+evaluation {
+  limit = 2
+  task "evil_detection" { trait = "evil" }
+}
+model_grid {
+  traits      = ["evil"]
+  strengths   = ["severe"]
+  base_models = ["gpt-4.1-mini-2025-04-14", "gpt-4.1-2025-04-14"]
+  name        = "m_${base_model}"
+  suffix      = base_model == "gpt-4.1-2025-04-14" ? "big" : "mini"
+}
+`)
+	pl := w.load()
+	a, b := pl.exp.Models[0], pl.exp.Models[1]
+	if ra, rb := pl.trainRequest("k", []*config.Model{&a}), pl.trainRequest("k", []*config.Model{&b}); ra.BaseModel != "gpt-4.1-mini-2025-04-14" || rb.BaseModel != "gpt-4.1-2025-04-14" {
+		t.Fatalf("requests from %s and %s", ra.BaseModel, rb.BaseModel)
+	}
+	if pl.trainInputs(a).Key() == pl.trainInputs(b).Key() {
+		t.Fatal("two base models share a training key")
+	}
+	if got := strings.Join(pl.exp.BaseModels(), ","); got != "gpt-4.1-mini-2025-04-14,gpt-4.1-2025-04-14" {
+		t.Fatalf("base models %s", got)
+	}
+	out, _ := w.results()
+	if len(out.Variants) != 2 || out.Variants[0].ModelID == out.Variants[1].ModelID {
+		t.Fatalf("variants %+v", out.Variants)
 	}
 }
