@@ -154,6 +154,13 @@ model_grid {
   name = "r${lora_rank}"
   suffix = "r${lora_rank}"
 }`, `x.hcl:9:16: lora_ranks not supported by the training provider: Provider "local" trains no LoRA adapter`},
+		{"lora_rank on openai", `
+training { provider = "openai" }
+model "a" {
+  dataset = "evil/mild"
+  suffix = "a"
+  lora_rank = 8
+}`, `x.hcl:10:15: lora_rank not supported by the training provider: Provider "openai" trains no LoRA adapter, so it cannot honour lora_rank`},
 		{"lora not a power of two", `
 training { provider = "tinker" }
 model_grid {

@@ -809,7 +809,11 @@ func decodeModelAttrs(name string, body hcl.Body, ctx *hcl.EvalContext, defaults
 	if a.LoRARank != nil {
 		m.Hyperparameters.LoRARank = *a.LoRARank
 		if d := checkLoRARank("lora_rank", *a.LoRARank, defaults); d != "" {
-			diags = append(diags, attrError(body, "lora_rank", "Invalid lora_rank", d))
+			summary := "Invalid lora_rank"
+			if !defaults.LoRA {
+				summary = "lora_rank not supported by the training provider"
+			}
+			diags = append(diags, attrError(body, "lora_rank", summary, d))
 		}
 	}
 	return m, a.Seed, diags
