@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -148,6 +149,13 @@ type Model struct {
 	Trait           string // display
 	Strength        string // display
 	Hyperparameters provider.Hyperparameters
+	// BaseModel is the model trained from (training.base_model unless the
+	// model or its grid cell sets one) and SampleSize its dataset's sample
+	// size (training.dataset's unless set; 0 = every example), set where
+	// SampleSizeRange is. Both are empty on a reference model.
+	BaseModel       string
+	SampleSize      int
+	SampleSizeRange hcl.Range
 	// Seed is the training seed: seed in the model's block, training.seed
 	// plus the replicate index in a model_grid with replicates, else
 	// training.seed.
@@ -303,10 +311,17 @@ type gridBlock struct {
 	// Replicates trains each cell this many times, with training seeds
 	// training.seed + 0..N-1 (the cell's seed and replicate variables).
 	Replicates *int `hcl:"replicates,optional"`
-	// Epochs is an n_epochs axis: each value is a cell's n_epochs default
-	// and its ${epochs} variable.
-	Epochs []int    `hcl:"epochs,optional"`
-	Body   hcl.Body `hcl:",remain"`
+	// Axes: each value of a list is a cell's default for the setting and
+	// the variable named by the list's singular (epochs: n_epochs and
+	// ${epochs}; learning_rates: learning_rate_multiplier and
+	// ${learning_rate}; batch_sizes, sample_sizes, lora_ranks, base_models).
+	Epochs        []int     `hcl:"epochs,optional"`
+	LearningRates []float64 `hcl:"learning_rates,optional"`
+	BatchSizes    []int     `hcl:"batch_sizes,optional"`
+	SampleSizes   []int     `hcl:"sample_sizes,optional"`
+	LoRARanks     []int     `hcl:"lora_ranks,optional"`
+	BaseModels    []string  `hcl:"base_models,optional"`
+	Body          hcl.Body  `hcl:",remain"`
 }
 
 // modelAttrs are the attributes of a model block; a model_grid block takes
@@ -320,6 +335,9 @@ type modelAttrs struct {
 	NEpochs                *int     `hcl:"n_epochs,optional"`
 	LearningRateMultiplier *float64 `hcl:"learning_rate_multiplier,optional"`
 	BatchSize              *int     `hcl:"batch_size,optional"`
+	SampleSize             *int     `hcl:"sample_size,optional"`
+	LoRARank               *int     `hcl:"lora_rank,optional"`
+	BaseModel              *string  `hcl:"base_model,optional"`
 	Seed                   *int     `hcl:"seed,optional"`
 	BaseOnly               *bool    `hcl:"base_only,optional"`
 	ModelID                *string  `hcl:"model_id,optional"`
@@ -419,40 +437,55 @@ func decode(body hcl.Body, dir string, opts Options) (*Experiment, hcl.Diagnosti
 				continue
 			}
 		}
-		epochs := g.Epochs
-		if epochs == nil {
-			epochs = []int{exp.Training.Hyperparameters.NEpochs}
-		}
-		badEpochs := false
-		for _, e := range epochs {
-			if e < 1 || e > 50 {
-				badEpochs = true
-				diags = append(diags, attrError(g.Body, "epochs", "Invalid epochs", fmt.Sprintf("epochs value %d: each n_epochs must be between 1 and 50.", e)))
-			}
-		}
-		if badEpochs {
+		axes, ok := gridAxes(g, exp, &diags)
+		if !ok {
 			continue
 		}
+		cells := len(g.Traits) * len(g.Strengths) * reps
+		for _, ax := range axes {
+			cells *= len(ax.values)
+		}
+		if cells > MaxGridModels {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Too many models in a model_grid",
+				Detail:  fmt.Sprintf("This model_grid makes %d models (traits x strengths x each axis x replicates); at most %d are allowed.", cells, MaxGridModels),
+				Subject: rng.Ptr()})
+			continue
+		}
+		// Suffixes name the fine-tuned models: two cells of one grid that
+		// train differently under one suffix could not be told apart.
+		suffixes := map[string]string{}
 		for _, trait := range g.Traits {
 			for _, strength := range g.Strengths {
-				for _, ep := range epochs {
+				for _, pick := range product(axes) {
 					for r := range reps {
 						seed := exp.Training.Seed + r
 						vars := map[string]cty.Value{"trait": cty.StringVal(trait), "strength": cty.StringVal(strength),
-							"seed": cty.NumberIntVal(int64(seed)), "replicate": cty.NumberIntVal(int64(r)), "epochs": cty.NumberIntVal(int64(ep))}
-						defaults := exp.Training.Hyperparameters
-						defaults.NEpochs = ep
-						m, d := decodeModel("", g.Body, evalContext(vars, opts.Getenv), defaults, rng)
-						cell := fmt.Sprintf("trait=%q strength=%q", trait, strength)
-						if g.Epochs != nil {
-							cell += fmt.Sprintf(" epochs=%d", ep)
+							"seed": cty.NumberIntVal(int64(seed)), "replicate": cty.NumberIntVal(int64(r)),
+							"epochs": cty.NumberIntVal(int64(exp.Training.Hyperparameters.NEpochs)), "base_model": cty.StringVal(exp.Training.BaseModel)}
+						defaults := exp.trainDefaults()
+						if h := defaults.Hyper; h.LearningRateMultiplier > 0 {
+							vars["learning_rate"] = cty.NumberFloatVal(h.LearningRateMultiplier)
 						}
+						if h := defaults.Hyper; h.BatchSize > 0 {
+							vars["batch_size"] = cty.NumberIntVal(int64(h.BatchSize))
+						}
+						if defaults.SampleSize > 0 {
+							vars["sample_size"] = cty.NumberIntVal(int64(defaults.SampleSize))
+						}
+						cell := fmt.Sprintf("trait=%q strength=%q", trait, strength)
+						var cellAxes []Axis
+						for i, ax := range axes {
+							v := ax.values[pick[i]]
+							vars[ax.name] = v.cty
+							ax.apply(&defaults, v)
+							cellAxes = append(cellAxes, v.Axis)
+							cell += " " + ax.name + "=" + v.Value
+						}
+						m, d := decodeModel("", g.Body, evalContext(vars, opts.Getenv), defaults, rng)
 						if g.Replicates != nil {
 							cell += fmt.Sprintf(" replicate=%d seed=%d", r, seed)
 						}
-						for _, diag := range d {
-							diag.Detail = strings.TrimSpace(diag.Detail + " (in model_grid cell " + cell + ")")
-						}
+						annotate(d, cell)
 						diags = append(diags, d...)
 						if d.HasErrors() {
 							continue
@@ -462,19 +495,22 @@ func decode(body hcl.Body, dir string, opts Options) (*Experiment, hcl.Diagnosti
 						}
 						m.Model.Seed = *m.Seed
 						if g.Replicates != nil {
-							m.Condition, m.Replicate = m.Trait+"/"+m.Strength+hyperLabel(m.Hyperparameters), r
+							m.Condition, m.Replicate = m.Trait+"/"+m.Strength+hyperLabel(m.Model, exp.Training, axes), r
 						}
-						if g.Epochs != nil {
-							m.Axes = append(m.Axes, Axis{Name: "epochs", Value: strconv.Itoa(ep), Number: float64(ep), Numeric: true})
-						}
+						m.Axes = cellAxes
+						n := len(diags)
 						add(m.Model, &diags)
+						if len(diags) == n {
+							diags = append(diags, checkSuffix(m.Model, g.Body, suffixes)...)
+						}
+						annotate(diags[n:], cell)
 					}
 				}
 			}
 		}
 	}
 	for _, mb := range fs.Models {
-		m, d := decodeModel(mb.Name, mb.Body, ctx, exp.Training.Hyperparameters, blockRange(mb.Body))
+		m, d := decodeModel(mb.Name, mb.Body, ctx, exp.trainDefaults(), blockRange(mb.Body))
 		diags = append(diags, d...)
 		if !d.HasErrors() {
 			if m.Seed == nil {
@@ -677,7 +713,19 @@ type decodedModel struct {
 	Seed *int
 }
 
-func decodeModel(name string, body hcl.Body, ctx *hcl.EvalContext, defaults provider.Hyperparameters, rng hcl.Range) (decodedModel, hcl.Diagnostics) {
+// trainDefaults are what a model trains with unless its block sets
+// otherwise: the training block's settings, or a grid cell's axis values;
+// Provider and LoRA say whether lora_rank can be honoured.
+type trainDefaults struct {
+	Hyper           provider.Hyperparameters
+	SampleSize      int
+	SampleSizeRange hcl.Range
+	BaseModel       string
+	Provider        string
+	LoRA            bool
+}
+
+func decodeModel(name string, body hcl.Body, ctx *hcl.EvalContext, defaults trainDefaults, rng hcl.Range) (decodedModel, hcl.Diagnostics) {
 	m, seed, diags := decodeModelAttrs(name, body, ctx, defaults, rng)
 	if seed != nil && *seed < 0 {
 		diags = append(diags, attrError(body, "seed", "Invalid seed", "seed must be a non-negative integer."))
@@ -689,7 +737,7 @@ func decodeModel(name string, body hcl.Body, ctx *hcl.EvalContext, defaults prov
 	return decodedModel{m, seed}, diags
 }
 
-func decodeModelAttrs(name string, body hcl.Body, ctx *hcl.EvalContext, defaults provider.Hyperparameters, rng hcl.Range) (Model, *int, hcl.Diagnostics) {
+func decodeModelAttrs(name string, body hcl.Body, ctx *hcl.EvalContext, defaults trainDefaults, rng hcl.Range) (Model, *int, hcl.Diagnostics) {
 	var a modelAttrs
 	diags := gohcl.DecodeBody(body, ctx, &a)
 	if diags.HasErrors() {
@@ -712,7 +760,7 @@ func decodeModelAttrs(name string, body hcl.Body, ctx *hcl.EvalContext, defaults
 	if !safeName.MatchString(name) || strings.Contains(name, "..") {
 		return Model{}, nil, hcl.Diagnostics{unsafeName("model", name, rng)}
 	}
-	m := Model{Name: name, DeclRange: rng, Hyperparameters: defaults}
+	m := Model{Name: name, DeclRange: rng, Hyperparameters: defaults.Hyper}
 	if (a.BaseOnly != nil && *a.BaseOnly) || a.ModelID != nil {
 		m, d := decodeReference(m, a, body)
 		return m, nil, d
@@ -744,7 +792,43 @@ func decodeModelAttrs(name string, body hcl.Body, ctx *hcl.EvalContext, defaults
 			return Model{}, nil, hcl.Diagnostics{unsafeName(v.attr, v.val, attrRange(body, v.attr, m.DatasetRange))}
 		}
 	}
-	return m, a.Seed, hyper(&m.Hyperparameters, a.NEpochs, a.LearningRateMultiplier, a.BatchSize, body)
+	diags = append(diags, hyper(&m.Hyperparameters, a.NEpochs, a.LearningRateMultiplier, a.BatchSize, body)...)
+	m.BaseModel, m.SampleSize, m.SampleSizeRange = defaults.BaseModel, defaults.SampleSize, defaults.SampleSizeRange
+	if a.BaseModel != nil {
+		if m.BaseModel = *a.BaseModel; !safeModelID.MatchString(m.BaseModel) {
+			diags = append(diags, attrError(body, "base_model", "Invalid base_model",
+				fmt.Sprintf("base_model %q must be 1 to 256 letters, digits or any of _ . : / @ + = -, starting with a letter or digit.", m.BaseModel)))
+		}
+	}
+	if a.SampleSize != nil {
+		if m.SampleSize = *a.SampleSize; m.SampleSize <= 0 {
+			diags = append(diags, attrError(body, "sample_size", "Invalid sample_size", "sample_size must be a positive number of examples."))
+		}
+		m.SampleSizeRange = attrRange(body, "sample_size", rng)
+	}
+	if a.LoRARank != nil {
+		m.Hyperparameters.LoRARank = *a.LoRARank
+		if d := checkLoRARank("lora_rank", *a.LoRARank, defaults); d != "" {
+			summary := "Invalid lora_rank"
+			if !defaults.LoRA {
+				summary = "lora_rank not supported by the training provider"
+			}
+			diags = append(diags, attrError(body, "lora_rank", summary, d))
+		}
+	}
+	return m, a.Seed, diags
+}
+
+// checkLoRARank says what is wrong with a LoRA rank for the training
+// provider, "" when nothing is; Tinker's ranks are powers of two.
+func checkLoRARank(attr string, rank int, d trainDefaults) string {
+	if !d.LoRA {
+		return fmt.Sprintf("Provider %q trains no LoRA adapter, so it cannot honour %s; use a provider that does (kind tinker), or remove %s.", d.Provider, attr, attr)
+	}
+	if rank < 1 || rank&(rank-1) != 0 {
+		return fmt.Sprintf("%s value %d: a LoRA rank must be a positive power of two (8, 16, 32...).", attr, rank)
+	}
+	return ""
 }
 
 // gridReferences refuses base_only and model_id in a model_grid: a grid
@@ -778,7 +862,8 @@ func decodeReference(m Model, a modelAttrs, body hcl.Body) (Model, hcl.Diagnosti
 		attr string
 		set  bool
 	}{{"dataset", a.Dataset != nil}, {"suffix", a.Suffix != nil}, {"n_epochs", a.NEpochs != nil},
-		{"learning_rate_multiplier", a.LearningRateMultiplier != nil}, {"batch_size", a.BatchSize != nil}, {"seed", a.Seed != nil}} {
+		{"learning_rate_multiplier", a.LearningRateMultiplier != nil}, {"batch_size", a.BatchSize != nil}, {"seed", a.Seed != nil},
+		{"sample_size", a.SampleSize != nil}, {"lora_rank", a.LoRARank != nil}, {"base_model", a.BaseModel != nil}} {
 		if set.set {
 			diags = append(diags, attrError(body, set.attr, "Training setting on a reference model",
 				fmt.Sprintf("Model %q sets %s, so it is evaluated without training; %s would train nothing. Remove it, or remove %s to train the model.", m.Name, kind, set.attr, kind)))
@@ -839,15 +924,34 @@ const DefaultMaxParallel = 3
 // MaxReplicates bounds a model_grid's replicates.
 const MaxReplicates = 100
 
-// hyperLabel names the hyperparameters of a replicated cell, so that two
+// MaxGridModels bounds the models one model_grid makes, so that a typo
+// in an axis does not plan thousands of trainings.
+const MaxGridModels = 1000
+
+// hyperLabel names the training settings of a replicated cell, so that two
 // cells of one trait and strength trained differently are two conditions.
-func hyperLabel(h provider.Hyperparameters) string {
+// sample_size and base_model are named when the grid sweeps them or the
+// cell changes them: labels of grids without those axes stay as they were.
+func hyperLabel(m Model, t Training, axes []gridAxis) string {
+	h := m.Hyperparameters
 	s := fmt.Sprintf(" n_epochs=%d", h.NEpochs)
 	if h.LearningRateMultiplier > 0 {
 		s += fmt.Sprintf(" learning_rate_multiplier=%g", h.LearningRateMultiplier)
 	}
 	if h.BatchSize > 0 {
 		s += fmt.Sprintf(" batch_size=%d", h.BatchSize)
+	}
+	swept := func(name string) bool {
+		return slices.ContainsFunc(axes, func(a gridAxis) bool { return a.name == name })
+	}
+	if swept("sample_size") || m.SampleSize != t.Dataset.SampleSize {
+		s += fmt.Sprintf(" sample_size=%d", m.SampleSize)
+	}
+	if h.LoRARank > 0 {
+		s += fmt.Sprintf(" lora_rank=%d", h.LoRARank)
+	}
+	if swept("base_model") || m.BaseModel != t.BaseModel {
+		s += " base_model=" + m.BaseModel
 	}
 	return s
 }

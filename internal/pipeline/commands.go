@@ -383,9 +383,9 @@ func (r *run) results(ctx context.Context) (*Outcome, error) {
 func (r *run) freshVariants() ([]report.Variant, error) {
 	for _, t := range r.p.targets {
 		if t.id == resultsID {
-			var vs []report.Variant
-			err := readJSON(r.p.cache, r.stamp(t), resultsOut, &vs)
-			return vs, err
+			var res report.Results
+			err := readJSON(r.p.cache, r.stamp(t), resultsOut, &res)
+			return res.Variants, err
 		}
 	}
 	return nil, errors.New("no results target")

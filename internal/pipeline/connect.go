@@ -55,7 +55,7 @@ func (p *Pipeline) artifactPath(rel string) string {
 // the artifacts lock; status and cancel need not, and write no artifact.
 func (p *Pipeline) Connect(ctx context.Context) error {
 	rubrics := p.rubrics()
-	bases := []string{p.exp.Training.BaseModel, p.exp.Evaluation.JudgeModel}
+	bases := append(p.exp.BaseModels(), p.exp.Evaluation.JudgeModel)
 	for _, m := range p.exp.Models {
 		// A reference's model_id may be a base model (Qwen/Qwen3-8B) that a
 		// provider must know in advance; fine-tuned ids it finds itself.

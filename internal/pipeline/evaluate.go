@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/modelorganisms/pvbuild/internal/build"
+	"github.com/modelorganisms/pvbuild/internal/config"
 	"github.com/modelorganisms/pvbuild/internal/judge"
 	"github.com/modelorganisms/pvbuild/internal/provider"
 	"github.com/modelorganisms/pvbuild/internal/report"
@@ -338,7 +339,7 @@ func (p *Pipeline) estimateSampling(ctx context.Context, t *target) (provider.Es
 	if kind != "" && !kind.Logprobs() {
 		judgeOut = e.MaxTokens
 	}
-	if err := add(e.Provider, provider.SamplingEstimate{BaseModel: p.exp.Training.BaseModel, Prompts: answers,
+	if err := add(e.Provider, provider.SamplingEstimate{BaseModel: p.samplingBase(t.model), Prompts: answers,
 		N: e.SamplesPerQuestion, MaxTokens: e.MaxTokens}); err != nil {
 		return total, err
 	}
@@ -350,4 +351,13 @@ func (p *Pipeline) estimateSampling(ctx context.Context, t *target) (provider.Es
 	err := add(e.JudgeProvider, provider.SamplingEstimate{BaseModel: e.JudgeModel, Prompts: coherence,
 		PromptExtra: e.MaxTokens, N: 1, MaxTokens: 1, Judge: true})
 	return total, err
+}
+
+// samplingBase is the base model a model's answers are priced at: the one
+// it was trained from, else (a reference) training.base_model.
+func (p *Pipeline) samplingBase(m *config.Model) string {
+	if m.BaseModel != "" {
+		return m.BaseModel
+	}
+	return p.exp.Training.BaseModel
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 
@@ -94,8 +95,16 @@ func (p *Pipeline) graph() []*target {
 	all = append(all, evals...)
 	all = append(all,
 		&target{id: resultsID, stage: stageReport, deps: evals, stale: staleEvals,
-			inputs: func(deps []*build.Stamp) build.Inputs { return p.allEvalsInputs(resultsFormat, deps) },
-			build:  (*run).buildResults},
+			inputs: func(deps []*build.Stamp) build.Inputs {
+				in := p.allEvalsInputs(resultsFormat, deps)
+				if p.replicated() {
+					// The file holds aggregated conditions since this format;
+					// experiments without replicates keep their key.
+					in.Add("conditions_format", conditionsFormat)
+				}
+				return in
+			},
+			build: (*run).buildResults},
 		&target{id: reportID, stage: stageReport, deps: evals, stale: staleEvals,
 			inputs: func(deps []*build.Stamp) build.Inputs {
 				in := p.allEvalsInputs(reportFormat, deps)
@@ -135,6 +144,11 @@ func (p *Pipeline) referenceEvals(m *config.Model) []*target {
 	return evals
 }
 
+// replicated reports whether a model belongs to a replicated condition.
+func (p *Pipeline) replicated() bool {
+	return slices.ContainsFunc(p.exp.Models, func(m config.Model) bool { return m.Condition != "" })
+}
+
 func staleEvals(stale []*target) string {
 	if len(stale) == 1 {
 		return stale[0].id + " is stale"
@@ -150,10 +164,10 @@ func (p *Pipeline) trainInputs(m config.Model) build.Inputs {
 	var in build.Inputs
 	in.Add("format", trainFormat)
 	in.Add("provider", p.exp.Providers[t.Provider].Identity())
-	if p.providerSettings != "" {
-		in.Add("provider_settings", p.providerSettings)
+	if s := p.providerSettings[m.BaseModel]; s != "" {
+		in.Add("provider_settings", s)
 	}
-	in.Add("base_model", t.BaseModel)
+	in.Add("base_model", m.BaseModel)
 	in.Add("dataset", p.datasets[m.Name].hash)
 	in.Add("suffix", m.Suffix)
 	in.Add("seed", m.Seed) // training.seed unless the model or its replicate sets one
@@ -161,6 +175,10 @@ func (p *Pipeline) trainInputs(m config.Model) build.Inputs {
 	in.Add("n_epochs", h.NEpochs)
 	in.Add("learning_rate_multiplier", h.LearningRateMultiplier)
 	in.Add("batch_size", h.BatchSize)
+	if h.LoRARank > 0 {
+		// Only when set, so that trainings without one keep their keys.
+		in.Add("lora_rank", h.LoRARank)
+	}
 	return in
 }
 
@@ -212,6 +230,10 @@ func (p *Pipeline) allEvalsInputs(format string, evals []*build.Stamp) build.Inp
 		if m.Condition != "" {
 			// Only replicated grids: other experiments keep their keys.
 			in.Add("condition/"+m.Name, m.Condition)
+		}
+		for _, a := range m.Axes {
+			// Reports place a cell on its axes; models of no sweep add none.
+			in.Add("axis/"+m.Name+"/"+a.Name, a.Value)
 		}
 		if m.IsReference() {
 			// Reports draw references apart (rows, dashed lines).
@@ -285,16 +307,24 @@ func (p *Pipeline) checkStage(ctx context.Context, s stage, states map[*target]*
 	return nil
 }
 
-// loadProviderSettings asks the training provider, once, for its settings
-// that enter the training keys.
+// loadProviderSettings asks the training provider, once per base model
+// trained from (a grid may sweep base_models), for its settings that
+// enter the training keys.
 func (p *Pipeline) loadProviderSettings(ctx context.Context) error {
 	p.settingsOnce.Do(func() {
 		t := p.exp.Training
-		if ts, ok := p.exp.Providers[t.Provider].Config.(provider.TrainingSettings); ok {
-			p.providerSettings, p.settingsErr = ts.TrainingSettings(ctx, p.opts.Artifacts, t.BaseModel)
-			if p.settingsErr != nil {
-				p.settingsErr = p.exp.Errorf(t.ProviderRange, "Unusable training provider", "Provider %q: %v.", t.Provider, p.settingsErr)
+		ts, ok := p.exp.Providers[t.Provider].Config.(provider.TrainingSettings)
+		if !ok {
+			return
+		}
+		p.providerSettings = map[string]string{}
+		for _, base := range p.exp.BaseModels() {
+			s, err := ts.TrainingSettings(ctx, p.opts.Artifacts, base)
+			if err != nil {
+				p.settingsErr = p.exp.Errorf(t.ProviderRange, "Unusable training provider", "Provider %q: %v.", t.Provider, err)
+				return
 			}
+			p.providerSettings[base] = s
 		}
 	})
 	return p.settingsErr

@@ -33,8 +33,11 @@ const (
 	trainFormat   = "train/1"
 	evalFormat    = "eval/3"
 	resultsFormat = "results/1"
-	reportFormat  = "report/1"
-	logFormat     = "log/1"
+	// conditionsFormat is the shape of eval_results.json's aggregated
+	// conditions, in the results key of replicated experiments only.
+	conditionsFormat = "conditions/1"
+	reportFormat     = "report/1"
+	logFormat        = "log/1"
 )
 
 // Env locates an experiment, its artifacts and the providers it may use.
@@ -129,7 +132,7 @@ type Pipeline struct {
 	// The training provider's own settings that enter training keys, asked
 	// once (they may need a download).
 	settingsOnce     sync.Once
-	providerSettings string
+	providerSettings map[string]string // by base model
 	settingsErr      error
 
 	// trainSlots bounds the trainings in flight (max_parallel); nil
@@ -182,10 +185,10 @@ func New(exp *config.Experiment, opts Options) (*Pipeline, error) {
 		if m.IsReference() {
 			continue // trains nothing, so has no dataset
 		}
-		id := m.DatasetTrait + "/" + m.DatasetStrength
+		id := fmt.Sprintf("%s/%s %d", m.DatasetTrait, m.DatasetStrength, m.SampleSize)
 		pr, ok := byDataset[id]
 		if !ok {
-			pr.d, pr.err = p.prepareDataset(m.DatasetTrait, m.DatasetStrength)
+			pr.d, pr.err = p.prepareDataset(m.DatasetTrait, m.DatasetStrength, m.SampleSize)
 			byDataset[id] = pr
 		}
 		if pr.err != nil {
@@ -221,7 +224,10 @@ func New(exp *config.Experiment, opts Options) (*Pipeline, error) {
 	return p, nil
 }
 
-func (p *Pipeline) prepareDataset(trait, strength string) (*datasetData, error) {
+// prepareDataset samples sampleSize examples (0 = all) of a persona
+// dataset: a model's own sample size (a grid's sample_sizes) or the
+// training block's.
+func (p *Pipeline) prepareDataset(trait, strength string, sampleSize int) (*datasetData, error) {
 	raw, err := p.opts.Source.Training(trait, strength)
 	if err != nil {
 		return nil, err
@@ -231,13 +237,13 @@ func (p *Pipeline) prepareDataset(trait, strength string) (*datasetData, error) 
 	if err != nil {
 		return nil, err
 	}
-	data := dataset.Encode(dataset.Sample(examples, ds.SampleSize, ds.Seed))
+	data := dataset.Encode(dataset.Sample(examples, sampleSize, ds.Seed))
 	var in build.Inputs
 	in.Add("format", datasetFormat)
 	in.Add("source", p.opts.Source.ID())
 	in.Add("dataset", trait+"/"+strength)
 	in.Add("data", build.Hash(raw))
-	in.Add("sample_size", ds.SampleSize)
+	in.Add("sample_size", sampleSize)
 	in.Add("sample_seed", ds.Seed)
 	return &datasetData{data: data, hash: build.Hash(data), inputs: in}, nil
 }

@@ -49,8 +49,8 @@ func (p *Pipeline) preflight() error {
 				continue
 			}
 			rng := m.DatasetRange
-			if t.Dataset.SampleSize > 0 {
-				rng = t.Dataset.SampleSizeRange
+			if m.SampleSize > 0 {
+				rng = m.SampleSizeRange // the training block's, a grid's sample_sizes, or the model's
 			}
 			if i := slices.IndexFunc(few, func(b *bad) bool { return b.rng == rng }); i >= 0 {
 				few[i].models, few[i].n = append(few[i].models, m.Name), max(few[i].n, n)

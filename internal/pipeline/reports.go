@@ -22,7 +22,9 @@ func (r *run) buildResults(_ context.Context, t *target, in build.Inputs) error 
 	if err != nil {
 		return err
 	}
-	b, err := json.MarshalIndent(e.Variants(), "", "  ")
+	// Conditions beside the variants only for a replicated grid: other
+	// experiments' files keep their shape (report.Results).
+	b, err := json.MarshalIndent(report.Results{Variants: e.Variants(), Conditions: report.ConditionResults(e)}, "", "  ")
 	if err != nil {
 		return err
 	}

@@ -113,7 +113,7 @@ func (p *Pipeline) trainRequest(key string, models []*config.Model) provider.Tra
 	m := models[0]
 	return provider.TrainRequest{
 		Key: key, Models: names, Data: p.datasets[m.Name].data,
-		BaseModel: p.exp.Training.BaseModel, Suffix: m.Suffix, Seed: m.Seed,
+		BaseModel: m.BaseModel, Suffix: m.Suffix, Seed: m.Seed,
 		Hyperparameters: m.Hyperparameters,
 	}
 }
@@ -214,7 +214,7 @@ func (p *Pipeline) estimate(ctx context.Context, m *config.Model) (provider.Esti
 	if !ok {
 		return provider.Estimate{Epochs: epochs}, nil
 	}
-	est, err := pricing.EstimateTraining(ctx, provider.EstimateRequest{BaseModel: tr.BaseModel, Data: p.datasets[m.Name].data,
+	est, err := pricing.EstimateTraining(ctx, provider.EstimateRequest{BaseModel: m.BaseModel, Data: p.datasets[m.Name].data,
 		Epochs: epochs, Overrides: tr.PricePerMillion, Artifacts: p.opts.Artifacts})
 	if err != nil {
 		return provider.Estimate{}, fmt.Errorf("model %s: %w", m.Name, err)
@@ -226,13 +226,16 @@ func (p *Pipeline) describeTraining(t *target, est provider.Estimate) string {
 	tr := p.exp.Training
 	m := t.model
 	h := m.Hyperparameters
-	s := fmt.Sprintf("%s job: %s, suffix %s, %d examples, n_epochs %d", tr.Provider, tr.BaseModel, m.Suffix,
+	s := fmt.Sprintf("%s job: %s, suffix %s, %d examples, n_epochs %d", tr.Provider, m.BaseModel, m.Suffix,
 		countLines(p.datasets[m.Name].data), h.NEpochs)
 	if h.LearningRateMultiplier > 0 {
 		s += fmt.Sprintf(", learning_rate_multiplier %g", h.LearningRateMultiplier)
 	}
 	if h.BatchSize > 0 {
 		s += fmt.Sprintf(", batch_size %d", h.BatchSize)
+	}
+	if h.LoRARank > 0 {
+		s += fmt.Sprintf(", lora_rank %d", h.LoRARank)
 	}
 	if m.Seed != tr.Seed {
 		s += fmt.Sprintf(", seed %d", m.Seed)

@@ -65,6 +65,16 @@ type Hyperparameters struct {
 	NEpochs                int     `json:"n_epochs,omitempty"`
 	LearningRateMultiplier float64 `json:"learning_rate_multiplier,omitempty"`
 	BatchSize              int     `json:"batch_size,omitempty"`
+	// LoRARank is the adapter rank of a LoRA training (0 = the provider's
+	// setting); only a provider that is a LoRATrainer honours it.
+	LoRARank int `json:"lora_rank,omitempty"`
+}
+
+// LoRATrainer is a provider configuration that trains LoRA adapters, so
+// that a per-model lora_rank means something to it; the experiment refuses
+// a lora_rank for any other before a request is made.
+type LoRATrainer interface {
+	TrainsLoRA() bool
 }
 
 // JobRequest asks for a supervised fine-tune.

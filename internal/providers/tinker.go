@@ -154,6 +154,10 @@ func (c *tinkerConfig) TrainingSettings(ctx context.Context, artifacts, baseMode
 // Free implements provider.Pricing.
 func (c *tinkerConfig) Free() bool { return false }
 
+// TrainsLoRA implements provider.LoRATrainer: a model's lora_rank replaces
+// the block's for its training.
+func (c *tinkerConfig) TrainsLoRA() bool { return true }
+
 // EstimateTraining counts the training tokens as Tinker bills them: each
 // conversation rendered with the base model's chat template and encoded by
 // its real tokenizer, times epochs, times the price per 1M tokens.

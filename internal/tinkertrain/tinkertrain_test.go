@@ -553,3 +553,21 @@ func TestExpiredCheckpoint(t *testing.T) {
 		t.Errorf("after an expired checkpoint: %+v\n%s", got, e.log)
 	}
 }
+
+// A request's lora_rank (a model_grid's lora_ranks) replaces the
+// provider's; a rank that is not a power of two is refused.
+func TestRequestLoRARank(t *testing.T) {
+	tr := New(nil, Options{Settings: Settings{LoRARank: 32}})
+	r := request(10, 1)
+	if p, err := tr.resolve(r); err != nil || p.rec.Settings.LoRARank != 32 {
+		t.Fatalf("provider's rank: %v", err)
+	}
+	r.Hyperparameters.LoRARank = 8
+	if p, err := tr.resolve(r); err != nil || p.rec.Settings.LoRARank != 8 {
+		t.Fatalf("request's rank 8: %+v, %v", p, err)
+	}
+	r.Hyperparameters.LoRARank = 12
+	if _, err := tr.resolve(r); err == nil || !strings.Contains(err.Error(), "lora_rank 12") {
+		t.Fatalf("rank 12: %v", err)
+	}
+}

@@ -118,6 +118,8 @@ func (t *Trainer) resolve(req provider.TrainRequest) (*plan, error) {
 		return nil, fmt.Errorf("n_epochs %d: must be positive", hp.NEpochs)
 	case hp.BatchSize < 0:
 		return nil, fmt.Errorf("batch_size %d: must be positive", hp.BatchSize)
+	case hp.LoRARank < 0 || hp.LoRARank&(hp.LoRARank-1) != 0:
+		return nil, fmt.Errorf("lora_rank %d: must be a positive power of two", hp.LoRARank)
 	case hp.LearningRateMultiplier < 0 || math.IsNaN(hp.LearningRateMultiplier) || math.IsInf(hp.LearningRateMultiplier, 0):
 		return nil, fmt.Errorf("learning_rate_multiplier %v: must be positive", hp.LearningRateMultiplier)
 	}
@@ -126,6 +128,10 @@ func (t *Trainer) resolve(req provider.TrainRequest) (*plan, error) {
 	}
 	if hp.LearningRateMultiplier == 0 {
 		hp.LearningRateMultiplier = 1
+	}
+	// A model's lora_rank (a grid's lora_ranks) wins over the provider's.
+	if hp.LoRARank > 0 {
+		s.LoRARank = hp.LoRARank
 	}
 	if s.LoRARank == 0 {
 		s.LoRARank = DefaultLoRARank
