@@ -3,7 +3,9 @@
 package targets
 
 import (
+	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -28,7 +30,13 @@ func Plan(ctx context.Context) error {
 	for _, s := range pl.Steps() {
 		lines = append(lines, report.PlanLine{Target: s.Target, Fresh: s.Fresh, Reason: s.Reason, Submit: s.Submit})
 	}
-	report.Plan(os.Stdout, lines)
+	// One line per target: buffered, a 1,000-model plan is one write, not
+	// tens of thousands.
+	out := bufio.NewWriterSize(os.Stdout, 64<<10)
+	report.Plan(out, lines)
+	if err := out.Flush(); err != nil {
+		return fmt.Errorf("print the plan: %w", err)
+	}
 	// Which protocol the evaluations follow, and where the file departs
 	// from it: a number is comparable only with its protocol's.
 	fmt.Println("evaluation: " + p.Experiment().Evaluation.ProtocolSummary())
@@ -115,7 +123,10 @@ func Results(ctx context.Context) error {
 	}
 	if out != nil && len(out.Variants) > 0 {
 		fmt.Println("\nevaluation: " + p.Experiment().Evaluation.ProtocolSummary())
-		if terr := report.Table(os.Stdout, out.Variants, p.Tasks(), sampledata.Strengths); terr != nil && err == nil {
+		w := bufio.NewWriterSize(os.Stdout, 64<<10)
+		terr := report.Table(w, out.Variants, p.Tasks(), sampledata.Strengths)
+		terr = errors.Join(terr, w.Flush())
+		if terr != nil && err == nil {
 			err = terr
 		}
 	}

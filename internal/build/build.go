@@ -73,14 +73,9 @@ var keyBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return
 // Key is the hash of the inputs, independent of their order: each input
 // length-prefixed ("<len>:<name><len>:<value>"), in name order.
 func (in Inputs) Key() string {
-	sorted := in
-	if !slices.IsSortedFunc(in, compareInputs) {
-		sorted = slices.Clone(in)
-		slices.SortStableFunc(sorted, compareInputs)
-	}
 	bp := keyBuffers.Get().(*[]byte)
 	b := (*bp)[:0]
-	for _, x := range sorted {
+	add := func(x Input) {
 		b = strconv.AppendInt(b, int64(len(x.Name)), 10)
 		b = append(b, ':')
 		b = append(b, x.Name...)
@@ -88,8 +83,32 @@ func (in Inputs) Key() string {
 		b = append(b, ':')
 		b = append(b, x.Value...)
 	}
+	if len(in) <= 64 {
+		// Most targets have a few dozen inputs: sort their positions on
+		// the stack, stably, and leave the caller's order alone.
+		var order [64]uint8
+		for i := range in {
+			j := i
+			for ; j > 0 && in[order[j-1]].Name > in[i].Name; j-- {
+				order[j] = order[j-1]
+			}
+			order[j] = uint8(i)
+		}
+		for _, i := range order[:len(in)] {
+			add(in[i])
+		}
+	} else {
+		sorted := in
+		if !slices.IsSortedFunc(in, compareInputs) {
+			sorted = slices.Clone(in)
+			slices.SortStableFunc(sorted, compareInputs)
+		}
+		for _, x := range sorted {
+			add(x)
+		}
+	}
 	sum := sha256.Sum256(b)
-	if cap(b) <= 1<<20 {
+	if cap(b) <= 8<<20 {
 		*bp = b
 		keyBuffers.Put(bp)
 	}
@@ -310,11 +329,14 @@ func inStore(name string) bool {
 }
 
 // cutSum splits the final "sum <hex>" line from the lines it covers.
-func cutSum(b []byte) (body []byte, sum string, ok bool) {
+func cutSum(b []byte) (body []byte, sum string, ok bool) { return cutTrailer(b, "sum ") }
+
+// cutTrailer splits a final "<word> <value>" line from the lines it covers.
+func cutTrailer(b []byte, word string) (body []byte, value string, ok bool) {
 	trimmed := bytes.TrimSuffix(b, []byte("\n"))
 	i := bytes.LastIndexByte(trimmed, '\n')
 	last := trimmed[i+1:]
-	rest, found := bytes.CutPrefix(last, []byte("sum "))
+	rest, found := bytes.CutPrefix(last, []byte(word))
 	if !found || len(trimmed) == len(b) {
 		return nil, "", false
 	}

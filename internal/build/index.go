@@ -1,11 +1,10 @@
 package build
 
 import (
-	"bytes"
-	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"hash/crc32"
 	"io/fs"
 	"maps"
 	"os"
@@ -15,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/modelorganisms/pvbuild/internal/atomicfile"
 )
@@ -57,30 +57,46 @@ func (f fingerprint) racyMargin() int64 {
 	return int64(50 * time.Millisecond)
 }
 
-// settledBefore reports whether no edit at or after the instant at (unix
-// ns) could leave the file with this fingerprint.
-func (f fingerprint) settledBefore(at int64) bool {
-	m := f.racyMargin()
-	return f.known && f.mtime < at-m && f.ctime < at-m
+// settles is the instant (unix ns) after which no edit could leave the
+// file with this fingerprint: a fact learnt later than that is trusted.
+func (f fingerprint) settles() int64 { return max(f.mtime, f.ctime) + f.racyMargin() }
+
+// fpText is a fingerprint as the index writes it, 64 hex digits: size,
+// mtime, ctime and inode, 8 bytes each. Facts compare fingerprints in this
+// form, so that loading the index decodes none of them.
+type fpText [64]byte
+
+func (f fingerprint) text() fpText {
+	var raw [32]byte
+	binary.BigEndian.PutUint64(raw[0:], uint64(f.size))
+	binary.BigEndian.PutUint64(raw[8:], uint64(f.mtime))
+	binary.BigEndian.PutUint64(raw[16:], uint64(f.ctime))
+	binary.BigEndian.PutUint64(raw[24:], f.ino)
+	var t fpText
+	hex.Encode(t[:], raw[:])
+	return t
 }
 
 // fileFact is what a file held when it had fingerprint fp.
 type fileFact struct {
-	fp   fingerprint
+	fp   string // fpText
 	hash string
-	// trusted: learnt from a file that had settled (see settledBefore), or
-	// read from the index, which keeps only such facts.
+	// trusted: learnt after the file had settled, or read from the index,
+	// which keeps only such facts; settles is when an untrusted one will
+	// have (see fingerprint.settles).
 	trusted bool
+	settles int64
 }
 
 // stampFact is a stamp's content as freshness needs it: its key and what
 // it recorded. Stale or damaged stamps are never indexed: they are read
 // from their files, which say why.
 type stampFact struct {
-	fp             fingerprint
+	fp             string // fpText
 	key            string
 	outputs, files map[string]string
 	trusted        bool
+	settles        int64
 }
 
 type index struct {
@@ -98,7 +114,9 @@ type index struct {
 // memory before the kernel writes them back (30 s by default on Linux).
 const dirtyWindow = 2 * time.Minute
 
-const indexHeader = "pvbuild freshness index 1"
+const indexHeader = "pvbuild freshness index 2"
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 func (s *Store) indexPath() string { return filepath.Join(s.Root, ".stamps", "index") }
 
@@ -114,10 +132,14 @@ func (s *Store) index() *index {
 }
 
 func (x *index) file(rel string, fp fingerprint) (string, bool) {
+	if !fp.known {
+		return "", false
+	}
+	t := fp.text()
 	x.mu.Lock()
 	f, ok := x.files[rel]
 	x.mu.Unlock()
-	if ok && f.trusted && f.fp == fp && fp.known {
+	if ok && f.trusted && f.fp == string(t[:]) {
 		return f.hash, true
 	}
 	return "", false
@@ -129,21 +151,26 @@ func (x *index) learnFile(rel string, fp fingerprint, hash string, at int64) {
 	if !fp.known || !indexable(rel) {
 		return
 	}
+	t := fp.text()
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if old, ok := x.files[rel]; ok && old.fp == fp && old.hash == hash && old.trusted {
+	if old, ok := x.files[rel]; ok && old.fp == string(t[:]) && old.hash == hash && old.trusted {
 		return
 	}
-	x.files[rel] = fileFact{fp: fp, hash: hash, trusted: fp.settledBefore(at)}
+	x.files[rel] = fileFact{fp: string(t[:]), hash: hash, trusted: fp.settles() < at, settles: fp.settles()}
 	x.changed = true
 	x.youngest = max(x.youngest, fp.ctime)
 }
 
 func (x *index) stamp(target string, fp fingerprint) (stampFact, bool) {
+	if !fp.known {
+		return stampFact{}, false
+	}
+	t := fp.text()
 	x.mu.Lock()
 	f, ok := x.stamps[target]
 	x.mu.Unlock()
-	if ok && f.trusted && f.fp == fp && fp.known {
+	if ok && f.trusted && f.fp == string(t[:]) {
 		return f, true
 	}
 	return stampFact{}, false
@@ -163,9 +190,10 @@ func (x *index) learnStamp(st *Stamp, fp fingerprint, at int64) {
 			return
 		}
 	}
+	t := fp.text()
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	x.stamps[st.Target] = stampFact{fp: fp, key: st.Key, outputs: st.Outputs, files: st.Files, trusted: fp.settledBefore(at)}
+	x.stamps[st.Target] = stampFact{fp: string(t[:]), key: st.Key, outputs: st.Outputs, files: st.Files, trusted: fp.settles() < at, settles: fp.settles()}
 	x.changed = true
 	x.youngest = max(x.youngest, fp.ctime)
 }
@@ -200,49 +228,26 @@ func indexable(s string) bool {
 //	s <target> <fingerprint> <key> <outputs> <files>
 //	o <path> <sha256>          (outputs of the stamp above)
 //	p <path> <sha256>          (provider files of the stamp above)
-//	sum <sha256 of the lines above>
+//	crc <CRC-32C of the lines above>
 //
-// A fingerprint is 64 hex digits: size, mtime, ctime and inode, 8 bytes each.
-
-func appendFingerprint(b []byte, f fingerprint) []byte {
-	var raw [32]byte
-	binary.BigEndian.PutUint64(raw[0:], uint64(f.size))
-	binary.BigEndian.PutUint64(raw[8:], uint64(f.mtime))
-	binary.BigEndian.PutUint64(raw[16:], uint64(f.ctime))
-	binary.BigEndian.PutUint64(raw[24:], f.ino)
-	return hex.AppendEncode(b, raw[:])
-}
-
-func parseFingerprint(s string) (fingerprint, bool) {
-	var raw [32]byte
-	if len(s) != 64 {
-		return fingerprint{}, false
-	}
-	if _, err := hex.Decode(raw[:], []byte(s)); err != nil {
-		return fingerprint{}, false
-	}
-	return fingerprint{
-		size:  int64(binary.BigEndian.Uint64(raw[0:])),
-		mtime: int64(binary.BigEndian.Uint64(raw[8:])),
-		ctime: int64(binary.BigEndian.Uint64(raw[16:])),
-		ino:   binary.BigEndian.Uint64(raw[24:]),
-		known: true,
-	}, true
-}
+// A fingerprint is an fpText. The checksum only detects damage (a torn
+// write, a disk error): like a stamp's sum, it cannot stop a forgery, and
+// need not be a cryptographic hash, which would cost more than the rest
+// of loading the index.
 
 // marshal writes the facts worth keeping at the instant now: trusted ones,
 // and the others whose files had settled by then.
 func (x *index) marshal(now int64) []byte {
-	keep := func(fp fingerprint, trusted bool) bool { return trusted || fp.settledBefore(now) }
+	keep := func(trusted bool, settles int64) bool { return trusted || settles < now }
 	files := make([]string, 0, len(x.files))
 	for name, f := range x.files {
-		if keep(f.fp, f.trusted) {
+		if keep(f.trusted, f.settles) {
 			files = append(files, name)
 		}
 	}
 	stamps := make([]string, 0, len(x.stamps))
 	for name, f := range x.stamps {
-		if keep(f.fp, f.trusted) {
+		if keep(f.trusted, f.settles) {
 			stamps = append(stamps, name)
 		}
 	}
@@ -260,7 +265,7 @@ func (x *index) marshal(now int64) []byte {
 		b = append(b, "f\t"...)
 		b = append(b, name...)
 		b = append(b, '\t')
-		b = appendFingerprint(b, f.fp)
+		b = append(b, f.fp...)
 		b = append(b, '\t')
 		b = append(b, f.hash...)
 		b = append(b, '\n')
@@ -270,7 +275,7 @@ func (x *index) marshal(now int64) []byte {
 		b = append(b, "s\t"...)
 		b = append(b, name...)
 		b = append(b, '\t')
-		b = appendFingerprint(b, f.fp)
+		b = append(b, f.fp...)
 		b = append(b, '\t')
 		b = append(b, f.key...)
 		b = append(b, '\t')
@@ -291,9 +296,9 @@ func (x *index) marshal(now int64) []byte {
 			}
 		}
 	}
-	sum := sha256.Sum256(b)
-	b = append(b, "sum "...)
-	b = hex.AppendEncode(b, sum[:])
+	sum := crc32.Checksum(b, castagnoli)
+	b = append(b, "crc "...)
+	b = strconv.AppendUint(b, uint64(sum), 16)
 	return append(b, '\n')
 }
 
@@ -301,15 +306,16 @@ func (x *index) marshal(now int64) []byte {
 // empty. Names and hashes are substrings of one string: no allocation per
 // fact but the maps'.
 func (x *index) parse(b []byte) {
-	body, sum, ok := cutSum(b)
+	body, sum, ok := cutTrailer(b, "crc ")
 	if !ok {
 		return
 	}
-	want := sha256.Sum256(body)
-	if got, err := hex.DecodeString(sum); err != nil || !bytes.Equal(got, want[:]) {
+	if want, err := strconv.ParseUint(sum, 16, 32); err != nil || uint32(want) != crc32.Checksum(body, castagnoli) {
 		return
 	}
-	text := string(body)
+	// The bytes are this parse's own and never change: one string over
+	// them, of which every name and hash is a substring.
+	text := unsafe.String(unsafe.SliceData(body), len(body))
 	line, text, _ := strings.Cut(text, "\n")
 	counts, ok := strings.CutPrefix(line, indexHeader+" ")
 	if !ok {
@@ -341,19 +347,20 @@ func (x *index) parse(b []byte) {
 		line, text, _ = strings.Cut(text, "\n")
 		switch n := split(line); {
 		case n == 4 && fields[0] == "f":
-			fp, ok := parseFingerprint(fields[2])
-			if !ok {
+			if len(fields[2]) != len(fpText{}) {
 				return
 			}
-			files[fields[1]] = fileFact{fp: fp, hash: fields[3], trusted: true}
+			files[fields[1]] = fileFact{fp: fields[2], hash: fields[3], trusted: true}
 		case n == 6 && fields[0] == "s":
-			fp, ok := parseFingerprint(fields[2])
 			no, err1 := strconv.Atoi(fields[4])
 			np, err2 := strconv.Atoi(fields[5])
-			if !ok || err1 != nil || err2 != nil || no < 1 || np < 0 {
+			if len(fields[2]) != len(fpText{}) || err1 != nil || err2 != nil || no < 1 || np < 0 {
 				return
 			}
-			f := stampFact{fp: fp, key: fields[3], outputs: make(map[string]string, no), files: make(map[string]string, np), trusted: true}
+			f := stampFact{fp: fields[2], key: fields[3], outputs: make(map[string]string, no), trusted: true}
+			if np > 0 {
+				f.files = make(map[string]string, np)
+			}
 			target := fields[1]
 			for i := range no + np {
 				line, text, _ = strings.Cut(text, "\n")

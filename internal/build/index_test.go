@@ -1,9 +1,14 @@
 package build
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -212,4 +217,40 @@ func TestKeyMatchesItsDefinition(t *testing.T) {
 			t.Errorf("Add(%#v) = %q, fmt.Sprint gives %q", v, in[0].Value, fmt.Sprint(v))
 		}
 	}
+}
+
+// keyByDefinition is Key as it was first written, with fmt and a sort:
+// the key every stamp on disk holds.
+func keyByDefinition(in Inputs) string {
+	sorted := slices.Clone(in)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Name < sorted[j].Name })
+	h := sha256.New()
+	for _, x := range sorted {
+		fmt.Fprintf(h, "%d:%s%d:%s", len(x.Name), x.Name, len(x.Value), x.Value)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func FuzzKeyMatchesDefinition(f *testing.F) {
+	f.Add([]byte("format=1;n_epochs=3;dataset=abc"), uint8(3))
+	f.Add([]byte(strings.Repeat("x=1;", 100)), uint8(70))
+	f.Fuzz(func(t *testing.T, spec []byte, n uint8) {
+		// n inputs with distinct names (a target's inputs have no two
+		// alike), names and values drawn from spec.
+		var in Inputs
+		seen := map[string]bool{}
+		parts := strings.Split(string(spec), ";")
+		for i := range int(n) {
+			name, value, _ := strings.Cut(parts[i%len(parts)], "=")
+			name += strconv.Itoa(i * 7919 % 101)
+			if seen[name] {
+				continue
+			}
+			seen[name] = true
+			in = append(in, Input{name, value})
+		}
+		if got, want := in.Key(), keyByDefinition(in); got != want {
+			t.Fatalf("Key %s, by definition %s, for %q", got, want, in)
+		}
+	})
 }

@@ -144,9 +144,10 @@ type Pipeline struct {
 }
 
 type datasetData struct {
-	data   []byte // the sampled JSONL the model trains on
-	hash   string // of data
-	inputs build.Inputs
+	data     []byte // the sampled JSONL the model trains on
+	hash     string // of data
+	examples int    // lines of data, counted once: a plan asks for each model
+	inputs   build.Inputs
 }
 
 type taskData struct {
@@ -245,7 +246,7 @@ func (p *Pipeline) prepareDataset(trait, strength string, sampleSize int) (*data
 	in.Add("data", build.Hash(raw))
 	in.Add("sample_size", sampleSize)
 	in.Add("sample_seed", ds.Seed)
-	return &datasetData{data: data, hash: build.Hash(data), inputs: in}, nil
+	return &datasetData{data: data, hash: build.Hash(data), examples: countLines(data), inputs: in}, nil
 }
 
 func (p *Pipeline) prepareTask(t config.Task) (*taskData, error) {

@@ -44,7 +44,7 @@ func (p *Pipeline) preflight() error {
 			if m.IsReference() {
 				continue
 			}
-			n := countLines(p.datasets[m.Name].data)
+			n := p.datasets[m.Name].examples
 			if l.MinTrainingExamples <= 0 || n >= l.MinTrainingExamples {
 				continue
 			}

@@ -30,7 +30,7 @@ func (r *run) buildDataset(_ context.Context, t *target, in build.Inputs) error 
 	if err := r.commit(t, in, map[string][]byte{datasetOut(t.model.Name): d.data}, nil); err != nil {
 		return fmt.Errorf("model %s: %w", t.model.Name, err)
 	}
-	fmt.Fprintf(r.p.log, "dataset %s: %d examples (%s)\n", t.model.Name, countLines(d.data), r.states[t].reason)
+	fmt.Fprintf(r.p.log, "dataset %s: %d examples (%s)\n", t.model.Name, d.examples, r.states[t].reason)
 	return nil
 }
 
@@ -227,7 +227,7 @@ func (p *Pipeline) describeTraining(t *target, est provider.Estimate) string {
 	m := t.model
 	h := m.Hyperparameters
 	s := fmt.Sprintf("%s job: %s, suffix %s, %d examples, n_epochs %d", tr.Provider, m.BaseModel, m.Suffix,
-		countLines(p.datasets[m.Name].data), h.NEpochs)
+		p.datasets[m.Name].examples, h.NEpochs)
 	if h.LearningRateMultiplier > 0 {
 		s += fmt.Sprintf(", learning_rate_multiplier %g", h.LearningRateMultiplier)
 	}
