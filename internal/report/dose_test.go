@@ -1,4 +1,4 @@
-package report
+package report_test
 
 import (
 	"math"
@@ -6,48 +6,12 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/modelorganisms/pvbuild/internal/judge"
+	"github.com/modelorganisms/pvbuild/internal/report"
+	"github.com/modelorganisms/pvbuild/internal/report/reporttest"
 )
 
-// sweepExperiment is a hand-built epochs sweep of evil at two strengths:
-//
-//	severe, 1 epoch:   replicates 40, 60      -> mean 50, SE 10
-//	severe, 3 epochs:  70, 80, 90, one failed -> mean 80, SE 10/√3
-//	baseline, 1 epoch: one model, no condition, 20 -> 20, no spread
-//	baseline, 3 epochs: two replicates, neither evaluated -> missing
-//
-// and a second task scored 5 below evil_detection wherever it is scored.
-func sweepExperiment() Experiment {
-	e := Experiment{
-		Strengths: []string{"baseline", "severe"},
-		Tasks:     []Task{{Name: "evil_detection", Trait: "evil"}, {Name: "syc_detection", Trait: "sycophantic"}},
-	}
-	epochs := func(n int) []Axis {
-		return []Axis{{Name: "epochs", Value: []string{"", "1", "", "3"}[n], Number: float64(n), Numeric: true}}
-	}
-	add := func(name, strength, cond string, ep int, mean float64, evaluated bool) {
-		e.Models = append(e.Models, Model{Name: name, Trait: "evil", Strength: strength, Condition: cond, Axes: epochs(ep)})
-		if evaluated {
-			e.Evals = append(e.Evals,
-				Eval{Model: name, Task: "evil_detection", Trait: "evil", Metric: judge.Metric{Mean: mean, N: 10}},
-				Eval{Model: name, Task: "syc_detection", Trait: "sycophantic", Metric: judge.Metric{Mean: mean - 5, N: 10}})
-		}
-	}
-	add("b1", "baseline", "", 1, 20, true)
-	add("b3_s1", "baseline", "evil/baseline n_epochs=3", 3, 0, false)
-	add("b3_s2", "baseline", "evil/baseline n_epochs=3", 3, 0, false)
-	add("s1_s1", "severe", "evil/severe n_epochs=1", 1, 40, true)
-	add("s1_s2", "severe", "evil/severe n_epochs=1", 1, 60, true)
-	for i, m := range []float64{70, 80, 90} {
-		add("s3_s"+string(rune('1'+i)), "severe", "evil/severe n_epochs=3", 3, m, true)
-	}
-	add("s3_s4", "severe", "evil/severe n_epochs=3", 3, 0, false)
-	e.Models = append(e.Models, Model{Name: "base", Trait: "none", Strength: "base", Reference: true})
-	return e
-}
-
 func TestDoseChartByHand(t *testing.T) {
-	e := sweepExperiment()
+	e := reporttest.Sweep()
 	cs := e.DoseCharts()
 	if len(cs) != 1 || cs[0].Axis != "epochs" || cs[0].Trait != "evil" || len(cs[0].X) != 2 || cs[0].X[0].Number != 1 || cs[0].X[1].Number != 3 {
 		t.Fatalf("charts %+v", cs)
@@ -84,12 +48,12 @@ func TestDoseChartByHand(t *testing.T) {
 }
 
 func TestHeatmapByHand(t *testing.T) {
-	hs := sweepExperiment().Heatmaps()
+	hs := reporttest.Sweep().Heatmaps()
 	if len(hs) != 2 {
 		t.Fatalf("%d heatmaps, want one per task", len(hs))
 	}
 	h := hs[0]
-	if h.XName != "epochs" || h.YName != StrengthDim || h.Task.Name != "evil_detection" || len(h.Cells) != 2 || len(h.Cells[0]) != 2 {
+	if h.XName != "epochs" || h.YName != report.StrengthDim || h.Task.Name != "evil_detection" || len(h.Cells) != 2 || len(h.Cells[0]) != 2 {
 		t.Fatalf("heatmap %+v", h)
 	}
 	want := [][]string{{"20.0 (R=1)", "missing (b3_s1, b3_s2)"}, {"50.0 ± 10.0 (R=2)", "80.0 ± 5.8 (R=3); missing s3_s4"}}
@@ -104,8 +68,8 @@ func TestHeatmapByHand(t *testing.T) {
 
 // A cell no model was trained at is "—", not missing.
 func TestDoseChartAbsentCell(t *testing.T) {
-	e := sweepExperiment()
-	e.Models = slices.DeleteFunc(e.Models, func(m Model) bool { return strings.HasPrefix(m.Name, "b3") })
+	e := reporttest.Sweep()
+	e.Models = slices.DeleteFunc(e.Models, func(m report.Model) bool { return strings.HasPrefix(m.Name, "b3") })
 	h := e.Heatmaps()[0]
 	if got := h.Cells[0][1].Text(); got != "—" {
 		t.Fatalf("absent cell %q", got)
@@ -113,7 +77,7 @@ func TestDoseChartAbsentCell(t *testing.T) {
 }
 
 func TestSweepMarkdown(t *testing.T) {
-	md := string(Markdown(sweepExperiment()))
+	md := string(report.Markdown(reporttest.Sweep()))
 	for _, want := range []string{
 		"## Training for Evil, by epochs",
 		"strength severe:\n\n| epochs | evil\\_detection | syc\\_detection |\n| :-- | --: | --: |\n| 1 | 50.0 ± 10.0 (R=2) | 45.0 ± 10.0 (R=2) |\n| 3 | 80.0 ± 5.8 (R=3); missing s3\\_s4 | 75.0 ± 5.8 (R=3); missing s3\\_s4 |\n",
@@ -127,23 +91,23 @@ func TestSweepMarkdown(t *testing.T) {
 
 // Without a swept axis (or with one value of it) there is no sweep.
 func TestNoSweepWithoutTwoValues(t *testing.T) {
-	e := sweepExperiment()
+	e := reporttest.Sweep()
 	for i := range e.Models {
 		if len(e.Models[i].Axes) > 0 {
-			e.Models[i].Axes[0] = Axis{Name: "epochs", Value: "3", Number: 3, Numeric: true}
+			e.Models[i].Axes[0] = report.Axis{Name: "epochs", Value: "3", Number: 3, Numeric: true}
 		}
 	}
 	if c, h := e.DoseCharts(), e.Heatmaps(); c != nil || h != nil {
 		t.Fatalf("one epochs value: charts %+v heatmaps %+v", c, h)
 	}
-	if strings.Contains(string(Markdown(e)), "by epochs") {
+	if strings.Contains(string(report.Markdown(e)), "by epochs") {
 		t.Fatal("summary.md has a sweep table without a sweep")
 	}
 	// A non-numeric axis alone is no dose-response axis.
-	e = sweepExperiment()
+	e = reporttest.Sweep()
 	for i := range e.Models {
 		for j := range e.Models[i].Axes {
-			e.Models[i].Axes[j] = Axis{Name: "base_model", Value: e.Models[i].Axes[j].Value}
+			e.Models[i].Axes[j] = report.Axis{Name: "base_model", Value: e.Models[i].Axes[j].Value}
 		}
 	}
 	if c := e.DoseCharts(); c != nil {
