@@ -163,19 +163,19 @@ func addDoseLine(p *plot.Plot, c report.DoseChart, l report.DoseLine, li int, of
 	return nil
 }
 
-// Heatmap draws heatmaps of one trait and pair of dimensions, a panel each
-// (per task and value of the other dimensions): a cell per condition in
+// Heatmap draws a heatmap, a panel per task and value of the other
+// dimensions: a cell per condition in
 // report.HeatColor of its across-replicate mean, labelled mean ± SE and
 // R; grey "missing" where no replicate is scored, blank where no model
 // was trained. The first row is on top, as in the tables.
-func Heatmap(hs []report.Heatmap) ([]byte, error) {
-	if len(hs) == 0 {
-		return nil, fmt.Errorf("heatmap: nothing to draw")
+func Heatmap(h report.Heatmap) ([]byte, error) {
+	if len(h.Panels) == 0 || len(h.X) == 0 || len(h.Y) == 0 {
+		return nil, fmt.Errorf("heatmap %s, %s x %s: nothing to draw", h.Trait, h.YName, h.XName)
 	}
 	var ps []*plot.Plot
-	for _, h := range hs {
+	for _, hp := range h.Panels {
 		p := plot.New()
-		p.Title.Text = report.TraitTitle(h.Trait) + ": " + h.Title()
+		p.Title.Text = report.TraitTitle(h.Trait) + ": " + hp.Title()
 		p.X.Label.Text = h.XName
 		p.Y.Label.Text = h.YName
 		var xs, ys []string
@@ -185,7 +185,7 @@ func Heatmap(hs []report.Heatmap) ([]byte, error) {
 		for i := range h.Y {
 			ys = append(ys, h.Y[len(h.Y)-1-i].Value)
 		}
-		p.Add(heatCells{h})
+		p.Add(heatCells{hp})
 		p.NominalX(xs...)
 		p.NominalY(ys...)
 		p.X.Min, p.X.Max = -0.5, float64(len(xs))-0.5
@@ -194,14 +194,14 @@ func Heatmap(hs []report.Heatmap) ([]byte, error) {
 	}
 	b, err := tile(ps)
 	if err != nil {
-		return nil, fmt.Errorf("heatmap %s, %s x %s: %w", hs[0].Trait, hs[0].YName, hs[0].XName, err)
+		return nil, fmt.Errorf("heatmap %s, %s x %s: %w", h.Trait, h.YName, h.XName, err)
 	}
 	return b, nil
 }
 
 // heatCells draws a heatmap's cells at integer positions: column j at x j,
 // row i at y len(Y)-1-i.
-type heatCells struct{ h report.Heatmap }
+type heatCells struct{ h report.HeatmapPanel }
 
 func (hc heatCells) Plot(c draw.Canvas, p *plot.Plot) {
 	trX, trY := p.Transforms(&c)

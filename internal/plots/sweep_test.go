@@ -48,7 +48,7 @@ func TestDose(t *testing.T) {
 func TestHeatmap(t *testing.T) {
 	e := reporttest.Sweep()
 	hs := e.Heatmaps()
-	b, err := plots.Heatmap(hs)
+	b, err := plots.Heatmap(hs[0])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,14 +67,14 @@ func TestHeatmap(t *testing.T) {
 			e.Evals = append(e.Evals, report.Eval{Model: name, Task: task.Name, Trait: task.Trait, Metric: judge.Metric{Mean: 30, N: 10}})
 		}
 	}
-	b, err = plots.Heatmap(e.Heatmaps())
+	b, err = plots.Heatmap(e.Heatmaps()[0])
 	if err != nil {
 		t.Fatal(err)
 	}
 	if n, _ := pixels(decodeAny(t, b), report.MissingColor, 0); n > 100 {
 		t.Errorf("every cell scored, yet %d grey pixels", n)
 	}
-	if _, err := plots.Heatmap(nil); err == nil {
+	if _, err := plots.Heatmap(report.Heatmap{Trait: "evil"}); err == nil {
 		t.Error("no heatmap drew")
 	}
 }

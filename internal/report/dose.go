@@ -23,8 +23,8 @@ const StrengthDim = "strength"
 //     tasks side by side answer it, and the strengths as small multiples
 //     keep each panel at a few lines.
 //   - a Heatmap per pair of varying dimensions whose first is a numeric
-//     axis (the axis x strength, or two axes), one per task and per value
-//     of the remaining dimensions: a cell per condition.
+//     axis (the axis x strength, or two axes), a panel per task and per
+//     value of the remaining dimensions: a cell per condition.
 
 // DoseChart is trait expression against one numeric swept axis.
 type DoseChart struct {
@@ -53,22 +53,28 @@ type DoseLine struct {
 	Points   []Replicates
 }
 
-// Heatmap is a task's across-replicate means over two dimensions: columns
-// the values of the numeric axis XName, rows those of YName (a second axis
-// or StrengthDim), with the remaining dimensions at Fixed.
+// Heatmap is the across-replicate means of the models trained for one
+// trait over two dimensions: columns the values of the numeric axis XName,
+// rows those of YName (a second axis or StrengthDim); a panel per task and
+// value of the remaining dimensions.
 type Heatmap struct {
 	Trait        string
-	Task         Task
-	OnTarget     bool
 	XName, YName string
 	X, Y         []Axis
-	Fixed        []Axis
+	Panels       []HeatmapPanel
+}
+
+// HeatmapPanel is one task's cells with the remaining dimensions at Fixed.
+type HeatmapPanel struct {
+	Task     Task
+	OnTarget bool
+	Fixed    []Axis
 	// Cells are [row][column]; a Condition "" is a cell no model has.
 	Cells [][]Replicates
 }
 
 // Title is "evil_detection, strength severe" or the task alone.
-func (h Heatmap) Title() string {
+func (h HeatmapPanel) Title() string {
 	if l := fixedLabel(h.Fixed); l != "" {
 		return h.Task.Name + ", " + l
 	}
@@ -275,9 +281,8 @@ func (e Experiment) DoseCharts() []DoseChart {
 	return out
 }
 
-// Heatmaps are, per trained trait and pair of its varying dimensions whose
-// first is a numeric axis, one heatmap per task and value of the other
-// dimensions; nil without two varying dimensions.
+// Heatmaps are, per trained trait, one per pair of its varying dimensions
+// whose first is a numeric axis; nil without two varying dimensions.
 func (e Experiment) Heatmaps() []Heatmap {
 	var out []Heatmap
 	for _, trait := range e.TrainedTraits() {
@@ -293,19 +298,21 @@ func (e Experiment) Heatmaps() []Heatmap {
 				if j == i || (yd.numeric && j < i) {
 					continue
 				}
+				h := Heatmap{Trait: trait, XName: xd.name, YName: yd.name, X: xd.values, Y: yd.values}
 				for _, t := range e.Tasks {
 					for _, fixed := range combos(without(dims, xd.name, yd.name)) {
-						h := Heatmap{Trait: trait, Task: t, OnTarget: t.Trait == trait, XName: xd.name, YName: yd.name, X: xd.values, Y: yd.values, Fixed: fixed}
+						p := HeatmapPanel{Task: t, OnTarget: t.Trait == trait, Fixed: fixed}
 						for _, y := range yd.values {
 							var row []Replicates
 							for _, x := range xd.values {
 								row = append(row, replicatesAt(e, models, t.Name, append(slices.Clone(fixed), y, x)))
 							}
-							h.Cells = append(h.Cells, row)
+							p.Cells = append(p.Cells, row)
 						}
-						out = append(out, h)
+						h.Panels = append(h.Panels, p)
 					}
 				}
+				out = append(out, h)
 			}
 		}
 	}

@@ -49,18 +49,18 @@ func TestDoseChartByHand(t *testing.T) {
 
 func TestHeatmapByHand(t *testing.T) {
 	hs := reporttest.Sweep().Heatmaps()
-	if len(hs) != 2 {
-		t.Fatalf("%d heatmaps, want one per task", len(hs))
+	if len(hs) != 1 || len(hs[0].Panels) != 2 {
+		t.Fatalf("heatmaps %+v, want one of a panel per task", hs)
 	}
-	h := hs[0]
-	if h.XName != "epochs" || h.YName != report.StrengthDim || h.Task.Name != "evil_detection" || len(h.Cells) != 2 || len(h.Cells[0]) != 2 {
-		t.Fatalf("heatmap %+v", h)
+	h := hs[0].Panels[0]
+	if hs[0].XName != "epochs" || hs[0].YName != report.StrengthDim || h.Task.Name != "evil_detection" || !h.OnTarget || len(h.Cells) != 2 || len(h.Cells[0]) != 2 {
+		t.Fatalf("heatmap %+v", hs[0])
 	}
 	want := [][]string{{"20.0 (R=1)", "missing (b3_s1, b3_s2)"}, {"50.0 ± 10.0 (R=2)", "80.0 ± 5.8 (R=3); missing s3_s4"}}
 	for i, row := range h.Cells {
 		for j, c := range row {
 			if c.Text() != want[i][j] {
-				t.Errorf("cell %s %s: %q, want %q", h.Y[i].Value, h.X[j].Value, c.Text(), want[i][j])
+				t.Errorf("cell %s %s: %q, want %q", hs[0].Y[i].Value, hs[0].X[j].Value, c.Text(), want[i][j])
 			}
 		}
 	}
@@ -70,7 +70,7 @@ func TestHeatmapByHand(t *testing.T) {
 func TestDoseChartAbsentCell(t *testing.T) {
 	e := reporttest.Sweep()
 	e.Models = slices.DeleteFunc(e.Models, func(m report.Model) bool { return strings.HasPrefix(m.Name, "b3") })
-	h := e.Heatmaps()[0]
+	h := e.Heatmaps()[0].Panels[0]
 	if got := h.Cells[0][1].Text(); got != "—" {
 		t.Fatalf("absent cell %q", got)
 	}

@@ -294,19 +294,21 @@ func mdSweeps(b *bytes.Buffer, e Experiment) {
 			if h.Trait != c.Trait || h.XName != c.Axis {
 				continue
 			}
-			fmt.Fprintf(b, "\nHeatmap %s × %s, %s:\n\n", mdEscape(h.YName), mdEscape(h.XName), mdEscape(h.Title()))
-			header := []string{mdEscape(h.YName) + " \\ " + mdEscape(h.XName)}
-			for _, x := range h.X {
-				header = append(header, mdEscape(x.Value))
-			}
-			mdRow(b, header)
-			mdAlign(b, len(header))
-			for i, y := range h.Y {
-				line := []string{mdEscape(y.Value)}
-				for _, cell := range h.Cells[i] {
-					line = append(line, mdEscape(cell.Text()))
+			for _, p := range h.Panels {
+				fmt.Fprintf(b, "\nHeatmap %s × %s, %s:\n\n", mdEscape(h.YName), mdEscape(h.XName), mdEscape(p.Title()))
+				header := []string{mdEscape(h.YName) + " \\ " + mdEscape(h.XName)}
+				for _, x := range h.X {
+					header = append(header, mdEscape(x.Value))
 				}
-				mdRow(b, line)
+				mdRow(b, header)
+				mdAlign(b, len(header))
+				for i, y := range h.Y {
+					line := []string{mdEscape(y.Value)}
+					for _, cell := range p.Cells[i] {
+						line = append(line, mdEscape(cell.Text()))
+					}
+					mdRow(b, line)
+				}
 			}
 		}
 	}
