@@ -257,23 +257,33 @@ func without(dims []sweepDim, names ...string) []sweepDim {
 func (e Experiment) DoseCharts() []DoseChart {
 	var out []DoseChart
 	for _, trait := range e.TrainedTraits() {
-		models := e.sweepModels(trait)
-		dims := e.sweepDims(models)
-		for _, d := range dims {
+		all := e.sweepModels(trait)
+		for _, d := range e.sweepDims(all) {
 			if !d.numeric {
 				continue
 			}
+			// The panels are the other dimensions of the models on this
+			// axis only: another grid's axes do not split its chart.
+			models := having(all, d.name)
+			dims := e.sweepDims(models)
 			c := DoseChart{Trait: trait, Axis: d.name, Title: "Training for " + TraitTitle(trait) + ", by " + d.name, X: d.values}
 			for _, fixed := range combos(without(dims, d.name)) {
 				p := DosePanel{Fixed: fixed}
+				trained := false
 				for _, t := range e.Tasks {
 					l := DoseLine{Task: t, OnTarget: t.Trait == trait}
 					for _, x := range d.values {
-						l.Points = append(l.Points, replicatesAt(e, models, t.Name, append(slices.Clone(fixed), x)))
+						r := replicatesAt(e, models, t.Name, append(slices.Clone(fixed), x))
+						trained = trained || r.Condition != ""
+						l.Points = append(l.Points, r)
 					}
 					p.Lines = append(p.Lines, l)
 				}
-				c.Panels = append(c.Panels, p)
+				// A grid that is not a full product has combinations no
+				// model sits at: no panel for them.
+				if trained {
+					c.Panels = append(c.Panels, p)
+				}
 			}
 			out = append(out, c)
 		}
@@ -286,30 +296,43 @@ func (e Experiment) DoseCharts() []DoseChart {
 func (e Experiment) Heatmaps() []Heatmap {
 	var out []Heatmap
 	for _, trait := range e.TrainedTraits() {
-		models := e.sweepModels(trait)
-		dims := e.sweepDims(models)
-		for i, xd := range dims {
-			if !xd.numeric {
+		all := e.sweepModels(trait)
+		names := e.sweepDims(all)
+		for i, xn := range names {
+			if !xn.numeric {
 				continue
 			}
-			for j, yd := range dims {
+			for j, yn := range names {
 				// Each pair once: strength and non-numeric axes only as rows;
 				// two numeric axes in declared order.
-				if j == i || (yd.numeric && j < i) {
+				if j == i || (yn.numeric && j < i) {
 					continue
 				}
+				models := having(all, xn.name, yn.name)
+				dims := e.sweepDims(models)
+				xi := slices.IndexFunc(dims, func(d sweepDim) bool { return d.name == xn.name })
+				yi := slices.IndexFunc(dims, func(d sweepDim) bool { return d.name == yn.name })
+				if xi < 0 || yi < 0 {
+					continue // the models with both axes have one value of one
+				}
+				xd, yd := dims[xi], dims[yi]
 				h := Heatmap{Trait: trait, XName: xd.name, YName: yd.name, X: xd.values, Y: yd.values}
 				for _, t := range e.Tasks {
 					for _, fixed := range combos(without(dims, xd.name, yd.name)) {
 						p := HeatmapPanel{Task: t, OnTarget: t.Trait == trait, Fixed: fixed}
+						trained := false
 						for _, y := range yd.values {
 							var row []Replicates
 							for _, x := range xd.values {
-								row = append(row, replicatesAt(e, models, t.Name, append(slices.Clone(fixed), y, x)))
+								r := replicatesAt(e, models, t.Name, append(slices.Clone(fixed), y, x))
+								trained = trained || r.Condition != ""
+								row = append(row, r)
 							}
 							p.Cells = append(p.Cells, row)
 						}
-						h.Panels = append(h.Panels, p)
+						if trained {
+							h.Panels = append(h.Panels, p)
+						}
 					}
 				}
 				out = append(out, h)
@@ -317,6 +340,13 @@ func (e Experiment) Heatmaps() []Heatmap {
 		}
 	}
 	return out
+}
+
+// having are the models that carry every dimension of names.
+func having(models []Model, names ...string) []Model {
+	return slices.DeleteFunc(slices.Clone(models), func(m Model) bool {
+		return slices.ContainsFunc(names, func(n string) bool { _, ok := coord(m, n); return !ok })
+	})
 }
 
 func appendNew(list []string, s string) []string {

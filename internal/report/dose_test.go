@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/modelorganisms/pvbuild/internal/judge"
 	"github.com/modelorganisms/pvbuild/internal/report"
 	"github.com/modelorganisms/pvbuild/internal/report/reporttest"
 )
@@ -112,5 +113,74 @@ func TestNoSweepWithoutTwoValues(t *testing.T) {
 	}
 	if c := e.DoseCharts(); c != nil {
 		t.Fatalf("non-numeric axis charted: %+v", c)
+	}
+}
+
+// grid2 is one severe evil model per (epochs, learning_rate) cell, scored
+// 10·epochs + lr; other is a second grid's model on learning_rate alone.
+func grid2(other bool) report.Experiment {
+	e := report.Experiment{Strengths: []string{"severe"}, Tasks: []report.Task{{Name: "evil_detection", Trait: "evil"}}}
+	add := func(name string, mean float64, axes ...report.Axis) {
+		e.Models = append(e.Models, report.Model{Name: name, Trait: "evil", Strength: "severe", Axes: axes})
+		e.Evals = append(e.Evals, report.Eval{Model: name, Task: "evil_detection", Trait: "evil", Metric: judge.Metric{Mean: mean, N: 4}})
+	}
+	ep := func(n float64, v string) report.Axis {
+		return report.Axis{Name: "epochs", Value: v, Number: n, Numeric: true}
+	}
+	lr := func(n float64, v string) report.Axis {
+		return report.Axis{Name: "learning_rate", Value: v, Number: n, Numeric: true}
+	}
+	if other {
+		add("e1", 10, ep(1, "1"))
+		add("e3", 30, ep(3, "3"))
+		add("l2", 2, lr(2, "2"))
+		add("l05", 0.5, lr(0.5, "0.5"))
+		return e
+	}
+	// Declared out of order: the charts sort the axis values.
+	add("e3_l2", 32, ep(3, "3"), lr(2, "2"))
+	add("e1_l2", 12, ep(1, "1"), lr(2, "2"))
+	add("e3_l05", 30.5, ep(3, "3"), lr(0.5, "0.5"))
+	add("e1_l05", 10.5, ep(1, "1"), lr(0.5, "0.5"))
+	return e
+}
+
+// Two numeric axes: a dose chart along each, a panel per value of the
+// other, and one heatmap of one against the other.
+func TestTwoAxes(t *testing.T) {
+	e := grid2(false)
+	cs := e.DoseCharts()
+	if len(cs) != 2 || cs[0].Axis != "epochs" || cs[1].Axis != "learning_rate" {
+		t.Fatalf("charts %+v", cs)
+	}
+	lr := cs[1]
+	if lr.X[0].Value != "0.5" || len(lr.Panels) != 2 || lr.Panels[0].Label() != "epochs 1" || lr.Panels[1].Label() != "epochs 3" {
+		t.Fatalf("learning_rate chart %+v", lr)
+	}
+	if m, _, _, _ := lr.Panels[1].Lines[0].Points[0].Stat(); m != 30.5 {
+		t.Errorf("epochs 3, learning_rate 0.5: %v, want 30.5", m)
+	}
+	hs := e.Heatmaps()
+	if len(hs) != 1 || hs[0].XName != "epochs" || hs[0].YName != "learning_rate" || len(hs[0].Panels) != 1 {
+		t.Fatalf("heatmaps %+v", hs)
+	}
+	if got := hs[0].Panels[0].Cells[1][0].Text(); got != "12.0 (R=1)" {
+		t.Errorf("learning_rate 2, epochs 1: %q", got)
+	}
+}
+
+// Two grids, each along its own axis: each chart holds its grid's models,
+// in one panel, and no heatmap pairs axes no model has both of.
+func TestSeparateGrids(t *testing.T) {
+	e := grid2(true)
+	cs := e.DoseCharts()
+	if len(cs) != 2 || len(cs[0].Panels) != 1 || len(cs[1].Panels) != 1 || cs[0].Panels[0].Label() != "" {
+		t.Fatalf("charts %+v", cs)
+	}
+	if m, _, _, _ := cs[1].Panels[0].Lines[0].Points[0].Stat(); m != 0.5 {
+		t.Errorf("learning_rate 0.5: %v", m)
+	}
+	if hs := e.Heatmaps(); len(hs) != 0 {
+		t.Fatalf("heatmaps %+v", hs)
 	}
 }
