@@ -172,6 +172,24 @@ func layoutDose(id string, c report.DoseChart, panel report.DosePanel) svgChart 
 			desc = append(desc, l.Task.Name+": "+strings.Join(vals, ", "))
 		}
 	}
+	for li, l := range panel.Lines {
+		for _, r := range l.References {
+			if r.Metric.N == 0 {
+				continue
+			}
+			rl := svgRefLine{Model: r.Model, Task: l.Task.Name, Color: hexColor(report.TaskColor(li)), Dash: refDashes[r.Index%len(refDashes)],
+				X1: left, X2: right, Y: num(y(r.Metric.Mean)),
+				Title: fmt.Sprintf("%s on %s (reference %s, model %s): %.2f ± %.2f, %s", r.Model, l.Task.Name, r.Label, r.ModelID, r.Metric.Mean, r.Metric.SE(), report.CountText(r.Metric))}
+			s.RefLines = append(s.RefLines, rl)
+			ly := float64(bottom+axisBand+legendRow*len(s.Legend)) + legendRow/2
+			s.Legend = append(s.Legend, legendEntry{
+				Y: num(ly), LineX1: left, LineX2: left + 36, TextX: left + 46,
+				Series: svgSeries{Name: r.Model, Color: rl.Color, Dash: rl.Dash, Width: 1.5},
+				Label:  r.Legend(l.Task.Name),
+			})
+			desc = append(desc, fmt.Sprintf("reference %s on %s: %.1f", r.Model, l.Task.Name, r.Metric.Mean))
+		}
+	}
 	s.Height = bottom + axisBand + legendRow*len(s.Legend) + 8
 	s.Desc = title + ". Trait expression (0 to 100) by " + c.Axis + ", mean across replicates. " + strings.Join(desc, "; ")
 	return s

@@ -37,6 +37,9 @@ func TestRenderSweep(t *testing.T) {
 	if n := strings.Count(p, `<circle class="replicate"`); n != 12 {
 		t.Errorf("%d replicate dots, want 12", n)
 	}
+	if n := strings.Count(p, `<g class="reference"`); n != 4 {
+		t.Errorf("%d reference lines, want the base reference on each task in both charts", n)
+	}
 	if n := strings.Count(p, `class="missing-mark"`); n != 2 {
 		t.Errorf("%d missing marks, want one per task at baseline, 3 epochs", n)
 	}

@@ -58,9 +58,38 @@ func Dose(c report.DoseChart) ([]byte, error) {
 		grid := plotter.NewGrid()
 		grid.Vertical.Color = nil
 		p.Add(grid)
+		// References under the trained lines, across the whole x range; the
+		// legend names them after the tasks.
+		type refEntry struct {
+			label string
+			thumb legendThumb
+		}
+		var refLegend []refEntry
+		for li, l := range panel.Lines {
+			for _, r := range l.References {
+				if r.Metric.N == 0 {
+					continue
+				}
+				ln, err := plotter.NewLine(plotter.XYs{{X: c.X[0].Number - gap/2, Y: r.Metric.Mean}, {X: c.X[len(c.X)-1].Number + gap/2, Y: r.Metric.Mean}})
+				if err != nil {
+					return nil, fmt.Errorf("dose chart %s by %s, %s, reference %s: %w", c.Trait, c.Axis, l.Task.Name, r.Model, err)
+				}
+				ln.LineStyle = draw.LineStyle{Color: report.TaskColor(li), Width: vg.Points(1.5), Dashes: refDashes[r.Index%len(refDashes)]}
+				p.Add(ln)
+				refLegend = append(refLegend, refEntry{r.Legend(l.Task.Name), legendThumb{line: ln.LineStyle}})
+			}
+		}
 		for li, l := range panel.Lines {
 			if err := addDoseLine(p, c, l, li, (float64(li)-float64(len(panel.Lines)-1)/2)*sweepDodge*gap, pi == 0); err != nil {
 				return nil, fmt.Errorf("dose chart %s by %s, %s: %w", c.Trait, c.Axis, l.Task.Name, err)
+			}
+		}
+		if pi == 0 {
+			for _, r := range refLegend {
+				p.Legend.Add(r.label, r.thumb)
+			}
+			if anyMissing(c) {
+				p.Legend.Add("no replicate scored (missing)", legendThumb{glyph: draw.GlyphStyle{Color: color.Black, Radius: vg.Points(4), Shape: draw.CrossGlyph{}}})
 			}
 		}
 		p.Legend.Top, p.Legend.Left = true, true
@@ -76,6 +105,20 @@ func Dose(c report.DoseChart) ([]byte, error) {
 		return nil, fmt.Errorf("dose chart %s by %s: %w", c.Trait, c.Axis, err)
 	}
 	return b, nil
+}
+
+// anyMissing says whether a condition of c has no scored replicate.
+func anyMissing(c report.DoseChart) bool {
+	for _, p := range c.Panels {
+		for _, l := range p.Lines {
+			for _, r := range l.Points {
+				if _, _, _, ok := r.Stat(); r.Condition != "" && !ok {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // addDoseLine draws one task's line, bars and replicate points on p; the

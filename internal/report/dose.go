@@ -51,6 +51,9 @@ type DoseLine struct {
 	Task     Task
 	OnTarget bool
 	Points   []Replicates
+	// References are the reference models' scores on the task, dashed
+	// across the chart as in the strength charts.
+	References []RefPoint
 }
 
 // Heatmap is the across-replicate means of the models trained for one
@@ -271,7 +274,7 @@ func (e Experiment) DoseCharts() []DoseChart {
 				p := DosePanel{Fixed: fixed}
 				trained := false
 				for _, t := range e.Tasks {
-					l := DoseLine{Task: t, OnTarget: t.Trait == trait}
+					l := DoseLine{Task: t, OnTarget: t.Trait == trait, References: e.TaskReferences(t)}
 					for _, x := range d.values {
 						r := replicatesAt(e, models, t.Name, append(slices.Clone(fixed), x))
 						trained = trained || r.Condition != ""

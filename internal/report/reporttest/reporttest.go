@@ -120,7 +120,8 @@ func WithBase(tb testing.TB, e *report.Experiment, from string) {
 //	baseline, 1 epoch: one model, no condition, 20 -> 20, no spread
 //	baseline, 3 epochs: two replicates, neither evaluated -> missing
 //
-// and a second task scored 5 below evil_detection wherever it is scored.
+// and a second task scored 5 below evil_detection wherever it is scored;
+// the base reference scores 10 on evil_detection and 30 on syc_detection.
 func Sweep() report.Experiment {
 	e := report.Experiment{
 		Strengths: []string{"baseline", "severe"},
@@ -146,6 +147,9 @@ func Sweep() report.Experiment {
 		add("s3_s"+string(rune('1'+i)), "severe", "evil/severe n_epochs=3", 3, m, true)
 	}
 	add("s3_s4", "severe", "evil/severe n_epochs=3", 3, 0, false)
-	e.Models = append(e.Models, report.Model{Name: "base", Trait: "none", Strength: "base", Reference: true})
+	e.Models = append(e.Models, report.Model{Name: "base", Trait: "none", Strength: "base", ModelID: "gpt-4.1-mini-2025-04-14", Reference: true})
+	e.Evals = append(e.Evals,
+		report.Eval{Model: "base", ModelID: "gpt-4.1-mini-2025-04-14", Task: "evil_detection", Trait: "evil", Metric: judge.Metric{Mean: 10, N: 10}},
+		report.Eval{Model: "base", ModelID: "gpt-4.1-mini-2025-04-14", Task: "syc_detection", Trait: "sycophantic", Metric: judge.Metric{Mean: 30, N: 10}})
 	return e
 }
