@@ -222,7 +222,7 @@ func combos(dims []sweepDim) [][]Axis {
 // is a condition of its own. When two conditions share the coordinates
 // (they differ in a setting that is not swept), the first declared is
 // shown, as Chart does for two models of one strength.
-func replicatesAt(e Experiment, models []Model, task string, at []Axis) Replicates {
+func replicatesAt(scored map[[2]string]float64, models []Model, task string, at []Axis) Replicates {
 	r := Replicates{Task: task}
 	for _, m := range models {
 		if !slices.ContainsFunc(at, func(a Axis) bool {
@@ -239,9 +239,9 @@ func replicatesAt(e Experiment, models []Model, task string, at []Axis) Replicat
 			if cond != r.Condition {
 				continue
 			}
-			if ev, ok := e.Eval(m.Name, task); ok && ev.Metric.N > 0 {
+			if mean, ok := scored[[2]string{m.Name, task}]; ok {
 				r.Models = append(r.Models, m.Name)
-				r.Means = append(r.Means, ev.Metric.Mean)
+				r.Means = append(r.Means, mean)
 			} else {
 				r.Missing = append(r.Missing, m.Name)
 			}
@@ -259,6 +259,7 @@ func without(dims []sweepDim, names ...string) []sweepDim {
 // sweep.
 func (e Experiment) DoseCharts() []DoseChart {
 	var out []DoseChart
+	scored := e.scoredMeans()
 	for _, trait := range e.TrainedTraits() {
 		all := e.sweepModels(trait)
 		for _, d := range e.sweepDims(all) {
@@ -276,7 +277,7 @@ func (e Experiment) DoseCharts() []DoseChart {
 				for _, t := range e.Tasks {
 					l := DoseLine{Task: t, OnTarget: t.Trait == trait, References: e.TaskReferences(t)}
 					for _, x := range d.values {
-						r := replicatesAt(e, models, t.Name, append(slices.Clone(fixed), x))
+						r := replicatesAt(scored, models, t.Name, append(slices.Clone(fixed), x))
 						trained = trained || r.Condition != ""
 						l.Points = append(l.Points, r)
 					}
@@ -298,6 +299,7 @@ func (e Experiment) DoseCharts() []DoseChart {
 // whose first is a numeric axis; nil without two varying dimensions.
 func (e Experiment) Heatmaps() []Heatmap {
 	var out []Heatmap
+	scored := e.scoredMeans()
 	for _, trait := range e.TrainedTraits() {
 		all := e.sweepModels(trait)
 		names := e.sweepDims(all)
@@ -327,7 +329,7 @@ func (e Experiment) Heatmaps() []Heatmap {
 						for _, y := range yd.values {
 							var row []Replicates
 							for _, x := range xd.values {
-								r := replicatesAt(e, models, t.Name, append(slices.Clone(fixed), y, x))
+								r := replicatesAt(scored, models, t.Name, append(slices.Clone(fixed), y, x))
 								trained = trained || r.Condition != ""
 								row = append(row, r)
 							}
@@ -340,6 +342,25 @@ func (e Experiment) Heatmaps() []Heatmap {
 				}
 				out = append(out, h)
 			}
+		}
+	}
+	return out
+}
+
+// scoredMeans are the means of the scored evaluations by (model, task),
+// looked up once per cell and replicate; the first of a pair wins, as in
+// Eval.
+func (e Experiment) scoredMeans() map[[2]string]float64 {
+	out := map[[2]string]float64{}
+	seen := map[[2]string]bool{}
+	for _, ev := range e.Evals {
+		k := [2]string{ev.Model, ev.Task}
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		if ev.Metric.N > 0 {
+			out[k] = ev.Metric.Mean
 		}
 	}
 	return out
