@@ -1,6 +1,7 @@
 package htmlreport_test
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -11,6 +12,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/modelorganisms/pvbuild/internal/htmlreport"
+	"github.com/modelorganisms/pvbuild/internal/report"
 	"github.com/modelorganisms/pvbuild/internal/report/reporttest"
 )
 
@@ -118,5 +120,28 @@ func TestBrowserSweep(t *testing.T) {
 	}
 	if got := problems(); len(got) > 0 {
 		t.Errorf("console errors:\n%s", strings.Join(got, "\n"))
+	}
+}
+
+// One value of an axis is no sweep: the page is byte for byte the page
+// without axes.
+func TestRenderOneAxisValueUnchanged(t *testing.T) {
+	e := reporttest.Experiment(t)
+	want, err := htmlreport.Render(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range e.Models {
+		e.Models[i].Axes = []report.Axis{{Name: "epochs", Value: "3", Number: 3, Numeric: true}}
+	}
+	got, err := htmlreport.Render(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatal("one epochs value changed the report")
+	}
+	if !bytes.Equal(report.Markdown(e), report.Markdown(reporttest.Experiment(t))) {
+		t.Fatal("one epochs value changed summary.md")
 	}
 }
