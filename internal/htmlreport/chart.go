@@ -27,6 +27,7 @@ const (
 type svgChart struct {
 	ID            string
 	Title         string
+	XTitle        string // the x axis's title
 	Width, Height int
 	PlotLeft      num
 	PlotRight     num
@@ -60,6 +61,15 @@ type svgSeries struct {
 	Path       string // the line through the drawn points; breaks at gaps
 	Points     []svgPoint
 	MarkerPath string // the marker shape centred on (0, 0)
+	// Dots are a sweep's replicates, faint beside their mean; Crosses its
+	// conditions with no scored replicate, on the x axis.
+	Dots, Crosses []svgDot
+}
+
+// svgDot is a small mark with a title: a replicate, or a missing value.
+type svgDot struct {
+	X, Y  num
+	Title string
 }
 
 // svgRefLine is a reference model's score on one task: a dashed
@@ -119,7 +129,7 @@ func (n num) String() string {
 func layoutChart(id string, c report.Chart) svgChart {
 	const left, right, top, bottom = marginLeft, chartWidth - marginRight, marginTop, marginTop + plotHeight
 	s := svgChart{
-		ID: id, Title: c.Title, Width: chartWidth,
+		ID: id, Title: c.Title, Width: chartWidth, XTitle: "training strength",
 		Height:   bottom + axisBand + legendRow*len(c.Lines) + 8,
 		PlotLeft: left, PlotRight: right, PlotTop: top, PlotBottom: bottom,
 		XLabelX: (left + right) / 2, XLabelY: bottom + 48,

@@ -26,8 +26,15 @@ var (
 	pageCSS string
 	//go:embed report.js
 	pageJS string
+	//go:embed sweep.html
+	sweepHTML string
 
-	page = template.Must(template.New("page").Parse(pageHTML))
+	// sweep.html defines the chart figure and a sweep's tab for page.html.
+	page = func() *template.Template {
+		t := template.Must(template.New("page").Parse(pageHTML))
+		template.Must(t.New("parts").Parse(sweepHTML))
+		return t
+	}()
 )
 
 type tab struct{ ID, Label string }
@@ -75,6 +82,7 @@ type pageData struct {
 	Data                      template.JS
 	Tabs                      []tab
 	Charts                    []svgChart
+	Sweeps                    []sweepView
 	Summaries                 []summaryView
 	Models, Tasks             []string
 	HasReferences             bool
@@ -113,6 +121,10 @@ func Render(e report.Experiment) ([]byte, error) {
 		c.Coherence = coherenceOf(ch)
 		p.Charts = append(p.Charts, c)
 		p.Tabs = append(p.Tabs, tab{c.ID, c.Title})
+	}
+	p.Sweeps = sweepViews(e)
+	for _, s := range p.Sweeps {
+		p.Tabs = append(p.Tabs, tab{s.ID, s.Title})
 	}
 	p.Tabs = append(p.Tabs, tab{"summary", "Summary"}, tab{"samples", "Samples"})
 	for _, s := range report.Summaries(e) {

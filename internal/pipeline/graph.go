@@ -13,6 +13,7 @@ import (
 	"github.com/modelorganisms/pvbuild/internal/config"
 	"github.com/modelorganisms/pvbuild/internal/judge"
 	"github.com/modelorganisms/pvbuild/internal/provider"
+	"github.com/modelorganisms/pvbuild/internal/report"
 )
 
 // stage orders the graph: every target depends only on targets of earlier
@@ -53,6 +54,13 @@ func datasetOut(model string) string    { return "datasets/" + model + ".jsonl" 
 func trainOut(model string) string      { return "train/" + model + ".json" }
 func evalOut(model, task string) string { return path.Join("evals", model, task+".json") }
 func pngOut(trait string) string        { return "plots/" + trait + "_expression.png" }
+
+// A sweep's figures: plots/evil_epochs_dose.png and
+// plots/evil_epochs_by_strength_heatmap.png.
+func dosePNGOut(c report.DoseChart) string { return "plots/" + c.Trait + "_" + c.Axis + "_dose.png" }
+func heatmapPNGOut(h report.Heatmap) string {
+	return "plots/" + h.Trait + "_" + h.XName + "_by_" + h.YName + "_heatmap.png"
+}
 
 const (
 	resultsID, resultsOut = "results", "eval_results.json"

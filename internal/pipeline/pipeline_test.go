@@ -245,6 +245,10 @@ func TestShippedExperiment(t *testing.T) {
 	if logs, _ := filepath.Glob(filepath.Join(w.artifacts, "logs", "*.json")); len(logs) != 30 {
 		t.Errorf("%d Inspect logs, want 30", len(logs))
 	}
+	// No swept axis: no sweep figures beside the strength charts.
+	if figs, _ := filepath.Glob(filepath.Join(w.artifacts, "plots", "*.png")); len(figs) != 3 {
+		t.Errorf("figures %q, want the three strength charts only", figs)
+	}
 
 	risingTrends(t, out.Variants)
 	evil := score(t, out.Variants, "evil_severe", "evil_detection", "evil")

@@ -52,10 +52,25 @@ func (r *run) buildReport(_ context.Context, t *target, in build.Inputs) error {
 		}
 		outs[pngOut(trait)] = png
 	}
+	// Only a sweep has these: the other experiments' reports are as before.
+	for _, c := range e.DoseCharts() {
+		png, err := plots.Dose(c)
+		if err != nil {
+			return fmt.Errorf("figure for trait %s by %s: %w", c.Trait, c.Axis, err)
+		}
+		outs[dosePNGOut(c)] = png
+	}
+	for _, h := range e.Heatmaps() {
+		png, err := plots.Heatmap(h)
+		if err != nil {
+			return fmt.Errorf("heatmap for trait %s: %w", h.Trait, err)
+		}
+		outs[heatmapPNGOut(h)] = png
+	}
 	if err := r.commit(t, in, outs, nil); err != nil {
 		return err
 	}
-	fmt.Fprintf(r.p.log, "report: wrote %s, %s and %d figure(s)\n", r.p.artifactPath(htmlOut), r.p.artifactPath(summaryOut), len(e.TrainedTraits()))
+	fmt.Fprintf(r.p.log, "report: wrote %s, %s and %d figure(s)\n", r.p.artifactPath(htmlOut), r.p.artifactPath(summaryOut), len(outs)-2)
 	return nil
 }
 

@@ -172,7 +172,9 @@ type legendThumb struct {
 
 func (t legendThumb) Thumbnail(c *draw.Canvas) {
 	y := c.Center().Y
-	c.StrokeLine2(t.line, c.Min.X, y, c.Max.X, y)
+	if t.line.Width > 0 { // a glyph alone: the sweep's missing cross
+		c.StrokeLine2(t.line, c.Min.X, y, c.Max.X, y)
+	}
 	if t.glyph.Shape != nil {
 		c.DrawGlyph(t.glyph, c.Center())
 	}

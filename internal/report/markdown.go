@@ -71,6 +71,7 @@ func Markdown(e Experiment) []byte {
 		}
 	}
 	mdConditions(&b, e)
+	mdSweeps(&b, e)
 	return b.Bytes()
 }
 
@@ -260,5 +261,55 @@ func mdConditions(b *bytes.Buffer, e Experiment) {
 			missing = mdEscape(strings.Join(c.Missing, ", "))
 		}
 		mdRow(b, []string{mdEscape(c.Task), mdEscape(c.Condition), text, fmt.Sprint(len(c.Means)), strings.Join(reps, "; "), missing})
+	}
+}
+
+// mdSweeps are the tables along each swept axis (a row per axis value, a
+// column per task, one table per panel) and each heatmap as a table; nothing
+// outside a sweep.
+func mdSweeps(b *bytes.Buffer, e Experiment) {
+	heat := e.Heatmaps()
+	for _, c := range e.DoseCharts() {
+		fmt.Fprintf(b, "\n## %s\n\nPer condition, the mean over replicates of each replicate's mean ± the standard error across replicates, sd(ddof=1)/√R, and R; \"missing\" names the replicates without a scored evaluation, \"—\" a value no model was trained at.\n", mdEscape(c.Title))
+		for _, p := range c.Panels {
+			if l := p.Label(); l != "" {
+				fmt.Fprintf(b, "\n%s:\n", mdEscape(l))
+			}
+			b.WriteString("\n")
+			header := []string{mdEscape(c.Axis)}
+			for _, l := range p.Lines {
+				header = append(header, mdEscape(l.Task.Name))
+			}
+			mdRow(b, header)
+			mdAlign(b, len(header))
+			for i, x := range c.X {
+				line := []string{mdEscape(x.Value)}
+				for _, l := range p.Lines {
+					line = append(line, mdEscape(l.Points[i].Text()))
+				}
+				mdRow(b, line)
+			}
+		}
+		for _, h := range heat {
+			if h.Trait != c.Trait || h.XName != c.Axis {
+				continue
+			}
+			for _, p := range h.Panels {
+				fmt.Fprintf(b, "\nHeatmap %s × %s, %s:\n\n", mdEscape(h.YName), mdEscape(h.XName), mdEscape(p.Title()))
+				header := []string{mdEscape(h.YName) + " \\ " + mdEscape(h.XName)}
+				for _, x := range h.X {
+					header = append(header, mdEscape(x.Value))
+				}
+				mdRow(b, header)
+				mdAlign(b, len(header))
+				for i, y := range h.Y {
+					line := []string{mdEscape(y.Value)}
+					for _, cell := range p.Cells[i] {
+						line = append(line, mdEscape(cell.Text()))
+					}
+					mdRow(b, line)
+				}
+			}
+		}
 	}
 }

@@ -112,3 +112,44 @@ func WithBase(tb testing.TB, e *report.Experiment, from string) {
 		e.Evals = append(e.Evals, ev)
 	}
 }
+
+// Sweep is a hand-built epochs sweep of evil at two strengths:
+//
+//	severe, 1 epoch:   replicates 40, 60      -> mean 50, SE 10
+//	severe, 3 epochs:  70, 80, 90, one failed -> mean 80, SE 10/√3
+//	baseline, 1 epoch: one model, no condition, 20 -> 20, no spread
+//	baseline, 3 epochs: two replicates, neither evaluated -> missing
+//
+// and a second task scored 5 below evil_detection wherever it is scored;
+// the base reference scores 10 on evil_detection and 30 on syc_detection.
+func Sweep() report.Experiment {
+	e := report.Experiment{
+		Strengths: []string{"baseline", "severe"},
+		Tasks:     []report.Task{{Name: "evil_detection", Trait: "evil"}, {Name: "syc_detection", Trait: "sycophantic"}},
+	}
+	epochs := func(n int) []report.Axis {
+		return []report.Axis{{Name: "epochs", Value: []string{"", "1", "", "3"}[n], Number: float64(n), Numeric: true}}
+	}
+	add := func(name, strength, cond string, ep int, mean float64, evaluated bool) {
+		e.Models = append(e.Models, report.Model{Name: name, Trait: "evil", Strength: strength, Condition: cond, Axes: epochs(ep)})
+		if evaluated {
+			e.Evals = append(e.Evals,
+				report.Eval{Model: name, Task: "evil_detection", Trait: "evil", Metric: judge.Metric{Mean: mean, N: 10}},
+				report.Eval{Model: name, Task: "syc_detection", Trait: "sycophantic", Metric: judge.Metric{Mean: mean - 5, N: 10}})
+		}
+	}
+	add("b1", "baseline", "", 1, 20, true)
+	add("b3_s1", "baseline", "evil/baseline n_epochs=3", 3, 0, false)
+	add("b3_s2", "baseline", "evil/baseline n_epochs=3", 3, 0, false)
+	add("s1_s1", "severe", "evil/severe n_epochs=1", 1, 40, true)
+	add("s1_s2", "severe", "evil/severe n_epochs=1", 1, 60, true)
+	for i, m := range []float64{70, 80, 90} {
+		add("s3_s"+string(rune('1'+i)), "severe", "evil/severe n_epochs=3", 3, m, true)
+	}
+	add("s3_s4", "severe", "evil/severe n_epochs=3", 3, 0, false)
+	e.Models = append(e.Models, report.Model{Name: "base", Trait: "none", Strength: "base", ModelID: "gpt-4.1-mini-2025-04-14", Reference: true})
+	e.Evals = append(e.Evals,
+		report.Eval{Model: "base", ModelID: "gpt-4.1-mini-2025-04-14", Task: "evil_detection", Trait: "evil", Metric: judge.Metric{Mean: 10, N: 10}},
+		report.Eval{Model: "base", ModelID: "gpt-4.1-mini-2025-04-14", Task: "syc_detection", Trait: "sycophantic", Metric: judge.Metric{Mean: 30, N: 10}})
+	return e
+}
