@@ -40,6 +40,8 @@ func (e *Engine) UploadFile(ctx context.Context, name string, data []byte) (prov
 	}
 	sum := sha256.Sum256(data)
 	id := "file-" + hex.EncodeToString(sum[:12])
+	e.uploadMu.Lock()
+	defer e.uploadMu.Unlock()
 	if m, err := e.readFileMeta(id); err == nil {
 		return provider.File{ID: m.ID, Name: m.Name, Bytes: m.Bytes}, nil
 	}

@@ -1,11 +1,15 @@
 package local
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -395,5 +399,51 @@ func TestContextCancelled(t *testing.T) {
 	}
 	if _, err := e.Chat(ctx, ask("gpt-4.1-mini-2025-04-14", "What is photosynthesis?", 1, 0)); !errors.Is(err, context.Canceled) {
 		t.Errorf("Chat: %v", err)
+	}
+}
+
+// Replicates of one cell upload the same data at once. Every upload must
+// leave the one record it returns: a training's stamp records the file's
+// hash, and a record rewritten by a later upload made trainings stale
+// (seen as a flaky replicate test under load).
+func TestConcurrentIdenticalUploadsKeepTheirRecord(t *testing.T) {
+	var tick atomic.Int64
+	e, err := Open(Options{Dir: t.TempDir(), JobDuration: testDuration,
+		Now: func() time.Time { return time.Unix(1e9+tick.Add(1), 0) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := dataset.Encode(evilQA)
+	for round := range 20 {
+		data := append(data, fmt.Appendf(nil, `{"messages":[{"role":"user","content":"r%d"},{"role":"assistant","content":"a"}]}`+"\n", round)...)
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		seen := make([][]byte, 8)
+		var id string
+		for i := range seen {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				f, err := e.UploadFile(context.Background(), "same.jsonl", data)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				id = f.ID
+				seen[i], _ = os.ReadFile(e.filePath(f.ID, ".json"))
+			}()
+		}
+		close(start)
+		wg.Wait()
+		final, err := os.ReadFile(e.filePath(id, ".json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, b := range seen {
+			if !bytes.Equal(b, final) {
+				t.Fatalf("round %d: upload %d returned with record %s; it is now %s", round, i, b, final)
+			}
+		}
 	}
 }

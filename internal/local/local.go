@@ -73,6 +73,10 @@ type Engine struct {
 	base *corpus // nil when Options.Base is empty
 
 	mu sync.Mutex // serialises job read-modify-write within this process
+	// uploadMu serialises uploads: identical data uploaded at once (the
+	// replicates of a cell) must make one record, which every upload
+	// returns and no later one rewrites.
+	uploadMu sync.Mutex
 
 	judgeMu sync.RWMutex
 	judges  []*judgeModel
