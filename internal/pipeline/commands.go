@@ -292,8 +292,8 @@ type Outcome struct {
 
 // Results runs the whole experiment: datasets, training, evaluation, then
 // eval_results.json, the report and the logs. Failures of single models do
-// not stop the others; they come back joined, and the results are written
-// only when every evaluation is done. A permanent error (a refused key, an
+// not stop the others; they come back joined, and the results and report
+// are written from the evaluations there are, naming the missing ones. A permanent error (a refused key, an
 // invalid request) stops the whole run and is returned once.
 func (p *Pipeline) Results(ctx context.Context) (*Outcome, error) {
 	if err := p.preflight(); err != nil {
@@ -345,17 +345,22 @@ func (r *run) results(ctx context.Context) (*Outcome, error) {
 		skipped, evalErr = r.evaluate(ctx)
 	}
 	out.Skipped = skipped
-	if err := errors.Join(trainErr, evalErr); err != nil {
+	failed := errors.Join(trainErr, evalErr)
+	if failed != nil && (r.stopped() != nil || ctx.Err() != nil) {
+		// A stopped or interrupted run writes nothing more.
 		e, verr := r.experiment()
 		out.Variants = e.Variants()
-		return out, errors.Join(err, verr)
+		return out, errors.Join(failed, verr)
 	}
-	if err := r.p.checkStage(ctx, stageReport, r.states); err != nil {
-		return out, err
+	// Models that failed do not hold back the others' results: the reports
+	// show them missing, and are rebuilt once they are done.
+	r.partial = failed != nil
+	if err := r.p.checkStageWith(ctx, stageReport, r.states, r.partial); err != nil {
+		return out, errors.Join(failed, err)
 	}
 	for _, t := range p.targets {
 		if t.id == resultsID && r.states[t].inputs == nil {
-			return out, fmt.Errorf("results not written: %s", r.states[t].reason)
+			return out, errors.Join(failed, fmt.Errorf("results not written: %s", r.states[t].reason))
 		}
 	}
 	staleLogs := map[*target]bool{}
@@ -376,7 +381,7 @@ func (r *run) results(ctx context.Context) (*Outcome, error) {
 	}
 	e, verr := r.experiment()
 	out.Variants = e.Variants()
-	return out, errors.Join(err, verr)
+	return out, errors.Join(failed, err, verr)
 }
 
 // freshVariants reads eval_results.json through its fresh stamp.

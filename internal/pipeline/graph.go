@@ -43,6 +43,11 @@ type target struct {
 	inputs func(deps []*build.Stamp) build.Inputs
 	// build makes the outputs; the walk commits them.
 	build func(r *run, ctx context.Context, t *target, in build.Inputs) error
+	// partial targets (the results and the report) can be built from the
+	// deps that are fresh once a build has tried the others and failed:
+	// the missing ones enter the key and show as missing, and the target
+	// is rebuilt when they are done.
+	partial bool
 }
 
 // Target names, also the stamps' names, and output paths.
@@ -102,7 +107,7 @@ func (p *Pipeline) graph() []*target {
 	}
 	all = append(all, evals...)
 	all = append(all,
-		&target{id: resultsID, stage: stageReport, deps: evals, stale: staleEvals,
+		&target{id: resultsID, stage: stageReport, deps: evals, stale: staleEvals, partial: true,
 			inputs: func(deps []*build.Stamp) build.Inputs {
 				in := p.allEvalsInputs(resultsFormat, deps)
 				if p.replicated() {
@@ -113,7 +118,7 @@ func (p *Pipeline) graph() []*target {
 				return in
 			},
 			build: (*run).buildResults},
-		&target{id: reportID, stage: stageReport, deps: evals, stale: staleEvals,
+		&target{id: reportID, stage: stageReport, deps: evals, stale: staleEvals, partial: true,
 			inputs: func(deps []*build.Stamp) build.Inputs {
 				in := p.allEvalsInputs(reportFormat, deps)
 				in.Add("title", p.reportTitle())
@@ -263,22 +268,26 @@ type state struct {
 	err    error        // why building it failed
 }
 
-// check computes a target's state from its deps' states.
-func (p *Pipeline) check(t *target, states map[*target]*state) (*state, error) {
+// check computes a target's state from its deps' states. With partial, a
+// partial target is keyed over its fresh deps, the others named missing.
+func (p *Pipeline) check(t *target, states map[*target]*state, partial bool) (*state, error) {
 	var staleDeps []*target
-	stamps := make([]*build.Stamp, len(t.deps))
-	for i, d := range t.deps {
+	stamps := make([]*build.Stamp, 0, len(t.deps))
+	for _, d := range t.deps {
 		ds := states[d]
 		if !ds.fresh {
 			staleDeps = append(staleDeps, d)
 			continue
 		}
-		stamps[i] = ds.stamp
+		stamps = append(stamps, ds.stamp)
 	}
-	if len(staleDeps) > 0 {
+	if len(staleDeps) > 0 && !(partial && t.partial) {
 		return &state{reason: t.stale(staleDeps)}, nil
 	}
 	in := t.inputs(stamps)
+	for _, d := range staleDeps {
+		in.Add("missing/"+d.id, true)
+	}
 	st, err := p.cache.Check(t.id, in)
 	if err != nil {
 		return nil, err
@@ -289,6 +298,12 @@ func (p *Pipeline) check(t *target, states map[*target]*state) (*state, error) {
 // checkStage checks a stage's targets in parallel: outputs are hashed on
 // every check, so a no-op plan of a large experiment needs the cores.
 func (p *Pipeline) checkStage(ctx context.Context, s stage, states map[*target]*state) error {
+	return p.checkStageWith(ctx, s, states, false)
+}
+
+// checkStageWith is checkStage, keying partial targets over the fresh deps
+// when partial is set.
+func (p *Pipeline) checkStageWith(ctx context.Context, s stage, states map[*target]*state, partial bool) error {
 	if s == stageTrain {
 		if err := p.loadProviderSettings(ctx); err != nil {
 			return err
@@ -302,7 +317,7 @@ func (p *Pipeline) checkStage(ctx context.Context, s stage, states map[*target]*
 	}
 	out := make([]*state, len(ts))
 	err := parallel(ctx, len(ts), func(i int) error {
-		st, err := p.check(ts[i], states)
+		st, err := p.check(ts[i], states, partial)
 		out[i] = st
 		return err
 	})

@@ -3,6 +3,10 @@ package pipeline
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -96,5 +100,77 @@ func TestMaxParallelQueuesTrainings(t *testing.T) {
 	}
 	if got := w.stale(); slices.ContainsFunc(got, func(s string) bool { return strings.HasPrefix(s, "train/") }) {
 		t.Fatalf("trainings left stale: %q", got)
+	}
+}
+
+// failingTrainer fails the trainings whose suffix ends with fail.
+type failingTrainer struct {
+	provider.Trainer
+	fail string
+}
+
+func (f *failingTrainer) Train(ctx context.Context, req provider.TrainRequest) (provider.Trained, error) {
+	if strings.HasSuffix(req.Suffix, f.fail) {
+		return provider.Trained{}, errors.New("job ftjob-x failed: the provider rejected the data")
+	}
+	return f.Trainer.Train(ctx, req)
+}
+
+// A sweep member whose training fails is reported by name; the others are
+// trained and evaluated, and the reports mark the member missing.
+func TestFailedReplicateIsMarkedMissing(t *testing.T) {
+	t.Parallel()
+	w := newWorkspace(t, strings.Replace(replicatesHCL, "REPS", "3", 1))
+	var log bytes.Buffer
+	p, err := Load(context.Background(), w.env(&log))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Connect(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	p.training.trainer = &failingTrainer{Trainer: p.training.trainer, fail: "-s2"}
+	_, resErr := p.Results(context.Background())
+	if err := resErr; err == nil || !strings.Contains(err.Error(), "evil_severe_s2") || !strings.Contains(err.Error(), "ftjob-x") {
+		t.Fatalf("results: %v; want the failed member and its job named", err)
+	}
+	for _, m := range []string{"evil_severe_s1", "evil_severe_s3"} {
+		if _, err := os.Stat(filepath.Join(w.artifacts, "evals", m, "evil_detection.json")); err != nil {
+			t.Errorf("%s was not evaluated: %v", m, err)
+		}
+	}
+	summary, err := os.ReadFile(filepath.Join(w.artifacts, "summary.md"))
+	if err != nil {
+		t.Fatalf("no summary.md after a failed member: %v\n%s", err, log.String()+"\n"+resErr.Error())
+	}
+	// The across-seeds row: two replicates, and the failed one missing.
+	if !strings.Contains(string(summary), "| 2 | evil\\_severe\\_s1 ") || !strings.Contains(string(summary), "| evil\\_severe\\_s2 |") {
+		t.Fatalf("summary.md does not mark the failed member missing:\n%s", summary)
+	}
+	b, err := os.ReadFile(filepath.Join(w.artifacts, "eval_results.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res struct {
+		Conditions []struct {
+			Missing        []string
+			ReplicateMeans []struct{ Model string } `json:"replicate_means"`
+		}
+	}
+	if err := json.Unmarshal(b, &res); err != nil || len(res.Conditions) != 1 {
+		t.Fatalf("eval_results.json: %v\n%s", err, b)
+	}
+	if c := res.Conditions[0]; !slices.Equal(c.Missing, []string{"evil_severe_s2"}) || len(c.ReplicateMeans) != 2 {
+		t.Fatalf("condition %+v; want s2 missing", c)
+	}
+
+	// Once the member trains, the reports are rebuilt without the gap.
+	p2 := connected(t, w, &log)
+	if _, err := p2.Results(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if summary, _ := os.ReadFile(filepath.Join(w.artifacts, "summary.md")); !strings.Contains(string(summary), "| 3 |") {
+		t.Fatalf("summary.md after the member trained:\n%s", summary)
 	}
 }

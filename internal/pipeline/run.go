@@ -31,6 +31,10 @@ type run struct {
 	gone      sync.Map                     // model name -> true once its loss has been reported
 
 	stop stopper // the first permanent error stops the run
+
+	// partial: the run tried every evaluation it could and some failed;
+	// the results and report are keyed over the ones there are.
+	partial bool
 }
 
 func (p *Pipeline) newRun() *run {
@@ -56,7 +60,7 @@ func (r *run) checkAll(ctx context.Context) error {
 // can be keyed and that want selects. A target that fails stays stale and
 // its error is returned with the others; the rest go on.
 func (r *run) buildStage(ctx context.Context, s stage, want func(*target) bool) error {
-	if err := r.p.checkStage(ctx, s, r.states); err != nil {
+	if err := r.p.checkStageWith(ctx, s, r.states, r.partial); err != nil {
 		return err
 	}
 	var todo []*target
