@@ -73,16 +73,12 @@ var keyBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return
 // Key is the hash of the inputs, independent of their order: each input
 // length-prefixed ("<len>:<name><len>:<value>"), in name order.
 func (in Inputs) Key() string {
-	bp := keyBuffers.Get().(*[]byte)
-	b := (*bp)[:0]
-	add := func(x Input) {
-		b = strconv.AppendInt(b, int64(len(x.Name)), 10)
-		b = append(b, ':')
-		b = append(b, x.Name...)
-		b = strconv.AppendInt(b, int64(len(x.Value)), 10)
-		b = append(b, ':')
-		b = append(b, x.Value...)
+	size := 0
+	for _, x := range in {
+		size += len(x.Name) + len(x.Value) + 8
 	}
+	bp := keyBuffers.Get().(*[]byte)
+	b := slices.Grow((*bp)[:0], size)
 	if len(in) <= 64 {
 		// Most targets have a few dozen inputs: sort their positions on
 		// the stack, stably, and leave the caller's order alone.
@@ -95,7 +91,7 @@ func (in Inputs) Key() string {
 			order[j] = uint8(i)
 		}
 		for _, i := range order[:len(in)] {
-			add(in[i])
+			b = appendInput(b, in[i])
 		}
 	} else {
 		sorted := in
@@ -104,7 +100,7 @@ func (in Inputs) Key() string {
 			slices.SortStableFunc(sorted, compareInputs)
 		}
 		for _, x := range sorted {
-			add(x)
+			b = appendInput(b, x)
 		}
 	}
 	sum := sha256.Sum256(b)
@@ -116,6 +112,15 @@ func (in Inputs) Key() string {
 }
 
 func compareInputs(a, b Input) int { return strings.Compare(a.Name, b.Name) }
+
+func appendInput(b []byte, x Input) []byte {
+	b = strconv.AppendInt(b, int64(len(x.Name)), 10)
+	b = append(b, ':')
+	b = append(b, x.Name...)
+	b = strconv.AppendInt(b, int64(len(x.Value)), 10)
+	b = append(b, ':')
+	return append(b, x.Value...)
+}
 
 // Hash is the hex SHA-256 of data.
 func Hash(data []byte) string {
@@ -382,10 +387,12 @@ func (s *Store) Check(target string, inputs Inputs) (Status, error) {
 		what  string
 		files map[string]string
 	}{{"output", st.Outputs}, {"provider state", st.Files}} {
-		names := slices.Collect(maps.Keys(kind.files))
-		if len(names) > 1 {
-			slices.Sort(names)
+		var one [1]string
+		names := one[:0]
+		for name := range kind.files {
+			names = append(names, name)
 		}
+		slices.Sort(names)
 		for _, name := range names {
 			got, err := s.fileHash(name)
 			if errors.Is(err, fs.ErrNotExist) {

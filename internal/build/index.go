@@ -131,6 +131,10 @@ func (s *Store) index() *index {
 	return s.idx
 }
 
+// Preload loads the index now, so that a caller can overlap it with other
+// work; the first check would load it anyway.
+func (s *Store) Preload() { s.index() }
+
 func (x *index) file(rel string, fp fingerprint) (string, bool) {
 	if !fp.known {
 		return "", false

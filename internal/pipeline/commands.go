@@ -43,7 +43,7 @@ type Plan struct {
 
 // Steps lists every target in build order.
 func (pl *Plan) Steps() []Step {
-	var all []Step
+	all := make([]Step, 0, len(pl.Datasets)+len(pl.Train)+len(pl.Evals)+1+len(pl.Reports))
 	all = append(all, pl.Datasets...)
 	all = append(all, pl.Train...)
 	all = append(all, pl.Evals...)
@@ -113,6 +113,12 @@ func (p *Pipeline) Plan(ctx context.Context) (*Plan, error) {
 func (r *run) plan(ctx context.Context) (*Plan, error) {
 	p := r.p
 	pl := &Plan{}
+	var n [numStages]int
+	for _, t := range p.targets {
+		n[t.stage]++
+	}
+	pl.Datasets, pl.Train, pl.Evals = make([]Step, 0, n[stageDataset]), make([]Step, 0, n[stageTrain]), make([]Step, 0, n[stageEval])
+	pl.Reports = make([]Step, 0, n[stageReport])
 	for _, t := range p.targets {
 		st := r.states[t]
 		s := Step{Target: t.id, Fresh: st.fresh, Reason: st.reason}

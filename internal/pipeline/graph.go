@@ -197,10 +197,19 @@ func (p *Pipeline) trainInputs(m config.Model) build.Inputs {
 
 // evalInputs needs the hash of the trained model's record.
 func (p *Pipeline) evalInputs(trainHash string, t *taskData) build.Inputs {
+	t.inputsOnce.Do(func() { t.inputs = p.taskInputs(t) })
+	in := make(build.Inputs, 0, len(t.inputs)+1)
+	in = append(in, t.inputs[0])
+	in.Add("model", trainHash)
+	return append(in, t.inputs[1:]...)
+}
+
+// taskInputs are the inputs of a task's evaluations but the model's, in
+// the order evalInputs lists them (format, then after the model the rest).
+func (p *Pipeline) taskInputs(t *taskData) build.Inputs {
 	e := p.exp.Evaluation
 	var in build.Inputs
 	in.Add("format", evalFormat)
-	in.Add("model", trainHash)
 	in.Add("provider", p.exp.Providers[e.Provider].Identity())
 	in.Add("judge_provider", p.exp.Providers[e.JudgeProvider].Identity())
 	if jv, ok := p.exp.Providers[e.JudgeProvider].Config.(provider.JudgeVersioned); ok {
@@ -230,7 +239,7 @@ func (p *Pipeline) evalInputs(trainHash string, t *taskData) build.Inputs {
 // allEvalsInputs are the inputs of a target that reads every evaluation:
 // their output hashes and the models' display names.
 func (p *Pipeline) allEvalsInputs(format string, evals []*build.Stamp) build.Inputs {
-	var in build.Inputs
+	in := make(build.Inputs, 0, 2*len(evals)+3*len(p.exp.Models)+4)
 	in.Add("format", format)
 	for _, st := range evals {
 		for name, hash := range st.Outputs {

@@ -66,11 +66,14 @@ func EnvFromOS(log io.Writer, providers provider.Registry) Env {
 // Load reads the experiment and its data. It writes nothing under
 // artifacts/ except, for upstream data, the download cache.
 func Load(ctx context.Context, env Env) (*Pipeline, error) {
+	store := &build.Store{Root: env.Artifacts}
+	// The freshness index loads while the experiment is decoded: a no-op
+	// plan of a large experiment waits on both.
+	go store.Preload()
 	exp, err := config.Load(env.Experiment, config.Options{Kinds: env.Providers, Getenv: env.Getenv})
 	if err != nil {
 		return nil, err
 	}
-	store := &build.Store{Root: env.Artifacts}
 	src, err := openSource(ctx, exp, store)
 	if err != nil {
 		return nil, err
@@ -155,6 +158,11 @@ type taskData struct {
 	questions []string
 	prompt    string
 	hash      string // of the limited questions and the judge prompt
+
+	// inputs are the task's evaluation inputs but the model, made once:
+	// a plan keys every model's evaluation of the task.
+	inputsOnce sync.Once
+	inputs     build.Inputs
 }
 
 // New validates the experiment against its data source and declares the
