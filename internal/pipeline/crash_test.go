@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/modelorganisms/pvbuild/internal/build"
 	"github.com/modelorganisms/pvbuild/internal/jobs"
 	"github.com/modelorganisms/pvbuild/internal/local"
 	"github.com/modelorganisms/pvbuild/internal/providers"
@@ -60,6 +61,12 @@ func childTrain(hcl, artifacts string) int {
 	defer lock.Unlock()
 	if err := p.Connect(context.Background()); err != nil {
 		return 4
+	}
+	if os.Getenv("PVBUILD_CHILD_RESULTS") != "" {
+		if _, err := p.Results(ctx); err != nil {
+			return 6
+		}
+		return 0
 	}
 	if err := p.Train(ctx); err != nil {
 		return 5
@@ -148,4 +155,114 @@ func killRepeatedly(t *testing.T, w *workspace) {
 		}
 		return nil
 	})
+}
+
+// killResultsHCL is a small experiment whose results run takes a second or
+// two: kills land in every stage, and in the writes of its outputs.
+const killResultsHCL = `
+evaluation {
+  limit = 4
+  task "evil_detection" { trait = "evil" }
+  task "sycophantic_detection" { trait = "sycophantic" }
+}
+model_grid {
+  traits    = ["evil", "sycophantic"]
+  strengths = ["baseline", "severe"]
+  name      = "${trait}_${strength}"
+  suffix    = "pv-${trait}-${strength}"
+}
+`
+
+// Killing results at random moments, with plans between the kills saving
+// the freshness index, never leaves a target called fresh whose outputs
+// are not, byte for byte, what its stamp recorded.
+func TestKilledResultsNeverLeavesFalseFresh(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("runs many child processes")
+	}
+	child := func(w *workspace) *exec.Cmd {
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), "PVBUILD_CHILD_EXPERIMENT="+w.hcl, "PVBUILD_CHILD_ARTIFACTS="+w.artifacts, "PVBUILD_CHILD_RESULTS=1")
+		return cmd
+	}
+	w := newWorkspace(t, killResultsHCL)
+	count := func(dir string) int {
+		n := 0
+		filepath.WalkDir(filepath.Join(w.artifacts, dir), func(_ string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				n++
+			}
+			return nil
+		})
+		return n
+	}
+	exists := func(rel string) bool { _, err := os.Stat(filepath.Join(w.artifacts, rel)); return err == nil }
+	// Each run resumes from what the last one committed; each is killed
+	// at a later point, the moment the file system shows it reached it.
+	points := []struct {
+		name    string
+		reached func() bool
+	}{
+		{"a training recorded", func() bool { return count("train") >= 1 }},
+		{"the trainings recorded", func() bool { return count("train") >= 4 }},
+		{"an evaluation written", func() bool { return count("evals") >= 1 }},
+		{"the evaluations written", func() bool { return count("evals") >= 8 }},
+		{"eval_results.json written", func() bool { return exists("eval_results.json") }},
+		{"a log written", func() bool { return count("logs") >= 1 }},
+		{"the report written", func() bool { return exists("summary.md") }},
+	}
+	for _, pt := range points {
+		cmd := child(w)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+	wait:
+		for !pt.reached() {
+			select {
+			case <-done:
+				break wait
+			case <-time.After(time.Millisecond):
+			}
+		}
+		cmd.Process.Kill()
+		<-done
+		t.Logf("killed once %s: %d targets stale", pt.name, len(w.stale()))
+		checkFreshIsTrue(t, w)
+	}
+	if out, err := child(w).CombinedOutput(); err != nil {
+		t.Fatalf("final results: %v\n%s", err, out)
+	}
+	checkFreshIsTrue(t, w)
+	if stale := w.stale(); len(stale) != 0 {
+		t.Fatalf("stale after the final results: %q", stale)
+	}
+}
+
+// checkFreshIsTrue plans (saving the index) and checks every target the
+// plan calls fresh against its stamp file and the bytes of its outputs.
+func checkFreshIsTrue(t *testing.T, w *workspace) {
+	t.Helper()
+	pl, err := w.load().Plan(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := &build.Store{Root: w.artifacts}
+	for _, s := range pl.Steps() {
+		if !s.Fresh {
+			continue
+		}
+		st, err := store.Stamp(s.Target)
+		if err != nil || st == nil {
+			t.Fatalf("%s fresh without a stamp (%v)", s.Target, err)
+		}
+		for name, want := range st.Outputs {
+			b, err := os.ReadFile(store.Path(name))
+			if err != nil || build.Hash(b) != want {
+				t.Fatalf("%s called fresh, but its output %s is not what its stamp recorded (%v)", s.Target, name, err)
+			}
+		}
+	}
 }

@@ -134,7 +134,6 @@ func (w *workspace) stale() []string {
 	for _, s := range pl.Steps() {
 		if !s.Fresh {
 			out = append(out, s.Target)
-			w.t.Logf("stale %s: %s", s.Target, s.Reason)
 		}
 	}
 	return out
