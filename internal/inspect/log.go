@@ -16,6 +16,7 @@ import (
 	"math/big"
 	"regexp"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 
@@ -360,7 +361,6 @@ func reduce(ev report.Eval, ids []string, epochs int, sc scorerOf) (reduction, e
 func timeSample(out *evalSample, ev report.Eval, s report.Sample, key func(string) string, modelID string,
 	answer assistantMessage, answerConfig, judgeConfig generateConfig) {
 	var start time.Time
-	var working float64
 	for _, c := range []*report.Call{s.AnswerCall, s.JudgeCall, s.CoherenceCall} {
 		if c != nil && (start.IsZero() || c.Started.Before(start)) {
 			start = c.Started
@@ -370,6 +370,7 @@ func timeSample(out *evalSample, ev report.Eval, s report.Sample, key func(strin
 		return
 	}
 	var end time.Time
+	var spans [][2]time.Time
 	event := func(c *report.Call, model string, role any, input []any, config generateConfig, output modelOutput) {
 		took := c.Completed.Sub(c.Started).Seconds()
 		if u := c.Usage; u != nil {
@@ -381,12 +382,14 @@ func timeSample(out *evalSample, ev report.Eval, s report.Sample, key func(strin
 				OutputTokens: sum.OutputTokens + mu.OutputTokens, TotalTokens: sum.TotalTokens + mu.TotalTokens}
 		}
 		output.Time = took
+		// The judgements run at once: the sample works while any of its
+		// calls runs, and an event starts at the work done before it.
 		out.Events = append(out.Events, modelEvent{
-			Timestamp: c.Started.UTC().Format(preciseFormat), WorkingStart: working, Event: "model",
+			Timestamp: c.Started.UTC().Format(preciseFormat), WorkingStart: busy(spans, c.Started), Event: "model",
 			Model: model, Role: role, Input: input, Tools: []any{}, ToolChoice: "none", Config: config, Output: output,
 			Completed: c.Completed.UTC().Format(preciseFormat), WorkingTime: took,
 		})
-		working += took
+		spans = append(spans, [2]time.Time{c.Started, c.Completed})
 		if c.Completed.After(end) {
 			end = c.Completed
 		}
@@ -422,7 +425,41 @@ func timeSample(out *evalSample, ev report.Eval, s report.Sample, key func(strin
 	out.StartedAt = start.UTC().Format(preciseFormat)
 	out.CompletedAt = end.UTC().Format(preciseFormat)
 	out.TotalTime = end.Sub(start).Seconds()
-	out.WorkingTime = working
+	out.WorkingTime = busy(spans, end)
+}
+
+// busy is how long before the instant until at least one of the spans
+// was running, in seconds.
+func busy(spans [][2]time.Time, until time.Time) float64 {
+	var clipped [][2]time.Time
+	for _, sp := range spans {
+		if sp[0].Before(until) {
+			if sp[1].After(until) {
+				sp[1] = until
+			}
+			clipped = append(clipped, sp)
+		}
+	}
+	slices.SortFunc(clipped, func(a, b [2]time.Time) int { return a[0].Compare(b[0]) })
+	var total time.Duration
+	var cur [2]time.Time
+	for i, sp := range clipped {
+		switch {
+		case i == 0:
+			cur = sp
+		case !sp[0].After(cur[1]):
+			if sp[1].After(cur[1]) {
+				cur[1] = sp[1]
+			}
+		default:
+			total += cur[1].Sub(cur[0])
+			cur = sp
+		}
+	}
+	if len(clipped) > 0 {
+		total += cur[1].Sub(cur[0])
+	}
+	return total.Seconds()
 }
 
 // topTokens lists the judge's candidates with their probabilities.

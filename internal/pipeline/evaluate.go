@@ -167,6 +167,32 @@ func (p *Pipeline) evaluate(ctx context.Context, t *target, tm TrainedModel, che
 				errs[qi] = fmt.Errorf("question %d: asked for %d samples, got %d", qi+1, e.SamplesPerQuestion, len(resp.Choices))
 				return
 			}
+			// Each answer is judged twice, as in the paper: for the task's
+			// trait, and for coherence by the 0..100 rule. Every judgement
+			// of the question's answers is independent: all go at once, so
+			// that a question takes two calls' time, not 1 + 2n.
+			type judged struct {
+				resp provider.ChatResponse
+				call *report.Call
+				err  error
+			}
+			trait := make([]judged, len(resp.Choices))
+			coh := make([]judged, len(resp.Choices))
+			var jwg sync.WaitGroup
+			for si, c := range resp.Choices {
+				jwg.Add(2)
+				go func() {
+					defer jwg.Done()
+					j := &trait[si]
+					j.resp, j.call, j.err = p.judge(ctx, kind.Request(e.JudgeModel, judge.Prompt(td.prompt, q, c.Content)))
+				}()
+				go func() {
+					defer jwg.Done()
+					j := &coh[si]
+					j.resp, j.call, j.err = p.judge(ctx, judge.Request(e.JudgeModel, judge.Prompt(p.coherence, q, c.Content)))
+				}()
+			}
+			jwg.Wait()
 			for si, c := range resp.Choices {
 				s := report.Sample{ID: fmt.Sprintf("q%03d", qi+1), Question: q, Epoch: si + 1, Answer: c.Content,
 					AnswerCall: &report.Call{Started: asked, Completed: answered}}
@@ -174,18 +200,18 @@ func (p *Pipeline) evaluate(ctx context.Context, t *target, tm TrainedModel, che
 					// One call drew every sample of the question.
 					s.AnswerCall.Usage = usage(resp)
 				}
-				// Each answer is judged twice, as in the paper: for the
-				// task's trait, and for coherence by the 0..100 rule.
-				failed := func(judgeName string, err error) {
-					check(fmt.Errorf("model %s, task %s, question %d: %s: %w", t.model.Name, td.task.Name, qi+1, judgeName, err))
-					errs[qi] = fmt.Errorf("question %d: %s: %w", qi+1, judgeName, err)
+				for _, f := range []struct {
+					name string
+					err  error
+				}{{"judge", trait[si].err}, {"coherence judge", coh[si].err}} {
+					if f.err != nil {
+						check(fmt.Errorf("model %s, task %s, question %d: %s: %w", t.model.Name, td.task.Name, qi+1, f.name, f.err))
+						errs[qi] = fmt.Errorf("question %d: %s: %w", qi+1, f.name, f.err)
+						return
+					}
 				}
-				jr, call, err := p.judge(ctx, kind.Request(e.JudgeModel, judge.Prompt(td.prompt, q, c.Content)))
-				if err != nil {
-					failed("judge", err)
-					return
-				}
-				s.JudgeCall = call
+				jr, cr := trait[si].resp, coh[si].resp
+				s.JudgeCall, s.CoherenceCall = trait[si].call, coh[si].call
 				if len(jr.Choices) > 0 {
 					s.Judge = jr.Choices[0].TopLogprobs
 					if !kind.Logprobs() {
@@ -195,12 +221,6 @@ func (p *Pipeline) evaluate(ctx context.Context, t *target, tm TrainedModel, che
 						s.Score = &v
 					}
 				}
-				cr, call, err := p.judge(ctx, judge.Request(e.JudgeModel, judge.Prompt(p.coherence, q, c.Content)))
-				if err != nil {
-					failed("coherence judge", err)
-					return
-				}
-				s.CoherenceCall = call
 				if len(cr.Choices) > 0 {
 					s.CoherenceJudge = cr.Choices[0].TopLogprobs
 					if v, ok := judge.Score(s.CoherenceJudge); ok {
