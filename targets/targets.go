@@ -5,7 +5,6 @@ package targets
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -13,7 +12,6 @@ import (
 	"github.com/modelorganisms/pvbuild/internal/pipeline"
 	"github.com/modelorganisms/pvbuild/internal/providers"
 	"github.com/modelorganisms/pvbuild/internal/report"
-	"github.com/modelorganisms/pvbuild/internal/sampledata"
 )
 
 // Plan shows every target as fresh or stale, with the reason, and the training jobs a build would submit.
@@ -121,13 +119,9 @@ func Results(ctx context.Context) error {
 		// The tables show current evaluations only; say which are not.
 		report.NotCurrent(os.Stdout, out.NotCurrent)
 	}
-	if out != nil && len(out.Variants) > 0 {
-		fmt.Println("\nevaluation: " + p.Experiment().Evaluation.ProtocolSummary())
-		w := bufio.NewWriterSize(os.Stdout, 64<<10)
-		terr := report.Table(w, out.Variants, p.Tasks(), sampledata.Strengths)
-		terr = errors.Join(terr, w.Flush())
-		if terr != nil && err == nil {
-			err = terr
+	if out != nil && len(out.Tables) > 0 {
+		if _, werr := os.Stdout.Write(out.Tables); werr != nil && err == nil {
+			err = fmt.Errorf("print the results: %w", werr)
 		}
 	}
 	return err

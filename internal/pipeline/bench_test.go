@@ -65,8 +65,8 @@ func benchmarkNoopResults(b *testing.B, hcl string) {
 	for b.Loop() {
 		p := connected(b, w, &log)
 		out, err := p.Results(context.Background())
-		if err != nil || out.Rebuilt != 0 || len(out.Variants) == 0 {
-			b.Fatalf("no-op results: rebuilt %v, %d variants, %v", out.Rebuilt, len(out.Variants), err)
+		if err != nil || out.Rebuilt != 0 || len(out.Tables) == 0 {
+			b.Fatalf("no-op results: rebuilt %v, %d bytes of tables, %v", out.Rebuilt, len(out.Tables), err)
 		}
 		p.Close()
 		log.Reset()

@@ -287,8 +287,12 @@ func (r *run) whyUntrained(t *target) string {
 // Outcome is what Results built and what it could not.
 type Outcome struct {
 	// Variants are the current evaluations only: built by this run or
-	// fresh; a stale one is never shown as if current.
+	// fresh; a stale one is never shown as if current. A no-op run leaves
+	// them out: it has Tables.
 	Variants []report.Variant
+	// Tables are what the run prints of them (Pipeline.Tables): for a
+	// no-op run, what the fresh results target wrote.
+	Tables   []byte
 	Skipped  []Skipped
 	// NotCurrent are the evaluations left stale, with why, after a run
 	// that could not rebuild them: the summary leaves them out.
@@ -310,8 +314,16 @@ func (p *Pipeline) Results(ctx context.Context) (*Outcome, error) {
 	ctx, done := r.stoppable(ctx)
 	defer done()
 	out, err := r.results(ctx)
+	if out != nil && out.Tables == nil && len(out.Variants) > 0 {
+		tables, terr := p.Tables(out.Variants)
+		out.Tables, err = tables, errors.Join(err, terr)
+	}
 	if out != nil {
 		out.NotCurrent = r.notCurrent()
+	}
+	// Logs are orphaned when models or tasks leave the experiment, which
+	// makes the results stale: a no-op run has none to look for.
+	if out != nil && out.Rebuilt > 0 {
 		n, oerr := p.removeOrphanLogs()
 		if n > 0 {
 			fmt.Fprintf(p.log, "logs: removed %d Inspect log(s) of removed models or tasks\n", n)
@@ -334,14 +346,17 @@ func (r *run) results(ctx context.Context) (*Outcome, error) {
 	out := &Outcome{Rebuilt: stale}
 	if stale == 0 {
 		fmt.Fprintln(p.log, "nothing to do: every target is fresh")
-		// The fresh results target wrote what the tables print: one file
-		// to read, not every evaluation.
-		if vs, err := r.freshVariants(); err == nil {
-			out.Variants = vs
+		// The fresh results target wrote the tables: one file to read and
+		// print, not every evaluation to decode.
+		if tables, err := r.freshTables(); err == nil {
+			out.Tables = tables
 			return out, nil
 		}
 		e, err := r.experiment()
 		out.Variants = e.Variants()
+		if err == nil {
+			out.Tables, err = p.Tables(out.Variants)
+		}
 		return out, err
 	}
 	trainErr := r.train(ctx)
@@ -390,13 +405,11 @@ func (r *run) results(ctx context.Context) (*Outcome, error) {
 	return out, errors.Join(failed, err, verr)
 }
 
-// freshVariants reads eval_results.json through its fresh stamp.
-func (r *run) freshVariants() ([]report.Variant, error) {
+// freshTables reads results.txt through the results target's fresh stamp.
+func (r *run) freshTables() ([]byte, error) {
 	for _, t := range r.p.targets {
 		if t.id == resultsID {
-			var res report.Results
-			err := readJSON(r.p.cache, r.stamp(t), resultsOut, &res)
-			return res.Variants, err
+			return r.p.cache.Read(r.stamp(t), tablesOut)
 		}
 	}
 	return nil, errors.New("no results target")

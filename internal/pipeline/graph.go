@@ -69,6 +69,7 @@ func heatmapPNGOut(h report.Heatmap) string {
 
 const (
 	resultsID, resultsOut = "results", "eval_results.json"
+	tablesOut             = "results.txt" // what `results` prints, for the no-op run to print
 	reportID              = "report"
 	htmlOut               = "plots/results.html"
 	summaryOut            = "summary.md"

@@ -32,7 +32,7 @@ const (
 	datasetFormat = "dataset/1"
 	trainFormat   = "train/1"
 	evalFormat    = "eval/3"
-	resultsFormat = "results/1"
+	resultsFormat = "results/2" // 2: results.txt, the terminal tables, beside eval_results.json
 	// conditionsFormat is the shape of eval_results.json's aggregated
 	// conditions, in the results key of replicated experiments only.
 	conditionsFormat = "conditions/1"

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"github.com/modelorganisms/pvbuild/internal/inspect"
 	"github.com/modelorganisms/pvbuild/internal/plots"
 	"github.com/modelorganisms/pvbuild/internal/report"
+	"github.com/modelorganisms/pvbuild/internal/sampledata"
 )
 
 // The results (eval_results.json) and the report (HTML, PNGs, summary.md)
@@ -28,11 +30,26 @@ func (r *run) buildResults(_ context.Context, t *target, in build.Inputs) error 
 	if err != nil {
 		return err
 	}
-	if err := r.commit(t, in, map[string][]byte{resultsOut: append(b, '\n')}, nil); err != nil {
+	tables, err := r.p.Tables(e.Variants())
+	if err != nil {
+		return err
+	}
+	if err := r.commit(t, in, map[string][]byte{resultsOut: append(b, '\n'), tablesOut: tables}, nil); err != nil {
 		return err
 	}
 	fmt.Fprintf(r.p.log, "results: wrote %s\n", r.p.artifactPath(resultsOut))
 	return nil
+}
+
+// Tables are what `results` prints of the variants: the protocol they were
+// evaluated with, and the summary tables.
+func (p *Pipeline) Tables(vs []report.Variant) ([]byte, error) {
+	var b bytes.Buffer
+	b.WriteString("\nevaluation: " + p.exp.Evaluation.ProtocolSummary() + "\n")
+	if err := report.Table(&b, vs, p.Tasks(), sampledata.Strengths); err != nil {
+		return nil, fmt.Errorf("results tables: %w", err)
+	}
+	return b.Bytes(), nil
 }
 
 func (r *run) buildReport(_ context.Context, t *target, in build.Inputs) error {
