@@ -292,8 +292,8 @@ type Outcome struct {
 	Variants []report.Variant
 	// Tables are what the run prints of them (Pipeline.Tables): for a
 	// no-op run, what the fresh results target wrote.
-	Tables   []byte
-	Skipped  []Skipped
+	Tables  []byte
+	Skipped []Skipped
 	// NotCurrent are the evaluations left stale, with why, after a run
 	// that could not rebuild them: the summary leaves them out.
 	NotCurrent []report.StaleEval
