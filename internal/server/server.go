@@ -214,6 +214,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.count.requests.Add(1)
+	start := time.Now()
+	defer func() { s.count.requestNanos.Add(int64(time.Since(start))) }()
 	rec := s.count.routes.Track(w, httpserve.Route(s.mux, r))
 	defer rec.Done()
 	f := s.drawFault()
@@ -322,11 +324,16 @@ type Counters struct {
 	InjectedDrops    int64 `json:"injected_drops"`
 	InjectedLost     int64 `json:"injected_lost_responses"`
 	InjectedJobFails int64 `json:"injected_job_failures"`
+	// RequestNanos is the time /v1 requests spent in the server, latency
+	// included, summed: over a span of wall time, the average number of
+	// requests the server had in hand.
+	RequestNanos int64 `json:"request_nanos"`
 }
 
 type counters struct {
 	requests, fileUploads, jobCreations, jobCancellations, chatCompletions atomic.Int64
 	rateLimited, serverErrors, dropped, lostResponses, jobFailures         atomic.Int64
+	requestNanos                                                           atomic.Int64
 
 	routes httpserve.Outcomes
 }
@@ -349,6 +356,7 @@ func (s *Server) Counters() Counters {
 		JobCreations:     c.jobCreations.Load(),
 		JobCancellations: c.jobCancellations.Load(),
 		ChatCompletions:  c.chatCompletions.Load(),
+		RequestNanos:     c.requestNanos.Load(),
 		Injected429:      c.rateLimited.Load(),
 		Injected500:      c.serverErrors.Load(),
 		InjectedDrops:    c.dropped.Load(),
