@@ -72,7 +72,8 @@ type Engine struct {
 
 	base *corpus // nil when Options.Base is empty
 
-	mu sync.Mutex // serialises job read-modify-write within this process
+	mu       sync.Mutex      // serialises job read-modify-write within this process
+	creating map[string]bool // job ids taken by a CreateJob still writing its record; under mu
 
 	judgeMu sync.RWMutex
 	judges  []*judgeModel
@@ -102,6 +103,7 @@ func Open(opts Options) (*Engine, error) {
 		duration: opts.JobDuration,
 		now:      opts.Now,
 		indexes:  map[string]*indexEntry{},
+		creating: map[string]bool{},
 	}
 	if e.duration <= 0 {
 		e.duration = DefaultJobDuration
