@@ -206,6 +206,10 @@ func (e *Engine) view(r jobRecord, now time.Time) provider.Job {
 			j.Metadata[k] = v
 		}
 	}
+	if j.Error != nil {
+		jerr := *j.Error // records are shared with the engine's cache
+		j.Error = &jerr
+	}
 	if provider.Terminal(j.Status) {
 		return j
 	}

@@ -75,6 +75,9 @@ type Engine struct {
 	mu       sync.Mutex      // serialises job read-modify-write within this process
 	creating map[string]bool // job ids taken by a CreateJob still writing its record; under mu
 
+	recMu sync.Mutex
+	recs  map[string]cachedRecord // job records by id, as last read
+
 	judgeMu sync.RWMutex
 	judges  []*judgeModel
 
@@ -104,6 +107,7 @@ func Open(opts Options) (*Engine, error) {
 		now:      opts.Now,
 		indexes:  map[string]*indexEntry{},
 		creating: map[string]bool{},
+		recs:     map[string]cachedRecord{},
 	}
 	if e.duration <= 0 {
 		e.duration = DefaultJobDuration
