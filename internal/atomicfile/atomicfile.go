@@ -7,10 +7,11 @@
 // syncer twice: once after writing its temporary file, so that the data is
 // on disk before any name points at it, and once after the rename, so that
 // the rename is. A round starts only after every write it covers, and ends
-// with one syncfs for all of them; concurrent writers, such as a thousand
-// trainings recording their jobs at once, then share a handful of syncs
-// instead of issuing two each. Where syncfs is missing or fails, a Write
-// syncs its own file and directory, as before.
+// with one syncfs for all of them (a round of one caller fsyncs its file,
+// or directory, alone); concurrent writers, such as a thousand trainings
+// recording their jobs at once, then share a handful of syncs instead of
+// issuing two each. Where syncfs is missing or fails, a Write syncs its own
+// file and directory.
 package atomicfile
 
 import (

@@ -31,14 +31,15 @@ type group struct {
 }
 
 type round struct {
-	fd   int // an open file on the filesystem, held open by its caller
-	done chan struct{}
-	err  error
+	files []*os.File // its callers' files, held open until it ends
+	done  chan struct{}
+	err   error
 }
 
-// syncShared makes everything written to f's filesystem so far durable
-// with a shared syncfs, and reports whether it did. When it returns false
-// the caller must sync by itself.
+// syncShared makes f durable, with everything written to f's filesystem
+// so far when it shares a round with others, and reports whether it did.
+// f is a file whose data must be synced, or the directory of a rename.
+// When it returns false the caller must sync by itself.
 func syncShared(f *os.File) bool {
 	sf := syncfs.Load()
 	if sf == nil {
@@ -58,18 +59,17 @@ func syncShared(f *os.File) bool {
 		groups.m[dev] = g
 	}
 	groups.Unlock()
-	err := g.wait(int(f.Fd()), *sf)
-	runtime.KeepAlive(f) // the round may sync through f's descriptor
-	return err == nil
+	return g.wait(f, *sf) == nil
 }
 
 // wait joins the next round and returns its outcome.
-func (g *group) wait(fd int, sf syncFunc) error {
+func (g *group) wait(f *os.File, sf syncFunc) error {
 	g.mu.Lock()
 	if g.next == nil {
-		g.next = &round{fd: fd, done: make(chan struct{})}
+		g.next = &round{done: make(chan struct{})}
 	}
 	r := g.next
+	r.files = append(r.files, f)
 	if !g.running {
 		g.running = true
 		go g.run(sf)
@@ -92,7 +92,15 @@ func (g *group) run(sf syncFunc) {
 			return
 		}
 		g.mu.Unlock()
-		r.err = sf(r.fd)
+		if len(r.files) == 1 {
+			// Alone, a caller's own fsync does: it waits on no one else's
+			// dirty data, as a syncfs of a busy filesystem would.
+			r.err = syncOwn(r.files[0])
+		} else {
+			f := r.files[0]
+			r.err = sf(int(f.Fd()))
+			runtime.KeepAlive(f)
+		}
 		close(r.done)
 	}
 }
