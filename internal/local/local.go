@@ -10,7 +10,10 @@
 // corpus (the base corpus, plus the training file for a fine-tuned model,
 // weighted by how hard it was trained) and sampling among the best matches.
 //
-// State on disk, every write atomic (temp file, fsync, rename):
+// State on disk, every write atomic and durable (atomicfile.Write: temp
+// file, synced, renamed, synced; concurrent writes share their syncs). A job
+// lost to a power loss would only be trained again, but a record torn by
+// one would stop every listing until removed, and shared syncs cost little:
 //
 //	Dir/files/file-<sha256 prefix>.jsonl  uploaded bytes
 //	Dir/files/file-<sha256 prefix>.json   name, size, upload time
