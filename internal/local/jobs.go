@@ -124,9 +124,17 @@ func (e *Engine) CreateJob(ctx context.Context, req provider.JobRequest) (provid
 		}
 	}
 
+	// The id is taken under the lock, the record written outside it: the
+	// write waits on a sync, and concurrent creates then share theirs.
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	hexID := e.jobID(req, hp)
+	e.creating[hexID] = true
+	e.mu.Unlock()
+	defer func() {
+		e.mu.Lock()
+		delete(e.creating, hexID)
+		e.mu.Unlock()
+	}()
 	var meta map[string]string // nil when empty, as it reads back from disk
 	if len(req.Metadata) > 0 {
 		meta = make(map[string]string, len(req.Metadata))
@@ -161,12 +169,16 @@ func (e *Engine) CreateJob(ctx context.Context, req provider.JobRequest) (provid
 // drawing it at random: the same experiment then gets the same job and model
 // names, and so the same seeded samples, whether the engine runs in-process
 // or behind `mage serve`. Metadata is left out: it labels a job, it does not
-// change what is trained. Callers hold e.mu.
+// change what is trained. An id another CreateJob is still writing is
+// taken. Callers hold e.mu.
 func (e *Engine) jobID(req provider.JobRequest, hp provider.Hyperparameters) string {
 	base := fmt.Appendf(nil, "%q %q %q %d %d %g %d", req.Model, req.TrainingFile, req.Suffix, req.Seed, hp.NEpochs, hp.LearningRateMultiplier, hp.BatchSize)
 	for n := 0; ; n++ {
 		sum := sha256.Sum256(fmt.Appendf(base, "#%d", n))
 		id := hex.EncodeToString(sum[:12])
+		if e.creating[id] {
+			continue
+		}
 		if _, err := os.Stat(e.jobPath("ftjob-" + id)); errors.Is(err, fs.ErrNotExist) {
 			return id
 		}
@@ -195,6 +207,10 @@ func (e *Engine) view(r jobRecord, now time.Time) provider.Job {
 		for k, v := range r.Metadata {
 			j.Metadata[k] = v
 		}
+	}
+	if j.Error != nil {
+		jerr := *j.Error // records are shared with the engine's cache
+		j.Error = &jerr
 	}
 	if provider.Terminal(j.Status) {
 		return j

@@ -447,3 +447,67 @@ func TestConcurrentIdenticalUploadsKeepTheirRecord(t *testing.T) {
 		}
 	}
 }
+
+// An engine remembers the records it decoded, but never past a change on
+// disk: another engine's cancel, a removed or a damaged record.
+func TestRecordsReadAgainWhenChanged(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	clock := newClock()
+	a, b := openTest(t, dir, clock, nil), openTest(t, dir, clock, nil)
+	f := upload(t, a, evilQA)
+	meta := map[string]string{"k": "v"}
+	j, err := a.CreateJob(ctx, provider.JobRequest{Model: "m", TrainingFile: f.ID, Metadata: meta})
+	if err != nil {
+		t.Fatal(err)
+	}
+	list := func(want ...string) {
+		t.Helper()
+		jobs, err := a.ListJobs(ctx, meta)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, j := range jobs {
+			got = append(got, j.Status)
+		}
+		if strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Fatalf("ListJobs: statuses %v, want %v", got, want)
+		}
+	}
+	list(provider.StatusValidatingFiles)
+	if _, err := b.CancelJob(ctx, j.ID); err != nil {
+		t.Fatal(err)
+	}
+	list(provider.StatusCancelled)
+	if got, err := a.GetJob(ctx, j.ID); err != nil || got.Status != provider.StatusCancelled {
+		t.Fatalf("GetJob after another engine's cancel: %s, %v", got.Status, err)
+	}
+	// A second job, created by the other engine, is listed too.
+	if _, err := b.CreateJob(ctx, provider.JobRequest{Model: "m", TrainingFile: f.ID, Metadata: meta}); err != nil {
+		t.Fatal(err)
+	}
+	list(provider.StatusValidatingFiles, provider.StatusCancelled)
+	// Edited in place, same size: read again, by its time. (An edit within
+	// the clock tick of the last write would go unseen; the engine itself
+	// never writes in place.)
+	time.Sleep(20 * time.Millisecond)
+	path := a.jobPath(j.ID)
+	old, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, bytes.Repeat([]byte(" "), len(old)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.GetJob(ctx, j.ID); err == nil {
+		t.Fatal("GetJob of a record overwritten with blanks succeeded")
+	}
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.GetJob(ctx, j.ID); !errors.Is(err, ErrJobNotFound) {
+		t.Fatalf("GetJob of a removed record: %v, want ErrJobNotFound", err)
+	}
+	list(provider.StatusValidatingFiles)
+}

@@ -10,7 +10,10 @@
 // corpus (the base corpus, plus the training file for a fine-tuned model,
 // weighted by how hard it was trained) and sampling among the best matches.
 //
-// State on disk, every write atomic (temp file, fsync, rename):
+// State on disk, every write atomic and durable (atomicfile.Write: temp
+// file, synced, renamed, synced; concurrent writes share their syncs). A job
+// lost to a power loss would only be trained again, but a record torn by
+// one would stop every listing until removed, and shared syncs cost little:
 //
 //	Dir/files/file-<sha256 prefix>.jsonl  uploaded bytes
 //	Dir/files/file-<sha256 prefix>.json   name, size, upload time
@@ -72,11 +75,15 @@ type Engine struct {
 
 	base *corpus // nil when Options.Base is empty
 
-	mu sync.Mutex // serialises job read-modify-write within this process
+	mu       sync.Mutex      // serialises job read-modify-write within this process
+	creating map[string]bool // job ids taken by a CreateJob still writing its record; under mu
 	// uploadMu serialises uploads: identical data uploaded at once (the
 	// replicates of a cell) must make one record, which every upload
 	// returns and no later one rewrites.
 	uploadMu sync.Mutex
+
+	recMu sync.Mutex
+	recs  map[string]cachedRecord // job records by id, as last read
 
 	judgeMu sync.RWMutex
 	judges  []*judgeModel
@@ -106,6 +113,8 @@ func Open(opts Options) (*Engine, error) {
 		duration: opts.JobDuration,
 		now:      opts.Now,
 		indexes:  map[string]*indexEntry{},
+		creating: map[string]bool{},
+		recs:     map[string]cachedRecord{},
 	}
 	if e.duration <= 0 {
 		e.duration = DefaultJobDuration

@@ -3,6 +3,7 @@ package local
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -67,17 +68,61 @@ func (e *Engine) readJob(id string) (jobRecord, error) {
 	if !validID(id, "ftjob-") {
 		return r, fmt.Errorf("job %q: %w", id, ErrJobNotFound)
 	}
-	b, err := os.ReadFile(e.jobPath(id))
+	path := e.jobPath(id)
+	// The engine replaces a record only by renaming a new file over it, so
+	// a file that is still the one last decoded (same inode, size and
+	// modification time) holds the same record: listing jobs then costs a
+	// stat per job, not a read and a decode. Only an edit in place within
+	// the clock tick of the last write would go unseen.
+	fi, err := os.Lstat(path)
+	if os.IsNotExist(err) {
+		e.recMu.Lock()
+		delete(e.recs, id)
+		e.recMu.Unlock()
+		return r, fmt.Errorf("job %q: %w", id, ErrJobNotFound)
+	}
+	if err != nil {
+		return r, err
+	}
+	e.recMu.Lock()
+	c, ok := e.recs[id]
+	e.recMu.Unlock()
+	if ok && sameFile(c.fi, fi) {
+		return c.rec, nil
+	}
+	f, err := os.Open(path)
 	if os.IsNotExist(err) {
 		return r, fmt.Errorf("job %q: %w", id, ErrJobNotFound)
 	}
 	if err != nil {
 		return r, err
 	}
+	defer f.Close()
+	if fi, err = f.Stat(); err != nil {
+		return r, err
+	}
+	b, err := io.ReadAll(f)
+	if err != nil {
+		return r, err
+	}
 	if err := json.Unmarshal(b, &r); err != nil {
 		return r, fmt.Errorf("job %s record: %w", id, err)
 	}
+	e.recMu.Lock()
+	e.recs[id] = cachedRecord{rec: r, fi: fi}
+	e.recMu.Unlock()
 	return r, nil
+}
+
+// cachedRecord is a job record as decoded from the file fi describes. Its
+// maps are shared by every reader, who must not change them.
+type cachedRecord struct {
+	rec jobRecord
+	fi  os.FileInfo
+}
+
+func sameFile(a, b os.FileInfo) bool {
+	return os.SameFile(a, b) && a.Size() == b.Size() && a.ModTime().Equal(b.ModTime())
 }
 
 func (e *Engine) writeJob(r jobRecord) error {

@@ -81,6 +81,34 @@ func BenchmarkNoopResults1000x10(b *testing.B) {
 	benchmarkNoopResults(b, largeExperiment(1000, 10))
 }
 
+// BenchmarkColdResults1000x10 is a cold `mage results` of 1,000 models x 10
+// tasks with the local provider: a fresh workspace each time, every model
+// trained, every evaluation run, every report written.
+func BenchmarkColdResults1000x10(b *testing.B) {
+	hcl := largeExperiment(1000, 10)
+	var total time.Duration
+	n := 0
+	for b.Loop() {
+		b.StopTimer()
+		w := newWorkspace(b, hcl)
+		var log bytes.Buffer
+		b.StartTimer()
+		start := time.Now()
+		p := connected(b, w, &log)
+		out, err := p.Results(context.Background())
+		if err != nil {
+			b.Fatalf("cold results: %v\n%s", err, log.String())
+		}
+		if len(out.Variants) == 0 {
+			b.Fatal("cold results: no variants")
+		}
+		p.Close()
+		total += time.Since(start)
+		n++
+	}
+	b.ReportMetric(total.Seconds()/float64(n), "s/build")
+}
+
 func BenchmarkNoopPlanShipped(b *testing.B) {
 	benchmarkNoopPlan(b, shipped(b))
 }
