@@ -317,7 +317,7 @@ func tail(b []byte) []byte {
 // the provider state its stamp records and, for targets that depend on no
 // other, the experiment file. It is built once, so that .ninja_log knows
 // every output, and the next run is a no-op.
-func ninjaTree(b *testing.B, w *workspace) string {
+func ninjaTree(b testing.TB, w *workspace) string {
 	root := b.TempDir()
 	pristine, dir := filepath.Join(root, "pristine"), filepath.Join(root, "out")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -445,7 +445,7 @@ func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
-func copyFile(b *testing.B, from, to string) {
+func copyFile(b testing.TB, from, to string) {
 	data, err := os.ReadFile(from)
 	if err != nil {
 		b.Fatal(err)
@@ -459,7 +459,7 @@ func copyFile(b *testing.B, from, to string) {
 }
 
 // ninjaNoop runs ninja in dir, which must have nothing to do.
-func ninjaNoop(b *testing.B, dir string) {
+func ninjaNoop(b testing.TB, dir string) {
 	out, err := exec.Command("ninja", "-C", dir).CombinedOutput()
 	if err != nil || !bytes.Contains(out, []byte("no work to do")) {
 		b.Fatalf("ninja no-op: %v\n%s", err, tail(out))
@@ -518,4 +518,48 @@ func round(d time.Duration) string {
 	default:
 		return d.Round(10 * time.Microsecond).String()
 	}
+}
+
+// The build.ninja BenchmarkIssue12 compares with has an edge per target,
+// each producing exactly the outputs its stamp records, and, with ninja
+// installed, builds those outputs byte for byte and then has nothing to do.
+func TestIssue12NinjaFile(t *testing.T) {
+	t.Parallel()
+	w := newWorkspace(t, shipped(t))
+	shippedRun(t, w)
+	p := w.load()
+	nb, err := ninjaFile(p, &build.Store{Root: w.artifacts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	edges := 0
+	for line := range strings.Lines(string(nb.file)) {
+		if strings.HasPrefix(line, "build ") {
+			edges++
+		}
+	}
+	if edges != len(p.targets) {
+		t.Errorf("%d edges for %d targets", edges, len(p.targets))
+	}
+	store := &build.Store{Root: w.artifacts}
+	want := 0
+	for _, tg := range p.targets {
+		st, err := store.Stamp(tg.id)
+		if err != nil || st == nil {
+			t.Fatalf("stamp of %s: %v", tg.id, err)
+		}
+		want += len(st.Outputs)
+	}
+	if len(nb.outputs) != want {
+		t.Errorf("%d outputs in build.ninja, %d in the stamps", len(nb.outputs), want)
+	}
+	for _, needle := range []string{"restat = 1", "build eval_results.json: copy evals/", "cp ../pristine/summary.md summary.md"} {
+		if !strings.Contains(string(nb.file), needle) {
+			t.Errorf("build.ninja lacks %q", needle)
+		}
+	}
+	if _, err := exec.LookPath("ninja"); err != nil {
+		t.Skip("ninja is not on PATH: build.ninja is not run")
+	}
+	ninjaTree(t, w)
 }
