@@ -88,7 +88,8 @@ type issue12 struct {
 
 type figure struct {
 	name string
-	runs []time.Duration
+	runs []time.Duration // wall time
+	cpu  []time.Duration // CPU time, user and system, of this process and its children
 }
 
 type value struct{ name, text string }
@@ -110,16 +111,17 @@ func (r *issue12) find(name string) *figure {
 // prep (untimed) before each, and records its iterations as a figure.
 func (r *issue12) measure(b *testing.B, name string, prep, run func(b *testing.B)) {
 	b.Run(strings.ReplaceAll(name, " ", "_"), func(b *testing.B) {
-		var runs []time.Duration
+		var runs, cpu []time.Duration
 		once := func() {
 			if prep != nil {
 				b.StopTimer()
 				prep(b)
 				b.StartTimer()
 			}
-			start := time.Now()
+			start, startCPU := time.Now(), cpuTime()
 			run(b)
 			runs = append(runs, time.Since(start))
+			cpu = append(cpu, cpuTime()-startCPU)
 		}
 		for b.Loop() {
 			once()
@@ -131,7 +133,9 @@ func (r *issue12) measure(b *testing.B, name string, prep, run func(b *testing.B
 		b.ReportMetric(ms(lo), "min-ms")
 		b.ReportMetric(ms(med), "median-ms")
 		b.ReportMetric(ms(hi), "max-ms")
-		r.figures = append(r.figures, figure{name, runs})
+		_, medCPU, _ := spread(cpu)
+		b.ReportMetric(ms(medCPU), "median-cpu-ms")
+		r.figures = append(r.figures, figure{name, runs, cpu})
 	})
 }
 
@@ -150,7 +154,7 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 func (r *issue12) experiment(b *testing.B, name, hcl string, timeBuild bool) {
 	w := newWorkspace(b, hcl)
 	var log bytes.Buffer
-	start := time.Now()
+	start, startCPU := time.Now(), cpuTime()
 	p := connected(b, w, &log)
 	out, err := p.Results(context.Background())
 	if err != nil {
@@ -158,8 +162,7 @@ func (r *issue12) experiment(b *testing.B, name, hcl string, timeBuild bool) {
 	}
 	p.Close()
 	if timeBuild {
-		d := time.Since(start)
-		r.figures = append(r.figures, figure{"cold build " + name, []time.Duration{d}})
+		r.figures = append(r.figures, figure{"cold build " + name, []time.Duration{time.Since(start)}, []time.Duration{cpuTime() - startCPU}})
 	}
 	r.values = append(r.values, value{"targets " + name, fmt.Sprintf("%d (%d rebuilt by the build)", len(p.targets), out.Rebuilt)})
 	// Let the last outputs leave the index's racy margin, then make the
@@ -468,12 +471,14 @@ func ninjaNoop(b testing.TB, dir string) {
 
 // print writes the figures and their ratios.
 func (r *issue12) print(w io.Writer) {
-	fmt.Fprintf(w, "\nIssue 12 figures (%d-run minimum; min / median / max):\n", r.minRuns)
-	fmt.Fprintf(w, "| %-32s | %10s | %10s | %10s | %4s |\n", "figure", "min", "median", "max", "runs")
-	fmt.Fprintf(w, "|%s|%s|%s|%s|%s|\n", strings.Repeat("-", 34), strings.Repeat("-", 12), strings.Repeat("-", 12), strings.Repeat("-", 12), strings.Repeat("-", 6))
+	fmt.Fprintf(w, "\nIssue 12 figures (wall time, at least %d runs; CPU is user + system, with children's):\n", r.minRuns)
+	fmt.Fprintf(w, "| %-32s | %10s | %10s | %10s | %4s | %10s |\n", "figure", "min", "median", "max", "runs", "median CPU")
+	dash := func(n int) string { return strings.Repeat("-", n) }
+	fmt.Fprintf(w, "|%s|%s|%s|%s|%s|%s|\n", dash(34), dash(12), dash(12), dash(12), dash(6), dash(12))
 	for _, f := range r.figures {
 		lo, med, hi := spread(f.runs)
-		fmt.Fprintf(w, "| %-32s | %10s | %10s | %10s | %4d |\n", f.name, round(lo), round(med), round(hi), len(f.runs))
+		_, cpu, _ := spread(f.cpu)
+		fmt.Fprintf(w, "| %-32s | %10s | %10s | %10s | %4d | %10s |\n", f.name, round(lo), round(med), round(hi), len(f.runs), round(cpu))
 	}
 	for _, v := range r.values {
 		fmt.Fprintf(w, "%s: %s\n", v.name, v.text)
@@ -486,7 +491,13 @@ func (r *issue12) print(w io.Writer) {
 		}
 		_, ma, _ := spread(fa.runs)
 		_, mb, _ := spread(fb.runs)
-		fmt.Fprintf(w, "  %s / %s = %.2f%s\n", a, b, float64(ma)/float64(mb), goal)
+		_, ca, _ := spread(fa.cpu)
+		_, cb, _ := spread(fb.cpu)
+		cpu := ""
+		if cb > 0 {
+			cpu = fmt.Sprintf(" (CPU %.2f)", float64(ca)/float64(cb))
+		}
+		fmt.Fprintf(w, "  %s / %s = %.2f%s%s\n", a, b, float64(ma)/float64(mb), cpu, goal)
 	}
 	absolute := func(a string, limit time.Duration) {
 		if f := r.find(a); f != nil {
