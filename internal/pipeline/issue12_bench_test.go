@@ -50,6 +50,9 @@ func BenchmarkIssue12(b *testing.B) {
 	}
 	for _, s := range strings.Split(os.Getenv("ISSUE12_SKIP"), ",") {
 		if s = strings.TrimSpace(s); s != "" {
+			if !slices.Contains([]string{"large", "throughput", "mage", "ninja"}, s) {
+				b.Fatalf("ISSUE12_SKIP: %q is none of large, throughput, mage, ninja", s)
+			}
 			r.skip = append(r.skip, s)
 		}
 	}
@@ -59,6 +62,7 @@ func BenchmarkIssue12(b *testing.B) {
 	if !r.skipped("ninja") {
 		if _, err := exec.LookPath("ninja"); err != nil {
 			r.note("ninja is not on PATH (apt-get install ninja-build): its no-op and the ratios to it are skipped")
+			b.Log(r.notes[len(r.notes)-1])
 			r.skip = append(r.skip, "ninja")
 		}
 	}
