@@ -15,9 +15,13 @@
 package atomicfile
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
 )
 
 // Write atomically replaces path with data, creating parent directories, and
@@ -34,10 +38,15 @@ func WriteCache(path string, data []byte, perm os.FileMode) error {
 
 func write(path string, data []byte, perm os.FileMode, durable bool) error {
 	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
+	tmp, err := createTemp(dir, "."+filepath.Base(path)+".tmp-", perm)
+	if errors.Is(err, fs.ErrNotExist) {
+		// The directory is made only when missing: a build writes tens of
+		// thousands of files into directories that exist.
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("write %s: %w", path, err)
+		}
+		tmp, err = createTemp(dir, "."+filepath.Base(path)+".tmp-", perm)
 	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
@@ -49,9 +58,6 @@ func write(path string, data []byte, perm os.FileMode, durable bool) error {
 		}
 	}()
 	if _, err := tmp.Write(data); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Chmod(perm); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	// The data must be on disk before the name points at it.
@@ -80,6 +86,21 @@ func write(path string, data []byte, perm os.FileMode, durable bool) error {
 		syncOwn(d)
 	}
 	return nil
+}
+
+// createTemp creates a new file with a random name in dir, with perm (as
+// any new file, less the umask): unlike os.CreateTemp's 0600, it needs no
+// chmod after.
+func createTemp(dir, prefix string, perm os.FileMode) (*os.File, error) {
+	for range 100 {
+		name := filepath.Join(dir, prefix+strconv.FormatUint(rand.Uint64(), 36))
+		f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, perm)
+		if errors.Is(err, fs.ErrExist) {
+			continue
+		}
+		return f, err
+	}
+	return nil, fmt.Errorf("create a temporary file in %s: too many names taken", dir)
 }
 
 // syncOwn is the fallback: fsync of one file or directory. Tests count it.

@@ -3,6 +3,7 @@ package atomicfile
 import (
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 )
 
@@ -43,5 +44,27 @@ func TestWriteFailureKeepsOldContent(t *testing.T) {
 	entries, _ := os.ReadDir(dir)
 	if len(entries) != 2 {
 		t.Fatalf("temporary files left behind: %v", entries)
+	}
+}
+
+// A write makes the directories it needs, and the file gets the mode asked
+// for (less the umask), as any new file does; no temporary file is left.
+func TestWriteMakesDirectoriesAndMode(t *testing.T) {
+	old := syscall.Umask(0o022)
+	defer syscall.Umask(old)
+	for _, write := range []func(string, []byte, os.FileMode) error{Write, WriteCache} {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "a", "b", "c.json")
+		if err := write(path, []byte("{}"), 0o666); err != nil {
+			t.Fatal(err)
+		}
+		info, err := os.Stat(path)
+		if err != nil || info.Mode().Perm() != 0o644 {
+			t.Fatalf("mode %v (%v), want 0644 from 0666 less umask 022", info.Mode().Perm(), err)
+		}
+		entries, _ := os.ReadDir(filepath.Join(dir, "a", "b"))
+		if len(entries) != 1 {
+			t.Fatalf("%d files beside the written one", len(entries)-1)
+		}
 	}
 }
