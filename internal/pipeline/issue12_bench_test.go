@@ -568,7 +568,7 @@ func TestIssue12NinjaFile(t *testing.T) {
 	if len(nb.outputs) != want {
 		t.Errorf("%d outputs in build.ninja, %d in the stamps", len(nb.outputs), want)
 	}
-	for _, needle := range []string{"restat = 1", "build eval_results.json: copy evals/", "cp ../pristine/summary.md summary.md"} {
+	for _, needle := range []string{"restat = 1", "build eval_results.json results.txt: copy evals/", "cp ../pristine/summary.md summary.md"} {
 		if !strings.Contains(string(nb.file), needle) {
 			t.Errorf("build.ninja lacks %q", needle)
 		}
