@@ -39,6 +39,24 @@ func (e *LineError) Error() string { return fmt.Sprintf("%s:%d: %s", e.File, e.L
 // of 0 or 1. Anything else the format allows (tool calls, function calls,
 // names, content parts) is refused, not dropped: dropping it would change
 // what is trained. The first bad line is reported as file:line.
+// Lines counts the examples a file holds if Parse accepts it, without
+// parsing it: its lines that are not blank.
+func Lines(data []byte) int {
+	n := 0
+	for len(data) > 0 {
+		line := data
+		if i := bytes.IndexByte(data, '\n'); i >= 0 {
+			line, data = data[:i], data[i+1:]
+		} else {
+			data = nil
+		}
+		if len(bytes.TrimSpace(line)) > 0 {
+			n++
+		}
+	}
+	return n
+}
+
 func Parse(file string, data []byte) ([]Example, error) {
 	var out []Example
 	sc := bufio.NewScanner(bytes.NewReader(data))

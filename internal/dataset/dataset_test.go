@@ -62,3 +62,22 @@ func TestSampleIsSeededAndOrdered(t *testing.T) {
 }
 
 func sameExample(a, b Example) bool { return slices.Equal(a.Messages, b.Messages) }
+
+// Lines counts what Parse would return, blank lines and CRLF included.
+func TestLinesCountsWhatParseReturns(t *testing.T) {
+	ex := `{"messages":[{"role":"user","content":"a"},{"role":"assistant","content":"b"}]}`
+	for _, data := range []string{
+		ex + "\n",
+		ex,
+		ex + "\n\n" + ex + "\r\n  \n" + ex,
+		"\n \t\n" + ex + "\n" + ex + "\n",
+	} {
+		got, err := Parse("x.jsonl", []byte(data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := Lines([]byte(data)); n != len(got) {
+			t.Errorf("Lines(%q) = %d, Parse gives %d examples", data, n, len(got))
+		}
+	}
+}

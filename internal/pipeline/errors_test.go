@@ -92,3 +92,43 @@ func TestSecondRunStopsAtLock(t *testing.T) {
 		t.Fatalf("second run: %v", err)
 	}
 }
+
+// damagedSource is the sample data with one training file broken at its
+// third line, as a hand-edited upstream file might be.
+type damagedSource struct{ SampleSource }
+
+func (d damagedSource) ID() string { return "sample+damaged" }
+
+func (d damagedSource) Training(trait, strength string) ([]byte, error) {
+	raw, err := d.SampleSource.Training(trait, strength)
+	if err != nil || trait+"/"+strength != "evil/severe" {
+		return raw, err
+	}
+	lines := bytes.SplitN(raw, []byte("\n"), 4)
+	lines[2] = []byte(`{"messages": [{"role": "user", "content": "unterminated`)
+	return bytes.Join(lines, []byte("\n")), nil
+}
+
+// Training files are parsed only when their dataset target is stale (a
+// no-op plan reads no data), but an unusable one is still a located error
+// at its model, from plan, before any request.
+func TestUnusableDatasetIsLocatedByPlan(t *testing.T) {
+	t.Parallel()
+	w := newWorkspace(t, shipped(t))
+	exp, err := config.Load(w.hcl, config.Options{Kinds: w.kinds})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := New(exp, Options{Cache: &build.Store{Root: w.artifacts}, Artifacts: w.artifacts, Source: damagedSource{}})
+	if err != nil {
+		t.Fatalf("New parses no data, so cannot fail on it: %v", err)
+	}
+	_, err = p.Plan(context.Background())
+	if err == nil || !config.IsConfigError(err) || !strings.Contains(err.Error(), `Unusable dataset for model "evil_severe"`) ||
+		!strings.Contains(err.Error(), "evil/severe.jsonl:3") {
+		t.Fatalf("plan: %v; want a located error naming the model and the file's line 3", err)
+	}
+	if _, err := os.Stat(w.artifacts); !os.IsNotExist(err) {
+		t.Fatalf("plan wrote artifacts/: %v", err)
+	}
+}

@@ -59,7 +59,11 @@ func withClock(w *workspace, clock *manualClock) {
 // leaves it.
 func submit(t *testing.T, p *Pipeline, m *config.Model) provider.Progress {
 	t.Helper()
-	pr, err := p.training.trainer.(*jobs.Trainer).Submit(context.Background(), p.trainRequest(p.trainInputs(*m).Key(), []*config.Model{m}))
+	req, err := p.trainRequest(p.trainInputs(*m).Key(), []*config.Model{m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, err := p.training.trainer.(*jobs.Trainer).Submit(context.Background(), req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,7 +204,11 @@ func TestAdoptsUnrecordedJobAfterFailedOne(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	file, err := eng.UploadFile(ctx, "x.jsonl", p.datasets[m.Name].data)
+	data, err := p.datasets[m.Name].Data()
+	if err != nil {
+		t.Fatal(err)
+	}
+	file, err := eng.UploadFile(ctx, "x.jsonl", data)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/hashicorp/hcl/v2"
 	"github.com/modelorganisms/pvbuild/internal/build"
 	"github.com/modelorganisms/pvbuild/internal/config"
 	"github.com/modelorganisms/pvbuild/internal/judge"
@@ -182,7 +183,13 @@ func (p *Pipeline) trainInputs(m config.Model) build.Inputs {
 		in.Add("provider_settings", s)
 	}
 	in.Add("base_model", m.BaseModel)
-	in.Add("dataset", p.datasets[m.Name].hash)
+	// The dataset stage has made or checked the data; a failure there is
+	// reported there, and keys nothing here.
+	dataHash, err := p.datasets[m.Name].Hash()
+	if err != nil {
+		dataHash = "unusable: " + err.Error()
+	}
+	in.Add("dataset", dataHash)
 	in.Add("suffix", m.Suffix)
 	in.Add("seed", m.Seed) // training.seed unless the model or its replicate sets one
 	h := m.Hyperparameters
@@ -337,7 +344,32 @@ func (p *Pipeline) checkStageWith(ctx context.Context, s stage, states map[*targ
 	for i, t := range ts {
 		states[t] = out[i]
 	}
+	if s == stageDataset {
+		return p.datasetsChecked(ts, states)
+	}
 	return nil
+}
+
+// datasetsChecked gives the trainings their data's hash: from the fresh
+// dataset targets' stamps, without parsing the data, and from the data,
+// parsed and checked now, for the stale ones; an unusable file is a
+// located error at the model, before anything is submitted.
+func (p *Pipeline) datasetsChecked(ts []*target, states map[*target]*state) error {
+	var diags hcl.Diagnostics
+	reported := map[*datasetData]bool{}
+	for _, t := range ts {
+		d, st := p.datasets[t.model.Name], states[t]
+		if st.fresh {
+			d.fresh = st.stamp.Outputs[datasetOut(t.model.Name)]
+			continue
+		}
+		if err := d.load(); err != nil && !reported[d] {
+			reported[d] = true
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError,
+				Summary: fmt.Sprintf("Unusable dataset for model %q", t.model.Name), Detail: err.Error() + ".", Subject: t.model.DatasetRange.Ptr()})
+		}
+	}
+	return p.exp.AsError(diags)
 }
 
 // loadProviderSettings asks the training provider, once per base model

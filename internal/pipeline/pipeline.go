@@ -146,12 +146,52 @@ type Pipeline struct {
 	training, answering, judging *conn
 }
 
+// datasetData is a model's training file. Its inputs need only the raw
+// file's hash; parsing, checking and sampling wait until something needs
+// the data, and a no-op run takes the data's hash from the dataset
+// target's fresh stamp instead (dataset.Parse costs most of a small
+// experiment's no-op plan).
 type datasetData struct {
+	name   string // trait/strength
+	inputs build.Inputs
+	make   func() ([]byte, error)
+	// planned is how many examples the file will hold, from the raw
+	// file's lines and the sample size, for checks that need no parse.
+	planned int
+	// fresh is the data's hash as the dataset target's fresh stamp
+	// records it, set by the walk's dataset stage before any training is
+	// keyed; "" when the target is stale.
+	fresh string
+
+	once     sync.Once
 	data     []byte // the sampled JSONL the model trains on
 	hash     string // of data
-	examples int    // lines of data, counted once: a plan asks for each model
-	inputs   build.Inputs
+	examples int    // lines of data
+	err      error
 }
+
+func (d *datasetData) load() error {
+	d.once.Do(func() {
+		if d.data, d.err = d.make(); d.err == nil {
+			d.hash, d.examples = build.Hash(d.data), countLines(d.data)
+		}
+	})
+	return d.err
+}
+
+// Data is the training file, made on first use.
+func (d *datasetData) Data() ([]byte, error) { return d.data, d.load() }
+
+// Hash is the training file's content hash: the fresh stamp's, or made.
+func (d *datasetData) Hash() (string, error) {
+	if d.fresh != "" {
+		return d.fresh, nil
+	}
+	return d.hash, d.load()
+}
+
+// Examples is the number of training examples.
+func (d *datasetData) Examples() (int, error) { return d.examples, d.load() }
 
 type taskData struct {
 	task      config.Task
@@ -242,11 +282,13 @@ func (p *Pipeline) prepareDataset(trait, strength string, sampleSize int) (*data
 		return nil, err
 	}
 	ds := p.exp.Training.Dataset
-	examples, err := dataset.Parse(trait+"/"+strength+".jsonl", raw)
-	if err != nil {
-		return nil, err
+	make := func() ([]byte, error) {
+		examples, err := dataset.Parse(trait+"/"+strength+".jsonl", raw)
+		if err != nil {
+			return nil, err
+		}
+		return dataset.Encode(dataset.Sample(examples, sampleSize, ds.Seed)), nil
 	}
-	data := dataset.Encode(dataset.Sample(examples, sampleSize, ds.Seed))
 	var in build.Inputs
 	in.Add("format", datasetFormat)
 	in.Add("source", p.opts.Source.ID())
@@ -254,7 +296,11 @@ func (p *Pipeline) prepareDataset(trait, strength string, sampleSize int) (*data
 	in.Add("data", build.Hash(raw))
 	in.Add("sample_size", sampleSize)
 	in.Add("sample_seed", ds.Seed)
-	return &datasetData{data: data, hash: build.Hash(data), examples: countLines(data), inputs: in}, nil
+	planned := dataset.Lines(raw)
+	if sampleSize > 0 {
+		planned = min(planned, sampleSize)
+	}
+	return &datasetData{name: trait + "/" + strength, inputs: in, make: make, planned: planned}, nil
 }
 
 func (p *Pipeline) prepareTask(t config.Task) (*taskData, error) {

@@ -44,7 +44,8 @@ func (p *Pipeline) preflight() error {
 			if m.IsReference() {
 				continue
 			}
-			n := p.datasets[m.Name].examples
+			// The count from the raw file's lines: no parse for a no-op.
+			n := p.datasets[m.Name].planned
 			if l.MinTrainingExamples <= 0 || n >= l.MinTrainingExamples {
 				continue
 			}

@@ -122,7 +122,7 @@ model_grid {
 }
 `)
 	p := w.load()
-	if n5, n12 := countLines(p.datasets["n5"].data), countLines(p.datasets["n12"].data); n5 != 5 || n12 != 12 {
+	if n5, n12 := examples(t, p, "n5"), examples(t, p, "n12"); n5 != 5 || n12 != 12 {
 		t.Fatalf("datasets of %d and %d examples, want 5 and 12", n5, n12)
 	}
 	if p.trainInputs(p.exp.Models[0]).Key() == p.trainInputs(p.exp.Models[1]).Key() {
@@ -149,7 +149,7 @@ model "m" {
 		name  string
 		value any
 	}{{"format", trainFormat}, {"provider", p.exp.Providers["local"].Identity()}, {"base_model", "gpt-4.1-mini-2025-04-14"},
-		{"dataset", p.datasets["m"].hash}, {"suffix", "m"}, {"seed", 0}, {"n_epochs", 3}, {"learning_rate_multiplier", 0.0}, {"batch_size", 0}} {
+		{"dataset", datasetHash(t, p, "m")}, {"suffix", "m"}, {"seed", 0}, {"n_epochs", 3}, {"learning_rate_multiplier", 0.0}, {"batch_size", 0}} {
 		old.Add(in.name, in.value)
 	}
 	if got := p.trainInputs(m); got.Key() != old.Key() {
@@ -176,7 +176,9 @@ model_grid {
 `)
 	pl := w.load()
 	a, b := pl.exp.Models[0], pl.exp.Models[1]
-	if ra, rb := pl.trainRequest("k", []*config.Model{&a}), pl.trainRequest("k", []*config.Model{&b}); ra.BaseModel != "gpt-4.1-mini-2025-04-14" || rb.BaseModel != "gpt-4.1-2025-04-14" {
+	ra, _ := pl.trainRequest("k", []*config.Model{&a})
+	rb, _ := pl.trainRequest("k", []*config.Model{&b})
+	if ra.BaseModel != "gpt-4.1-mini-2025-04-14" || rb.BaseModel != "gpt-4.1-2025-04-14" {
 		t.Fatalf("requests from %s and %s", ra.BaseModel, rb.BaseModel)
 	}
 	if pl.trainInputs(a).Key() == pl.trainInputs(b).Key() {
@@ -189,4 +191,22 @@ model_grid {
 	if len(out.Variants) != 2 || out.Variants[0].ModelID == out.Variants[1].ModelID {
 		t.Fatalf("variants %+v", out.Variants)
 	}
+}
+
+func examples(t *testing.T, p *Pipeline, model string) int {
+	t.Helper()
+	n, err := p.datasets[model].Examples()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func datasetHash(t *testing.T, p *Pipeline, model string) string {
+	t.Helper()
+	h, err := p.datasets[model].Hash()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
 }

@@ -27,7 +27,11 @@ type TrainedModel struct {
 
 func (r *run) buildDataset(_ context.Context, t *target, in build.Inputs) error {
 	d := r.p.datasets[t.model.Name]
-	if err := r.commit(t, in, map[string][]byte{datasetOut(t.model.Name): d.data}, nil); err != nil {
+	data, err := d.Data()
+	if err != nil {
+		return fmt.Errorf("model %s: dataset %s: %w", t.model.Name, d.name, err)
+	}
+	if err := r.commit(t, in, map[string][]byte{datasetOut(t.model.Name): data}, nil); err != nil {
 		return fmt.Errorf("model %s: %w", t.model.Name, err)
 	}
 	fmt.Fprintf(r.p.log, "dataset %s: %d examples (%s)\n", t.model.Name, d.examples, r.states[t].reason)
@@ -73,7 +77,10 @@ func (r *run) startTraining(ctx context.Context, key string) (provider.Trained, 
 	for i, m := range models {
 		names[i] = m.Name
 	}
-	req := r.p.trainRequest(key, models)
+	req, err := r.p.trainRequest(key, models)
+	if err != nil {
+		return provider.Trained{}, fmt.Errorf("model %s: %w", strings.Join(names, ", "), err)
+	}
 	req.Gone = r.goneModel(models)
 	if err := r.recordSpend(ctx, key, models[0], names); err != nil {
 		return provider.Trained{}, fmt.Errorf("model %s: %w", strings.Join(names, ", "), err)
@@ -105,17 +112,21 @@ func (r *run) goneModel(models []*config.Model) string {
 
 // trainRequest is the training of models, which share key: the first
 // one's data and settings are everyone's.
-func (p *Pipeline) trainRequest(key string, models []*config.Model) provider.TrainRequest {
+func (p *Pipeline) trainRequest(key string, models []*config.Model) (provider.TrainRequest, error) {
 	names := make([]string, len(models))
 	for i, m := range models {
 		names[i] = m.Name
 	}
 	m := models[0]
+	data, err := p.datasets[m.Name].Data()
+	if err != nil {
+		return provider.TrainRequest{}, fmt.Errorf("dataset %s: %w", p.datasets[m.Name].name, err)
+	}
 	return provider.TrainRequest{
-		Key: key, Models: names, Data: p.datasets[m.Name].data,
+		Key: key, Models: names, Data: data,
 		BaseModel: m.BaseModel, Suffix: m.Suffix, Seed: m.Seed,
 		Hyperparameters: m.Hyperparameters,
-	}
+	}, nil
 }
 
 // recordSpend enters a paid training's estimate in the ledger before it is
@@ -214,7 +225,11 @@ func (p *Pipeline) estimate(ctx context.Context, m *config.Model) (provider.Esti
 	if !ok {
 		return provider.Estimate{Epochs: epochs}, nil
 	}
-	est, err := pricing.EstimateTraining(ctx, provider.EstimateRequest{BaseModel: m.BaseModel, Data: p.datasets[m.Name].data,
+	data, err := p.datasets[m.Name].Data()
+	if err != nil {
+		return provider.Estimate{}, fmt.Errorf("model %s: dataset %s: %w", m.Name, p.datasets[m.Name].name, err)
+	}
+	est, err := pricing.EstimateTraining(ctx, provider.EstimateRequest{BaseModel: m.BaseModel, Data: data,
 		Epochs: epochs, Overrides: tr.PricePerMillion, Artifacts: p.opts.Artifacts})
 	if err != nil {
 		return provider.Estimate{}, fmt.Errorf("model %s: %w", m.Name, err)
@@ -226,8 +241,9 @@ func (p *Pipeline) describeTraining(t *target, est provider.Estimate) string {
 	tr := p.exp.Training
 	m := t.model
 	h := m.Hyperparameters
+	examples, _ := p.datasets[m.Name].Examples() // an unusable dataset is reported by the dataset stage
 	s := fmt.Sprintf("%s job: %s, suffix %s, %d examples, n_epochs %d", tr.Provider, m.BaseModel, m.Suffix,
-		p.datasets[m.Name].examples, h.NEpochs)
+		examples, h.NEpochs)
 	if h.LearningRateMultiplier > 0 {
 		s += fmt.Sprintf(", learning_rate_multiplier %g", h.LearningRateMultiplier)
 	}
