@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -18,6 +17,7 @@ import (
 	"github.com/modelorganisms/pvbuild/internal/local"
 	"github.com/modelorganisms/pvbuild/internal/providers"
 	"github.com/modelorganisms/pvbuild/internal/server"
+	"github.com/modelorganisms/pvbuild/internal/testtmp"
 )
 
 // TestMain lets the test binary act as a `train` run in a child process, so
@@ -29,7 +29,8 @@ func TestMain(m *testing.M) {
 	// Most tests here wait on loopback servers and child processes, not the
 	// CPU: run more of them at once than there are cores.
 	flag.Set("test.parallel", "8")
-	tmp := memoryTempDir()
+	// Tens of thousands of small files: on tmpfs, not the disk.
+	tmp := testtmp.InMemory()
 	code := m.Run()
 	if shippedArtifacts != "" {
 		os.RemoveAll(filepath.Dir(shippedArtifacts))
@@ -38,30 +39,6 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(tmp)
 	}
 	os.Exit(code)
-}
-
-// memoryTempDir points TMPDIR, and so every t.TempDir, at a fresh directory
-// in /dev/shm when TMPDIR is unset and /dev/shm is a tmpfs with room to
-// spare, and returns it. These tests create, rename and remove tens of
-// thousands of small files (stamps, evaluations, logs, copies of the shared
-// run); on a journalled disk that is seconds of kernel time, on tmpfs a
-// fraction of it. Nothing here depends on the disk: a SIGKILLed child's
-// writes are in the page cache either way. Set TMPDIR to opt out.
-func memoryTempDir() string {
-	if os.Getenv("TMPDIR") != "" {
-		return ""
-	}
-	var st syscall.Statfs_t
-	const tmpfsMagic = 0x01021994
-	if err := syscall.Statfs("/dev/shm", &st); err != nil || st.Type != tmpfsMagic || st.Bavail*uint64(st.Bsize) < 4<<30 {
-		return ""
-	}
-	dir, err := os.MkdirTemp("/dev/shm", "pvbuild-pipeline-test-")
-	if err != nil {
-		return ""
-	}
-	os.Setenv("TMPDIR", dir)
-	return dir
 }
 
 // killJobDuration is how long a local job runs in the kill test: kills land
