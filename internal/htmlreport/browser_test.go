@@ -118,6 +118,7 @@ func jsString(s string) string {
 
 func TestBrowser(t *testing.T) {
 	chromium(t)
+	t.Parallel() // each page in its own chromium: they start at once
 	e := reporttest.Experiment(t)
 	hostile(&e)
 	// One sample the judge did not answer, shown as such.
@@ -171,7 +172,10 @@ func TestBrowser(t *testing.T) {
 		}},
 	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) { checkPage(t, e, tc.serve(t)) })
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			checkPage(t, e, tc.serve(t))
+		})
 	}
 }
 
@@ -402,6 +406,7 @@ func cmpFloat(a, b float64) int {
 // under each summary table; its samples are in the explorer.
 func TestBrowserReference(t *testing.T) {
 	chromium(t)
+	t.Parallel()
 	e := reporttest.Experiment(t)
 	reporttest.WithBase(t, &e, "evil_baseline")
 	means := []float64{20, 50, 80}

@@ -18,6 +18,7 @@ import (
 	"github.com/modelorganisms/pvbuild/internal/local"
 	"github.com/modelorganisms/pvbuild/internal/providers"
 	"github.com/modelorganisms/pvbuild/internal/server"
+	"github.com/modelorganisms/pvbuild/internal/testtmp"
 )
 
 // TestMain lets the test binary act as a `train` run in a child process, so
@@ -29,9 +30,14 @@ func TestMain(m *testing.M) {
 	// Most tests here wait on loopback servers and child processes, not the
 	// CPU: run more of them at once than there are cores.
 	flag.Set("test.parallel", "8")
+	// Tens of thousands of small files: on tmpfs, not the disk.
+	tmp := testtmp.InMemory()
 	code := m.Run()
 	if shippedArtifacts != "" {
 		os.RemoveAll(filepath.Dir(shippedArtifacts))
+	}
+	if tmp != "" {
+		os.RemoveAll(tmp)
 	}
 	os.Exit(code)
 }

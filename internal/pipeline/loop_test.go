@@ -70,6 +70,34 @@ type loopTrainer struct {
 	dir  string
 	name string
 	mu   sync.Mutex
+
+	// parsed memoises Chat's parse of a training file by its content: the
+	// evaluation asks hundreds of times of one file.
+	parsedMu sync.Mutex
+	parsed   map[string]parsedData
+}
+
+type parsedData struct {
+	data     []byte
+	examples []dataset.Example
+}
+
+// examples is the parse of the training file at path, which holds data.
+func (t *loopTrainer) examples(path string, data []byte) ([]dataset.Example, error) {
+	t.parsedMu.Lock()
+	defer t.parsedMu.Unlock()
+	if p, ok := t.parsed[path]; ok && bytes.Equal(p.data, data) {
+		return p.examples, nil
+	}
+	examples, err := dataset.Parse("train", data)
+	if err != nil {
+		return nil, err
+	}
+	if t.parsed == nil {
+		t.parsed = map[string]parsedData{}
+	}
+	t.parsed[path] = parsedData{data, examples}
+	return examples, nil
 }
 
 func (t *loopTrainer) statePath(key string) string { return filepath.Join(t.dir, key[:16]+".json") }
@@ -193,11 +221,12 @@ func (t *loopTrainer) Chat(_ context.Context, req provider.ChatRequest) (provide
 	if !ok {
 		return provider.ChatResponse{}, fmt.Errorf("model %q: %w", req.Model, provider.ErrNotFound)
 	}
-	data, err := os.ReadFile(filepath.Join(t.dir, key+".jsonl"))
+	path := filepath.Join(t.dir, key+".jsonl")
+	data, err := os.ReadFile(path)
 	if err != nil {
 		return provider.ChatResponse{}, fmt.Errorf("model %q: %w", req.Model, provider.ErrNotFound)
 	}
-	examples, err := dataset.Parse("train", data)
+	examples, err := t.examples(path, data)
 	if err != nil {
 		return provider.ChatResponse{}, err
 	}

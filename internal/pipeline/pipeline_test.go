@@ -151,6 +151,17 @@ var (
 // the in-process engine, and that run's outcome.
 func shippedRun(t *testing.T, w *workspace) *Outcome {
 	t.Helper()
+	out := shippedShared(t)
+	if err := os.CopyFS(w.artifacts, os.DirFS(shippedArtifacts)); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// shippedShared runs the shipped experiment once per process and returns
+// that run's outcome; its artifacts, in shippedArtifacts, are read only.
+func shippedShared(t *testing.T) *Outcome {
+	t.Helper()
 	shippedOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "pvbuild-shipped-")
 		if err != nil {
@@ -164,9 +175,6 @@ func shippedRun(t *testing.T, w *workspace) *Outcome {
 	})
 	if shippedOutcome == nil {
 		t.Fatal("the shared run of the shipped experiment failed")
-	}
-	if err := os.CopyFS(w.artifacts, os.DirFS(shippedArtifacts)); err != nil {
-		t.Fatal(err)
 	}
 	return shippedOutcome
 }

@@ -19,9 +19,7 @@ func TestAbuseTamperedArtifacts(t *testing.T) {
 	if testing.Short() {
 		t.Skip("rebuilds parts of the shipped experiment")
 	}
-	clean := newWorkspace(t, shipped(t))
-	shippedRun(t, clean)
-	want := readResults(t, clean)
+	want := localResults(t)
 
 	const (
 		evalOutput = "evals/evil_severe/evil_detection.json"
