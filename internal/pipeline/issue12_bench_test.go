@@ -262,8 +262,8 @@ func noopResults(b *testing.B, w *workspace, log *bytes.Buffer) {
 	p := connected(b, w, log)
 	defer p.Close()
 	out, err := p.Results(context.Background())
-	if err != nil || out.Rebuilt != 0 || len(out.Variants) == 0 {
-		b.Fatalf("no-op results: rebuilt %v, %d variants, %v\n%s", out.Rebuilt, len(out.Variants), err, log.String())
+	if err != nil || out.Rebuilt != 0 || len(out.Tables) == 0 {
+		b.Fatalf("no-op results: rebuilt %v, %d bytes of tables, %v\n%s", out.Rebuilt, len(out.Tables), err, log.String())
 	}
 }
 
