@@ -143,6 +143,7 @@ func (r *run) experiment() (report.Experiment, error) {
 			byModel[t.model.Name].ModelID = ev.ModelID
 			e.Evals = append(e.Evals, *ev)
 		}
+		e.Index()
 		r.exp, r.expErr = e, errors.Join(errs...)
 	})
 	return r.exp, r.expErr

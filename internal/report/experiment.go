@@ -57,6 +57,22 @@ type Experiment struct {
 	Tasks     []Task
 	Models    []Model
 	Evals     []Eval
+
+	// evalAt indexes Evals by model and task once Index is called: the
+	// reports look up every (model, task), and a scan for each is
+	// quadratic in a sweep's size.
+	evalAt map[[2]string]int
+}
+
+// Index makes Eval a map lookup; call it once Evals is complete. Copies
+// of e made after share the index.
+func (e *Experiment) Index() {
+	e.evalAt = make(map[[2]string]int, len(e.Evals))
+	for i, ev := range e.Evals {
+		if _, dup := e.evalAt[[2]string{ev.Model, ev.Task}]; !dup {
+			e.evalAt[[2]string{ev.Model, ev.Task}] = i // the first, as a scan finds
+		}
+	}
 }
 
 // Variants are the evaluations in eval_results.json's shape: one per model
@@ -115,6 +131,12 @@ func (e Experiment) TrainedTraits() []string {
 
 // Eval returns the evaluation of model on task.
 func (e Experiment) Eval(model, task string) (Eval, bool) {
+	if e.evalAt != nil {
+		if i, ok := e.evalAt[[2]string{model, task}]; ok && i < len(e.Evals) {
+			return e.Evals[i], true
+		}
+		return Eval{}, false
+	}
 	for _, ev := range e.Evals {
 		if ev.Model == model && ev.Task == task {
 			return ev, true

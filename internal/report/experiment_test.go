@@ -596,3 +596,18 @@ func TestReferenceModel(t *testing.T) {
 		t.Errorf("terminal: %d reference tables, want %d:\n%s", n, len(e.Tasks), term.String())
 	}
 }
+
+// An indexed experiment finds every evaluation a scan finds, the first of
+// any two alike, and nothing else.
+func TestIndexedEvalMatchesScan(t *testing.T) {
+	e := report.Experiment{Evals: []report.Eval{{Model: "a", Task: "x", ModelID: "1"}, {Model: "b", Task: "x", ModelID: "2"}, {Model: "a", Task: "x", ModelID: "3"}}}
+	indexed := e
+	indexed.Index()
+	for _, q := range [][2]string{{"a", "x"}, {"b", "x"}, {"a", "y"}, {"c", "x"}} {
+		want, wok := e.Eval(q[0], q[1])
+		got, ok := indexed.Eval(q[0], q[1])
+		if ok != wok || got.ModelID != want.ModelID {
+			t.Errorf("Eval(%q, %q): indexed %q %v, scan %q %v", q[0], q[1], got.ModelID, ok, want.ModelID, wok)
+		}
+	}
+}
