@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -100,10 +101,18 @@ type stampFact struct {
 }
 
 type index struct {
+	// The facts read from disk never change after loading: a no-op check,
+	// tens of thousands of lookups on all cores, reads them without a lock.
+	diskFiles  map[string]fileFact  // by path relative to the store root
+	diskStamps map[string]stampFact // by target
+
+	// What this process learnt, which overrides the disk's, under mu; a
+	// stampFact without a fingerprint forgets the disk's.
 	mu      sync.Mutex
-	files   map[string]fileFact  // by path relative to the store root
-	stamps  map[string]stampFact // by target
-	changed bool                 // holds a fact the file on disk lacks
+	learnt  atomic.Bool
+	files   map[string]fileFact
+	stamps  map[string]stampFact
+	changed bool // holds a fact the file on disk lacks
 	// youngest is the newest change time (unix ns) of a file whose fact
 	// was learnt in this process: a file changed lately may not be on
 	// disk yet, and the index must not outlive it.
@@ -124,6 +133,7 @@ func (s *Store) indexPath() string { return filepath.Join(s.Root, ".stamps", "in
 func (s *Store) index() *index {
 	s.idxOnce.Do(func() {
 		s.idx = &index{files: map[string]fileFact{}, stamps: map[string]stampFact{}}
+		s.idx.diskFiles, s.idx.diskStamps = map[string]fileFact{}, map[string]stampFact{}
 		if b, err := os.ReadFile(s.indexPath()); err == nil {
 			s.idx.parse(b)
 		}
@@ -140,13 +150,37 @@ func (x *index) file(rel string, fp fingerprint) (string, bool) {
 		return "", false
 	}
 	t := fp.text()
-	x.mu.Lock()
-	f, ok := x.files[rel]
-	x.mu.Unlock()
+	f, ok := x.fileFact(rel)
 	if ok && f.trusted && f.fp == string(t[:]) {
 		return f.hash, true
 	}
 	return "", false
+}
+
+func (x *index) fileFact(rel string) (fileFact, bool) {
+	if x.learnt.Load() {
+		x.mu.Lock()
+		f, ok := x.files[rel]
+		x.mu.Unlock()
+		if ok {
+			return f, true
+		}
+	}
+	f, ok := x.diskFiles[rel]
+	return f, ok
+}
+
+func (x *index) stampFact(target string) (stampFact, bool) {
+	if x.learnt.Load() {
+		x.mu.Lock()
+		f, ok := x.stamps[target]
+		x.mu.Unlock()
+		if ok {
+			return f, true
+		}
+	}
+	f, ok := x.diskStamps[target]
+	return f, ok
 }
 
 // learnFile records that rel held hash when it had fp, learnt at the
@@ -156,11 +190,12 @@ func (x *index) learnFile(rel string, fp fingerprint, hash string, at int64) {
 		return
 	}
 	t := fp.text()
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	if old, ok := x.files[rel]; ok && old.fp == string(t[:]) && old.hash == hash && old.trusted {
+	if old, ok := x.fileFact(rel); ok && old.fp == string(t[:]) && old.hash == hash && old.trusted {
 		return
 	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.learnt.Store(true)
 	x.files[rel] = fileFact{fp: string(t[:]), hash: hash, trusted: fp.settles() < at, settles: fp.settles()}
 	x.changed = true
 	x.youngest = max(x.youngest, fp.ctime)
@@ -171,9 +206,7 @@ func (x *index) stamp(target string, fp fingerprint) (stampFact, bool) {
 		return stampFact{}, false
 	}
 	t := fp.text()
-	x.mu.Lock()
-	f, ok := x.stamps[target]
-	x.mu.Unlock()
+	f, ok := x.stampFact(target)
 	if ok && f.trusted && f.fp == string(t[:]) {
 		return f, true
 	}
@@ -197,18 +230,21 @@ func (x *index) learnStamp(st *Stamp, fp fingerprint, at int64) {
 	t := fp.text()
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	x.learnt.Store(true)
 	x.stamps[st.Target] = stampFact{fp: string(t[:]), key: st.Key, outputs: st.Outputs, files: st.Files, trusted: fp.settles() < at, settles: fp.settles()}
 	x.changed = true
 	x.youngest = max(x.youngest, fp.ctime)
 }
 
 func (x *index) forgetStamp(target string) {
+	if _, ok := x.stampFact(target); !ok {
+		return
+	}
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if _, ok := x.stamps[target]; ok {
-		delete(x.stamps, target)
-		x.changed = true
-	}
+	x.learnt.Store(true)
+	x.stamps[target] = stampFact{}
+	x.changed = true
 }
 
 // indexable keeps the index a plain tab-separated file: a name with a tab,
@@ -242,16 +278,19 @@ func indexable(s string) bool {
 // marshal writes the facts worth keeping at the instant now: trusted ones,
 // and the others whose files had settled by then.
 func (x *index) marshal(now int64) []byte {
-	keep := func(trusted bool, settles int64) bool { return trusted || settles < now }
-	files := make([]string, 0, len(x.files))
-	for name, f := range x.files {
-		if keep(f.trusted, f.settles) {
+	allFiles, allStamps := maps.Clone(x.diskFiles), maps.Clone(x.diskStamps)
+	maps.Copy(allFiles, x.files)
+	maps.Copy(allStamps, x.stamps)
+	keep := func(fp string, trusted bool, settles int64) bool { return fp != "" && (trusted || settles < now) }
+	files := make([]string, 0, len(allFiles))
+	for name, f := range allFiles {
+		if keep(f.fp, f.trusted, f.settles) {
 			files = append(files, name)
 		}
 	}
-	stamps := make([]string, 0, len(x.stamps))
-	for name, f := range x.stamps {
-		if keep(f.trusted, f.settles) {
+	stamps := make([]string, 0, len(allStamps))
+	for name, f := range allStamps {
+		if keep(f.fp, f.trusted, f.settles) {
 			stamps = append(stamps, name)
 		}
 	}
@@ -265,7 +304,7 @@ func (x *index) marshal(now int64) []byte {
 	b = strconv.AppendInt(b, int64(len(stamps)), 10)
 	b = append(b, '\n')
 	for _, name := range files {
-		f := x.files[name]
+		f := allFiles[name]
 		b = append(b, "f\t"...)
 		b = append(b, name...)
 		b = append(b, '\t')
@@ -275,7 +314,7 @@ func (x *index) marshal(now int64) []byte {
 		b = append(b, '\n')
 	}
 	for _, name := range stamps {
-		f := x.stamps[name]
+		f := allStamps[name]
 		b = append(b, "s\t"...)
 		b = append(b, name...)
 		b = append(b, '\t')
@@ -383,7 +422,7 @@ func (x *index) parse(b []byte) {
 			return
 		}
 	}
-	x.files, x.stamps = files, stamps
+	x.diskFiles, x.diskStamps = files, stamps
 }
 
 // Flush writes what this process learnt to the index, if anything. When
