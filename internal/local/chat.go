@@ -153,6 +153,20 @@ func (e *Engine) indexFor(model string) (*indexEntry, error) {
 
 func (e *Engine) buildCorpus(model string) (*corpus, error) {
 	if model == baseKey {
+		e.baseOnce.Do(func() {
+			if e.loadBase == nil {
+				return
+			}
+			ex, err := e.loadBase()
+			if err != nil {
+				e.baseErr = fmt.Errorf("local engine base corpus: %w", err)
+			} else if len(ex) > 0 {
+				e.base = baseCorpus(ex)
+			}
+		})
+		if e.baseErr != nil {
+			return nil, e.baseErr
+		}
 		if e.base == nil {
 			return nil, errors.New("the local base model has no corpus (Options.Base is empty)")
 		}

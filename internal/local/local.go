@@ -52,7 +52,11 @@ type Options struct {
 	JobDuration time.Duration    // simulated time from job creation to success; default DefaultJobDuration
 	Now         func() time.Time // clock; default time.Now
 	Base        []dataset.Example
-	Judges      []Judge
+	// LoadBase, when Base is empty, reads the base corpus on the base
+	// model's first answer: opening the engine (every `results`, a no-op
+	// included) parses nothing it may not need.
+	LoadBase func() ([]dataset.Example, error)
+	Judges   []Judge
 }
 
 // Judge is a rubric the judge model recognises: a prompt template and the
@@ -73,7 +77,10 @@ type Engine struct {
 	duration time.Duration
 	now      func() time.Time
 
-	base *corpus // nil when Options.Base is empty
+	baseOnce sync.Once
+	loadBase func() ([]dataset.Example, error)
+	base     *corpus // nil when the engine has no base corpus
+	baseErr  error
 
 	mu       sync.Mutex      // serialises job read-modify-write within this process
 	creating map[string]bool // job ids taken by a CreateJob still writing its record; under mu
@@ -122,8 +129,10 @@ func Open(opts Options) (*Engine, error) {
 	if e.now == nil {
 		e.now = time.Now
 	}
+	e.loadBase = opts.LoadBase
 	if len(opts.Base) > 0 {
-		e.base = baseCorpus(opts.Base)
+		base := opts.Base
+		e.loadBase = func() ([]dataset.Example, error) { return base, nil }
 	}
 	for _, j := range opts.Judges {
 		if err := e.AddJudge(j); err != nil {
@@ -145,15 +154,11 @@ func Default(dir string) (*Engine, error) {
 
 // DefaultOptions are Default's options, to adjust before Open.
 func DefaultOptions(dir string) (Options, error) {
-	base, err := sampledata.BaseCorpus()
-	if err != nil {
-		return Options{}, fmt.Errorf("local engine base corpus: %w", err)
-	}
 	labeled, err := sampledata.JudgeExamples()
 	if err != nil {
 		return Options{}, fmt.Errorf("local engine judge examples: %w", err)
 	}
-	opts := Options{Dir: dir, Base: base}
+	opts := Options{Dir: dir, LoadBase: sampledata.BaseCorpus}
 	for _, trait := range sampledata.Traits {
 		task, err := sampledata.EvalTask(trait)
 		if err != nil {
