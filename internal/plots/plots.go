@@ -92,17 +92,9 @@ func Expression(e report.Experiment, trait string) ([]byte, error) {
 			plotter.YErrors
 		}
 		flush := func() error {
-			if len(segment) == 0 {
-				return nil
-			}
-			ln, sc, err := plotter.NewLinePoints(segment)
-			if err != nil {
-				return err
-			}
-			ln.LineStyle, sc.GlyphStyle = line, glyph
-			p.Add(ln, sc)
+			err := addLinePoints(p, segment, line, glyph)
 			segment = nil
-			return nil
+			return err
 		}
 		for i, pt := range l.Points {
 			if !pt.Plotted() {
@@ -178,4 +170,18 @@ func (t legendThumb) Thumbnail(c *draw.Canvas) {
 	if t.glyph.Shape != nil {
 		c.DrawGlyph(t.glyph, c.Center())
 	}
+}
+
+// addLinePoints draws one unbroken run of a line with its points.
+func addLinePoints(p *plot.Plot, pts plotter.XYs, line draw.LineStyle, glyph draw.GlyphStyle) error {
+	if len(pts) == 0 {
+		return nil
+	}
+	ln, sc, err := plotter.NewLinePoints(pts)
+	if err != nil {
+		return err
+	}
+	ln.LineStyle, sc.GlyphStyle = line, glyph
+	p.Add(ln, sc)
+	return nil
 }

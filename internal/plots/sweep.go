@@ -137,17 +137,9 @@ func addDoseLine(p *plot.Plot, c report.DoseChart, l report.DoseLine, li int, of
 		plotter.YErrors
 	}
 	flush := func() error {
-		if len(segment) == 0 {
-			return nil
-		}
-		ln, sc, err := plotter.NewLinePoints(segment)
-		if err != nil {
-			return err
-		}
-		ln.LineStyle, sc.GlyphStyle = line, glyph
-		p.Add(ln, sc)
+		err := addLinePoints(p, segment, line, glyph)
 		segment = nil
-		return nil
+		return err
 	}
 	for i, r := range l.Points {
 		x := c.X[i].Number + offset
