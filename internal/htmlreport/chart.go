@@ -203,16 +203,7 @@ func layoutChart(id string, c report.Chart) svgChart {
 		ser.Path = strings.TrimSpace(path.String())
 		s.Series = append(s.Series, ser)
 
-		ly := float64(bottom+axisBand+legendRow*li) + legendRow/2
-		label := l.Task.Name + " (" + l.Task.Trait + " score)"
-		if l.OnTarget {
-			label += ", the trained trait"
-		}
-		s.Legend = append(s.Legend, legendEntry{
-			Y: num(ly), LineX1: left, LineX2: left + 36, TextX: left + 46,
-			MarkerTranslate: fmt.Sprintf("translate(%s %s)", f1(left+18), f1(ly)),
-			Series:          ser, Label: label,
-		})
+		s.Legend = append(s.Legend, lineLegend(li, bottom, l.Task, l.OnTarget, ser))
 		if len(vals) > 0 {
 			desc = append(desc, l.Task.Name+": "+strings.Join(vals, ", "))
 		}
@@ -240,4 +231,20 @@ func layoutChart(id string, c report.Chart) svgChart {
 	s.Height = bottom + axisBand + legendRow*len(s.Legend) + 8
 	s.Desc = c.Title + ". Trait expression (0 to 100) by training strength. " + strings.Join(desc, "; ")
 	return s
+}
+
+// lineLegend is the legend row of a task's line, li rows below the plot
+// whose bottom edge is at bottom.
+func lineLegend(li int, bottom float64, t report.Task, onTarget bool, ser svgSeries) legendEntry {
+	const left = marginLeft
+	ly := bottom + axisBand + legendRow*float64(li) + legendRow/2
+	label := t.Name + " (" + t.Trait + " score)"
+	if onTarget {
+		label += ", the trained trait"
+	}
+	return legendEntry{
+		Y: num(ly), LineX1: left, LineX2: left + 36, TextX: left + 46,
+		MarkerTranslate: fmt.Sprintf("translate(%s %s)", f1(left+18), f1(ly)),
+		Series:          ser, Label: label,
+	}
 }

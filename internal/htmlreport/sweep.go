@@ -158,16 +158,7 @@ func layoutDose(id string, c report.DoseChart, panel report.DosePanel) svgChart 
 		}
 		ser.Path = strings.TrimSpace(path.String())
 		s.Series = append(s.Series, ser)
-		ly := float64(bottom+axisBand+legendRow*li) + legendRow/2
-		label := l.Task.Name + " (" + l.Task.Trait + " score)"
-		if l.OnTarget {
-			label += ", the trained trait"
-		}
-		s.Legend = append(s.Legend, legendEntry{
-			Y: num(ly), LineX1: left, LineX2: left + 36, TextX: left + 46,
-			MarkerTranslate: fmt.Sprintf("translate(%s %s)", f1(left+18), f1(ly)),
-			Series:          ser, Label: label,
-		})
+		s.Legend = append(s.Legend, lineLegend(li, bottom, l.Task, l.OnTarget, ser))
 		if len(vals) > 0 {
 			desc = append(desc, l.Task.Name+": "+strings.Join(vals, ", "))
 		}
