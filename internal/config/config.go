@@ -7,9 +7,12 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/gohcl"
@@ -509,8 +512,10 @@ func decode(body hcl.Body, dir string, opts Options) (*Experiment, hcl.Diagnosti
 			}
 		}
 	}
-	for _, mb := range fs.Models {
-		m, d := decodeModel(mb.Name, mb.Body, ctx, exp.trainDefaults(), blockRange(mb.Body))
+	defaults := exp.trainDefaults()
+	decoded := decodeModels(fs.Models, ctx, defaults)
+	for i := range fs.Models {
+		m, d := decoded[i].m, decoded[i].diags
 		diags = append(diags, d...)
 		if !d.HasErrors() {
 			if m.Seed == nil {
@@ -723,6 +728,40 @@ type trainDefaults struct {
 	BaseModel       string
 	Provider        string
 	LoRA            bool
+}
+
+// decodeModels decodes model blocks, a large list on every core: each
+// block is independent, and expression evaluation only reads ctx. The
+// results keep the file's order, so diagnostics and models do too.
+func decodeModels(blocks []modelBlock, ctx *hcl.EvalContext, defaults trainDefaults) []decodedResult {
+	out := make([]decodedResult, len(blocks))
+	decode := func(i int) {
+		mb := &blocks[i]
+		out[i].m, out[i].diags = decodeModel(mb.Name, mb.Body, ctx, defaults, blockRange(mb.Body))
+	}
+	workers := min(runtime.GOMAXPROCS(0), len(blocks)/64)
+	if workers < 2 {
+		for i := range blocks {
+			decode(i)
+		}
+		return out
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < len(blocks); i = int(next.Add(1) - 1) {
+				decode(i)
+			}
+		})
+	}
+	wg.Wait()
+	return out
+}
+
+type decodedResult struct {
+	m     decodedModel
+	diags hcl.Diagnostics
 }
 
 func decodeModel(name string, body hcl.Body, ctx *hcl.EvalContext, defaults trainDefaults, rng hcl.Range) (decodedModel, hcl.Diagnostics) {

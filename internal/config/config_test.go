@@ -1,7 +1,11 @@
 package config
 
 import (
+	"fmt"
 	"os"
+	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -234,5 +238,41 @@ func TestCoherenceSettings(t *testing.T) {
 	_, err = Parse("x.hcl", []byte("trait \"coherence\" {\n  description = \"d\"\n  questions = [\"q\"]\n}\nevaluation {\n  task \"a\" { trait = \"evil\" }\n}\n"+model), opts(nil))
 	if err == nil || !strings.Contains(err.Error(), "x.hcl:1:19: Reserved trait name") {
 		t.Errorf("trait block named coherence: got %v", err)
+	}
+}
+
+// TestManyModelsKeepFileOrder decodes enough model blocks to take the
+// parallel path: models and errors come out in the file's order.
+func TestManyModelsKeepFileOrder(t *testing.T) {
+	var b strings.Builder
+	b.WriteString(minimal)
+	for i := range 300 {
+		epochs := "3"
+		if i%100 == 7 {
+			epochs = `"many"` // an error in blocks 7, 107, 207
+		}
+		fmt.Fprintf(&b, "model \"m%03d\" {\n  dataset = \"evil/mild\"\n  suffix = \"s%03d\"\n  n_epochs = %s\n}\n", i, i, epochs)
+	}
+	_, err := Parse("many.hcl", []byte(b.String()), opts(nil))
+	if err == nil {
+		t.Fatal("three bad n_epochs decoded without an error")
+	}
+	var lines []int
+	for _, m := range regexp.MustCompile(`many\.hcl:(\d+):\d+:`).FindAllStringSubmatch(err.Error(), -1) {
+		n, _ := strconv.Atoi(m[1])
+		lines = append(lines, n)
+	}
+	if len(lines) != 3 || !slices.IsSorted(lines) {
+		t.Fatalf("error lines %v, want three in file order:\n%v", lines, err)
+	}
+
+	exp, err := Parse("many.hcl", []byte(strings.ReplaceAll(b.String(), `"many"`, "2")), opts(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, m := range exp.Models {
+		if want := fmt.Sprintf("m%03d", i); m.Name != want {
+			t.Fatalf("model %d is %q, want %q", i, m.Name, want)
+		}
 	}
 }
