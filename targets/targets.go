@@ -16,11 +16,7 @@ import (
 
 // Plan shows every target as fresh or stale, with the reason, and the training jobs a build would submit.
 func Plan(ctx context.Context) error {
-	p, err := pipeline.Load(ctx, env())
-	if err != nil {
-		return err
-	}
-	pl, err := p.Plan(ctx)
+	pl, err := pipeline.LoadPlan(ctx, env())
 	if err != nil {
 		return err
 	}
@@ -37,7 +33,7 @@ func Plan(ctx context.Context) error {
 	}
 	// Which protocol the evaluations follow, and where the file departs
 	// from it: a number is comparable only with its protocol's.
-	fmt.Println("evaluation: " + p.Experiment().Evaluation.ProtocolSummary())
+	fmt.Println("evaluation: " + pl.Protocol)
 	stale, jobs := pl.Stale()
 	if stale == 0 {
 		fmt.Println("everything is fresh: nothing to do")
@@ -61,7 +57,7 @@ func Plan(ctx context.Context) error {
 		}
 		fmt.Println()
 	}
-	return p.CheckBudget(pl)
+	return pl.CheckBudget()
 }
 
 // Train submits every stale training job at once, waits for them with progress, and records the trained models.

@@ -176,13 +176,17 @@ type Store struct {
 	idxOnce sync.Once
 	idx     *index
 
-	clock func() int64 // unix ns; nil is the wall clock (tests move it on)
+	// Clock is what the index judges by whether a file has settled (see
+	// index.go); nil is the wall clock. Tests move it on, as the next run
+	// would be, instead of waiting.
+	Clock func() time.Time
+
 	reads atomic.Int64 // files read to check freshness (tests count them)
 }
 
 func (s *Store) now() int64 {
-	if s.clock != nil {
-		return s.clock()
+	if s.Clock != nil {
+		return s.Clock().UnixNano()
 	}
 	return time.Now().UnixNano()
 }

@@ -16,13 +16,13 @@ import (
 
 // later is a clock a minute ahead of the wall clock: every file written
 // so far has settled, as it has for the next run of a real build.
-func later() int64 { return time.Now().Add(time.Minute).UnixNano() }
+func later() time.Time { return time.Now().Add(time.Minute) }
 
 // built commits n targets of two outputs each and saves the index as a
 // run ending a minute later would.
 func built(t *testing.T, n int) *Store {
 	t.Helper()
-	s := &Store{Root: t.TempDir(), clock: later}
+	s := &Store{Root: t.TempDir(), Clock: later}
 	for i := range n {
 		outs := map[string][]byte{
 			fmt.Sprintf("evals/m%d/a.json", i): fmt.Appendf(nil, `{"mean":%d}`, i),
@@ -42,7 +42,7 @@ func built(t *testing.T, n int) *Store {
 // index; it checks every target and returns how many files it read.
 func rerun(t *testing.T, root string, n int) (*Store, int64) {
 	t.Helper()
-	s := &Store{Root: root, clock: later}
+	s := &Store{Root: root, Clock: later}
 	for i := range n {
 		st, err := s.Check(fmt.Sprintf("eval/m%d/a", i), inputs("3"))
 		if err != nil || !st.Fresh {
@@ -98,7 +98,7 @@ func TestIndexCatchesEditWithRestoredTimes(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	r := &Store{Root: s.Root, clock: later}
+	r := &Store{Root: s.Root, Clock: later}
 	for target, want := range map[string]string{
 		"eval/m0/a": "",
 		"eval/m1/a": "output evals/m1/a.json was modified",
@@ -168,7 +168,7 @@ func TestDamagedIndexIsIgnored(t *testing.T) {
 // inputs changed, or whose stamp was invalidated, is stale whatever it says.
 func TestIndexNeverOverridesKeysOrInvalidation(t *testing.T) {
 	s := built(t, 2)
-	r := &Store{Root: s.Root, clock: later}
+	r := &Store{Root: s.Root, Clock: later}
 	if st, _ := r.Check("eval/m0/a", inputs("5")); st.Fresh || st.Reason != "n_epochs changed (3 -> 5)" {
 		t.Fatalf("changed inputs: %+v", st)
 	}
@@ -178,7 +178,7 @@ func TestIndexNeverOverridesKeysOrInvalidation(t *testing.T) {
 	if err := r.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	q := &Store{Root: s.Root, clock: later}
+	q := &Store{Root: s.Root, Clock: later}
 	if st, _ := q.Check("eval/m1/a", inputs("3")); st.Fresh || st.Reason != "its training was lost" {
 		t.Fatalf("invalidated: %+v", st)
 	}

@@ -21,7 +21,9 @@ type Trait struct {
 	Description string
 	JudgePrompt string
 	Questions   []string
-	DeclRange   hcl.Range
+	// QuestionsFile is the file the questions were read from, if any.
+	QuestionsFile string
+	DeclRange     hcl.Range
 }
 
 type traitBlock struct {
@@ -107,7 +109,7 @@ func decodeTraits(blocks []traitBlock, dir string) (map[string]Trait, hcl.Diagno
 				}
 				fail("questions_file", summary, err.Error()+".")
 			}
-			t.Questions = qs
+			t.Questions, t.QuestionsFile = qs, path
 		}
 		if len(t.Questions) == 0 && b.QuestionsFile == nil {
 			diags = append(diags, missing(rng, "questions", "List the evaluation questions (questions = [...]) or name a file of them (questions_file, one question a line or a JSON list).")...)

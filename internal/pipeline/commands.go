@@ -39,6 +39,19 @@ type Plan struct {
 	Spent     float64
 	SpentJobs int
 	Budget    float64
+	// Protocol is how the evaluations are sampled and judged, and where
+	// the experiment departs from its protocol.
+	Protocol string
+
+	p *Pipeline // nil for a snapshot's plan, which submits nothing
+}
+
+// CheckBudget is the pipeline's CheckBudget of this plan.
+func (pl *Plan) CheckBudget() error {
+	if pl.p == nil {
+		return nil
+	}
+	return pl.p.CheckBudget(pl)
 }
 
 // Steps lists every target in build order.
@@ -103,16 +116,22 @@ func (p *Pipeline) Plan(ctx context.Context) (*Plan, error) {
 		return nil, err
 	}
 	r := p.newRun()
-	defer p.flushCache()
 	if err := r.checkAll(ctx); err != nil {
+		p.flushCache()
 		return nil, err
 	}
-	return r.plan(ctx)
+	pl, err := r.plan(ctx)
+	// The snapshot relies on the facts the flush makes durable.
+	p.flushCache()
+	if err == nil {
+		r.saveSnapshot(pl)
+	}
+	return pl, err
 }
 
 func (r *run) plan(ctx context.Context) (*Plan, error) {
 	p := r.p
-	pl := &Plan{}
+	pl := &Plan{Protocol: p.exp.Evaluation.ProtocolSummary(), p: p}
 	var n [numStages]int
 	for _, t := range p.targets {
 		n[t.stage]++

@@ -21,6 +21,7 @@ import (
 	"github.com/modelorganisms/pvbuild/internal/build"
 	"github.com/modelorganisms/pvbuild/internal/config"
 	"github.com/modelorganisms/pvbuild/internal/dataset"
+	"github.com/modelorganisms/pvbuild/internal/inputfile"
 	"github.com/modelorganisms/pvbuild/internal/provider"
 	"github.com/modelorganisms/pvbuild/internal/sampledata"
 	"github.com/modelorganisms/pvbuild/internal/upstream"
@@ -51,6 +52,9 @@ type Env struct {
 	Getenv func(string) string
 	// Now is the clock that times evaluations; nil means time.Now.
 	Now func() time.Time
+	// StoreClock is the one the freshness index judges by whether a file
+	// has settled (build.Store.Clock); nil is the wall clock.
+	StoreClock func() time.Time
 }
 
 // EnvFromOS reads EXPERIMENT (default ./experiment.hcl); artifacts live in
@@ -66,19 +70,32 @@ func EnvFromOS(log io.Writer, providers provider.Registry) Env {
 // Load reads the experiment and its data. It writes nothing under
 // artifacts/ except, for upstream data, the download cache.
 func Load(ctx context.Context, env Env) (*Pipeline, error) {
-	store := &build.Store{Root: env.Artifacts}
+	store := &build.Store{Root: env.Artifacts, Clock: env.StoreClock}
 	// The freshness index loads while the experiment is decoded: a no-op
 	// plan of a large experiment waits on both.
 	go store.Preload()
-	exp, err := config.Load(env.Experiment, config.Options{Kinds: env.Providers, Getenv: env.Getenv})
+	src, err := inputfile.Read(env.Experiment, config.MaxExperimentBytes)
+	if err != nil {
+		return nil, fmt.Errorf("read experiment: %w", err)
+	}
+	vars := &envRecorder{getenv: env.getenv(), names: map[string]bool{}}
+	exp, err := config.Parse(env.Experiment, src, config.Options{Kinds: env.Providers, Getenv: vars.Getenv})
 	if err != nil {
 		return nil, err
 	}
-	src, err := openSource(ctx, exp, store)
+	source, err := openSource(ctx, exp, store)
 	if err != nil {
 		return nil, err
 	}
-	return New(exp, Options{Cache: store, Artifacts: env.Artifacts, Source: src, Log: env.Log, Now: env.Now})
+	p, err := New(exp, Options{Cache: store, Artifacts: env.Artifacts, Source: source, Log: env.Log, Now: env.Now})
+	if err != nil {
+		return nil, err
+	}
+	p.envNames = vars.Names()
+	if id, ok := planIdentity(env, src, p.envNames); ok {
+		p.identity = id
+	}
+	return p, nil
 }
 
 func openSource(ctx context.Context, exp *config.Experiment, store *build.Store) (Source, error) {
@@ -144,6 +161,11 @@ type Pipeline struct {
 
 	// Set by Connect: who trains, who answers, who judges.
 	training, answering, judging *conn
+
+	// Set by Load: what a plan derives from besides the artifacts, and
+	// the environment variables the experiment read; see snapshot.go.
+	identity build.Inputs
+	envNames []string
 }
 
 // datasetData is a model's training file. Its inputs need only the raw

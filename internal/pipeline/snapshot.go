@@ -1,0 +1,290 @@
+package pipeline
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/modelorganisms/pvbuild/internal/build"
+	"github.com/modelorganisms/pvbuild/internal/config"
+	"github.com/modelorganisms/pvbuild/internal/inputfile"
+	"github.com/modelorganisms/pvbuild/internal/provider"
+)
+
+// A no-op plan decodes the experiment, keys every target and checks every
+// stamp and output against the index; on a sweep of a thousand models most
+// of that is work whose answer is known. A plan that finds everything
+// fresh is therefore kept as a snapshot (see build.Snapshot) keyed by
+// what the keys are computed from besides the artifacts: the program, the
+// experiment's bytes and the environment variables it read. The next plan
+// with the same key whose stamps and outputs all have their fingerprints
+// is that plan; any difference, or any doubt, plans the long way.
+//
+// A plan is kept only when nothing else entered it: no file the
+// experiment names (questions_file), no downloaded data, no training
+// settings asked of a provider, and no secret in the environment.
+
+// snapshotFormat changes whenever what a snapshot holds, or what a plan
+// is derived from, does.
+const snapshotFormat = "plan-snapshot/1"
+
+// executable is the running program's file; tests name another.
+var executable = os.Executable
+
+// planIdentity is what a plan is derived from that the artifacts do not
+// hold: the program, the experiment's path and bytes, the provider kinds,
+// and the value of every environment variable the experiment read. ok is
+// false when one of them cannot be named, or is a secret that is set.
+func planIdentity(env Env, src []byte, vars []string) (in build.Inputs, ok bool) {
+	exe, err := executable()
+	if err != nil {
+		return nil, false
+	}
+	prog, ok := build.Identity(exe)
+	if !ok {
+		return nil, false
+	}
+	path, err := filepath.Abs(env.Experiment)
+	if err != nil {
+		return nil, false
+	}
+	in.Add("format", snapshotFormat)
+	in.Add("program", exe+" "+prog)
+	in.Add("experiment", path)
+	in.Add("experiment_sha256", build.Hash(src))
+	kinds := make([]string, 0, len(env.Providers))
+	for name, k := range env.Providers {
+		kinds = append(kinds, name+"="+fmt.Sprintf("%T", k))
+	}
+	slices.Sort(kinds)
+	in.Add("provider_kinds", strings.Join(kinds, ","))
+	getenv := env.getenv()
+	for _, name := range vars {
+		v := getenv(name)
+		if v != "" && secretName(name) {
+			// Its value would have to be kept, if only as a hash, to
+			// know it unchanged: plan the long way instead.
+			return nil, false
+		}
+		in.Add("env/"+name, v)
+	}
+	return in, true
+}
+
+// secretName says whether an environment variable's name suggests a
+// credential.
+func secretName(name string) bool {
+	n := strings.ToUpper(name)
+	for _, word := range []string{"KEY", "TOKEN", "SECRET", "PASS", "CREDENTIAL", "AUTH"} {
+		if strings.Contains(n, word) {
+			return true
+		}
+	}
+	return false
+}
+
+func (env Env) getenv() func(string) string {
+	if env.Getenv != nil {
+		return env.Getenv
+	}
+	return os.Getenv
+}
+
+// envRecorder is a Getenv that remembers which variables were read: the
+// experiment's env() calls, and what its providers read.
+type envRecorder struct {
+	getenv func(string) string
+	mu     sync.Mutex
+	names  map[string]bool
+}
+
+func (r *envRecorder) Getenv(name string) string {
+	r.mu.Lock()
+	r.names[name] = true
+	r.mu.Unlock()
+	return r.getenv(name)
+}
+
+func (r *envRecorder) Names() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Sorted(func(yield func(string) bool) {
+		for n := range r.names {
+			if !yield(n) {
+				return
+			}
+		}
+	})
+}
+
+// snapshotEligible says whether a plan of p is derived from its identity
+// and its artifacts alone.
+func (p *Pipeline) snapshotEligible() bool {
+	if p.identity == nil {
+		return false
+	}
+	if _, ok := p.opts.Source.(SampleSource); !ok {
+		return false
+	}
+	if _, ok := p.exp.Providers[p.exp.Training.Provider].Config.(provider.TrainingSettings); ok {
+		return false
+	}
+	for _, t := range p.exp.Traits {
+		if t.QuestionsFile != "" {
+			return false
+		}
+	}
+	return true
+}
+
+// savers is the part of a cache that keeps snapshots.
+type snapshotter interface {
+	SaveSnapshot(data []byte, stamps []*build.Stamp) (bool, error)
+}
+
+// saveSnapshot keeps a plan that found every target fresh. It is only a
+// saving for the next plan: failing to keep one fails nothing.
+func (r *run) saveSnapshot(pl *Plan) {
+	p := r.p
+	c, ok := p.cache.(snapshotter)
+	if !ok || !p.snapshotEligible() {
+		return
+	}
+	if stale, _ := pl.Stale(); stale > 0 {
+		return
+	}
+	stamps := make([]*build.Stamp, 0, len(p.targets))
+	for _, t := range p.targets {
+		st := r.states[t]
+		if st == nil || !st.fresh || st.stamp == nil {
+			return
+		}
+		stamps = append(stamps, st.stamp)
+	}
+	_, _ = c.SaveSnapshot(marshalPlan(p.identity.Key(), p.envNames, pl), stamps)
+}
+
+// marshalPlan writes a fresh plan as a snapshot's data:
+//
+//	key <hex>
+//	env <quoted name> ...
+//	protocol <quoted summary>
+//	<stage letter> <target>
+func marshalPlan(key string, vars []string, pl *Plan) []byte {
+	var b bytes.Buffer
+	b.WriteString("key " + key + "\nenv")
+	for _, v := range vars {
+		b.WriteString(" " + strconv.Quote(v))
+	}
+	b.WriteString("\nprotocol " + strconv.Quote(pl.Protocol) + "\n")
+	for _, part := range []struct {
+		letter string
+		steps  []Step
+	}{{"d", pl.Datasets}, {"t", pl.Train}, {"e", pl.Evals}, {"r", []Step{pl.Results}}, {"p", pl.Reports}} {
+		for _, s := range part.steps {
+			b.WriteString(part.letter + " " + s.Target + "\n")
+		}
+	}
+	return b.Bytes()
+}
+
+// unmarshalPlan reads marshalPlan's data; ok is false on any damage.
+func unmarshalPlan(data []byte) (key string, vars []string, pl *Plan, ok bool) {
+	text := string(data)
+	line, text, _ := strings.Cut(text, "\n")
+	key, ok = strings.CutPrefix(line, "key ")
+	if !ok {
+		return "", nil, nil, false
+	}
+	line, text, _ = strings.Cut(text, "\n")
+	rest, ok := strings.CutPrefix(line, "env")
+	if !ok {
+		return "", nil, nil, false
+	}
+	for rest != "" {
+		rest = strings.TrimPrefix(rest, " ")
+		q, err := strconv.QuotedPrefix(rest)
+		if err != nil {
+			return "", nil, nil, false
+		}
+		v, _ := strconv.Unquote(q)
+		vars = append(vars, v)
+		rest = rest[len(q):]
+	}
+	line, text, _ = strings.Cut(text, "\n")
+	q, ok := strings.CutPrefix(line, "protocol ")
+	if !ok {
+		return "", nil, nil, false
+	}
+	pl = &Plan{}
+	var err error
+	if pl.Protocol, err = strconv.Unquote(q); err != nil {
+		return "", nil, nil, false
+	}
+	results := 0
+	for text != "" {
+		line, text, _ = strings.Cut(text, "\n")
+		letter, target, _ := strings.Cut(line, " ")
+		s := Step{Target: target, Fresh: true}
+		switch {
+		case target == "":
+			return "", nil, nil, false
+		case letter == "d":
+			pl.Datasets = append(pl.Datasets, s)
+		case letter == "t":
+			pl.Train = append(pl.Train, s)
+		case letter == "e":
+			pl.Evals = append(pl.Evals, s)
+		case letter == "r":
+			pl.Results = s
+			results++
+		case letter == "p":
+			pl.Reports = append(pl.Reports, s)
+		default:
+			return "", nil, nil, false
+		}
+	}
+	return key, vars, pl, results == 1
+}
+
+// LoadPlan is Load, then Plan: the plan a snapshot kept when its key and
+// every file it was derived from are unchanged; else the long way, which
+// keeps a new snapshot when it finds everything fresh.
+func LoadPlan(ctx context.Context, env Env) (*Plan, error) {
+	if pl := snapshotPlan(env); pl != nil {
+		return pl, nil
+	}
+	p, err := Load(ctx, env)
+	if err != nil {
+		return nil, err
+	}
+	return p.Plan(ctx)
+}
+
+// snapshotPlan is the snapshot's plan, or nil.
+func snapshotPlan(env Env) *Plan {
+	store := &build.Store{Root: env.Artifacts}
+	sn := store.LoadSnapshot()
+	if sn == nil {
+		return nil
+	}
+	key, vars, pl, ok := unmarshalPlan(sn.Data)
+	if !ok {
+		return nil
+	}
+	src, err := inputfile.Read(env.Experiment, config.MaxExperimentBytes)
+	if err != nil {
+		return nil // the long way says what is wrong with it
+	}
+	id, ok := planIdentity(env, src, vars)
+	if !ok || id.Key() != key || !store.Unchanged(sn) {
+		return nil
+	}
+	return pl
+}
