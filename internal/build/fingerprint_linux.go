@@ -52,3 +52,37 @@ func syncFilesystem(dir string) bool {
 	defer f.Close()
 	return unix.Syncfs(int(f.Fd())) == nil
 }
+
+// dirStatter stats the files of one directory by name, relative to the
+// directory: the kernel walks one path component per file, not all.
+type dirStatter struct{ fd int }
+
+func openDirStatter(dir string) (dirStatter, error) {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return dirStatter{}, &os.PathError{Op: "open", Path: dir, Err: err}
+	}
+	return dirStatter{fd}, nil
+}
+
+func (d dirStatter) stat(name string) (fingerprint, error) {
+	var st unix.Stat_t
+	for {
+		err := unix.Fstatat(d.fd, name, &st, 0)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return fingerprint{}, &os.PathError{Op: "stat", Path: name, Err: err}
+		}
+		return fingerprint{
+			size:  st.Size,
+			mtime: st.Mtim.Sec*1e9 + st.Mtim.Nsec,
+			ctime: st.Ctim.Sec*1e9 + st.Ctim.Nsec,
+			ino:   st.Ino,
+			known: st.Mode&unix.S_IFMT == unix.S_IFREG,
+		}, nil
+	}
+}
+
+func (d dirStatter) close() { unix.Close(d.fd) }

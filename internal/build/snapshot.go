@@ -1,18 +1,22 @@
 package build
 
 import (
-	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"hash/crc32"
 	"io/fs"
+	"maps"
 	"os"
+	"path"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/modelorganisms/pvbuild/internal/atomicfile"
 )
@@ -34,15 +38,17 @@ const snapshotHeader = "pvbuild snapshot 1"
 func (s *Store) snapshotPath() string { return filepath.Join(s.Root, ".stamps", "snapshot") }
 
 // Snapshot is what SaveSnapshot kept: the caller's data and the files it
-// was derived from.
+// was derived from, by directory.
 type Snapshot struct {
-	Data  []byte
-	files []snapshotFile
+	Data []byte
+	dirs []snapshotDir
 }
 
-type snapshotFile struct {
-	rel string // relative to the store root
-	fp  string // fpText
+// snapshotDir is a directory's files as the snapshot holds them: lines
+// of "<fpText>\t<name>".
+type snapshotDir struct {
+	rel   string // relative to the store root; "." for the root
+	files string
 }
 
 // SaveSnapshot keeps data as derived from the stamps given and the files
@@ -52,35 +58,46 @@ type snapshotFile struct {
 // Flush, which makes the facts it relies on durable.
 func (s *Store) SaveSnapshot(data []byte, stamps []*Stamp) (saved bool, err error) {
 	x := s.index()
-	files := make([]snapshotFile, 0, 2*len(stamps))
+	byDir := map[string][]string{} // "<fpText>\t<name>" lines
+	add := func(rel, fp string) {
+		dir, name := path.Split(rel)
+		byDir[dir] = append(byDir[dir], fp+"\t"+name)
+	}
+	n := 0
 	for _, st := range stamps {
 		f, ok := x.stampFact(st.Target)
 		if !ok || !f.trusted || f.fp == "" || f.key != st.Key {
 			return false, nil
 		}
-		files = append(files, snapshotFile{rel: ".stamps/" + st.Target + ".stamp", fp: f.fp})
+		add(".stamps/"+st.Target+".stamp", f.fp)
+		n++
 		for _, kind := range []map[string]string{st.Outputs, st.Files} {
 			for name, hash := range kind {
 				ff, ok := x.fileFact(name)
 				if !ok || !ff.trusted || ff.hash != hash {
 					return false, nil
 				}
-				files = append(files, snapshotFile{rel: name, fp: ff.fp})
+				add(name, ff.fp)
+				n++
 			}
 		}
 	}
-	b := make([]byte, 0, len(data)+100*len(files)+128)
+	dirs := slices.Sorted(maps.Keys(byDir))
+	b := make([]byte, 0, len(data)+90*n+40*len(dirs)+128)
 	b = append(b, snapshotHeader...)
 	b = append(b, ' ')
-	b = strconv.AppendInt(b, int64(len(files)), 10)
+	b = strconv.AppendInt(b, int64(len(dirs)), 10)
 	b = append(b, ' ')
 	b = strconv.AppendInt(b, int64(len(data)), 10)
 	b = append(b, '\n')
-	for _, f := range files {
-		b = append(b, f.fp...)
-		b = append(b, '\t')
-		b = append(b, f.rel...)
+	for _, dir := range dirs {
+		b = append(b, "d\t"...)
+		b = append(b, cmp.Or(strings.TrimSuffix(dir, "/"), ".")...)
 		b = append(b, '\n')
+		for _, line := range byDir[dir] {
+			b = append(b, line...)
+			b = append(b, '\n')
+		}
 	}
 	b = append(b, data...)
 	b = append(b, '\n')
@@ -111,32 +128,41 @@ func (s *Store) LoadSnapshot() *Snapshot {
 	if want, err := strconv.ParseUint(sum, 16, 32); err != nil || uint32(want) != crc32.Checksum(body, castagnoli) {
 		return nil
 	}
-	line, rest, _ := bytes.Cut(body, []byte("\n"))
-	counts, ok := strings.CutPrefix(string(line), snapshotHeader+" ")
+	// The bytes are this load's own and never change: the snapshot's
+	// strings are substrings of them.
+	text := unsafe.String(unsafe.SliceData(body), len(body))
+	line, text, _ := strings.Cut(text, "\n")
+	counts, ok := strings.CutPrefix(line, snapshotHeader+" ")
 	if !ok {
 		return nil
 	}
-	nf, nd, _ := strings.Cut(counts, " ")
-	nFiles, err1 := strconv.Atoi(nf)
-	nData, err2 := strconv.Atoi(nd)
-	if err1 != nil || err2 != nil || nFiles < 0 || nData < 0 || nFiles > len(rest) {
+	nd, ndata, _ := strings.Cut(counts, " ")
+	nDirs, err1 := strconv.Atoi(nd)
+	nData, err2 := strconv.Atoi(ndata)
+	if err1 != nil || err2 != nil || nDirs < 0 || nData < 0 || nData >= len(text) || nDirs > len(text) {
 		return nil
 	}
-	sn := &Snapshot{files: make([]snapshotFile, nFiles)}
-	text := string(rest)
-	for i := range sn.files {
-		var line string
-		line, text, _ = strings.Cut(text, "\n")
-		fp, rel, ok := strings.Cut(line, "\t")
-		if !ok || len(fp) != len(fpText{}) || !inStore(rel) {
+	data, files := text[len(text)-nData-1:], text[:len(text)-nData-1]
+	if data[nData] != '\n' {
+		return nil
+	}
+	sn := &Snapshot{Data: unsafe.Slice(unsafe.StringData(data), nData), dirs: make([]snapshotDir, 0, nDirs)}
+	for files != "" {
+		line, rest, _ := strings.Cut(files, "\n")
+		dir, ok := strings.CutPrefix(line, "d\t")
+		if !ok || (dir != "." && !inStore(dir)) {
 			return nil
 		}
-		sn.files[i] = snapshotFile{rel: rel, fp: fp}
+		end := strings.Index(rest, "\nd\t") + 1
+		if end == 0 {
+			end = len(rest)
+		}
+		sn.dirs = append(sn.dirs, snapshotDir{rel: dir, files: rest[:end]})
+		files = rest[end:]
 	}
-	if len(text) != nData+1 || text[nData] != '\n' {
+	if len(sn.dirs) != nDirs {
 		return nil
 	}
-	sn.Data = []byte(text[:nData])
 	return sn
 }
 
@@ -144,31 +170,47 @@ func (s *Store) LoadSnapshot() *Snapshot {
 // still has the fingerprint it had: one stat each, on every core.
 func (s *Store) Unchanged(sn *Snapshot) bool {
 	var changed atomic.Bool
-	workers := min(2*runtime.GOMAXPROCS(0), max(1, len(sn.files)/256))
-	chunk := (len(sn.files) + workers - 1) / workers
+	var next atomic.Int64
 	var wg sync.WaitGroup
-	root := filepath.Clean(s.Root) + string(filepath.Separator)
-	for w := range workers {
-		part := sn.files[min(w*chunk, len(sn.files)):min((w+1)*chunk, len(sn.files))]
+	for range min(2*runtime.GOMAXPROCS(0), len(sn.dirs)) {
 		wg.Go(func() {
-			for i, f := range part {
-				if i%64 == 0 && changed.Load() {
+			for !changed.Load() {
+				i := int(next.Add(1) - 1)
+				if i >= len(sn.dirs) {
 					return
 				}
-				fp, err := statFingerprint(root + filepath.FromSlash(f.rel))
-				if err != nil || !fp.known {
+				if !s.dirUnchanged(sn.dirs[i]) {
 					changed.Store(true)
-					return
-				}
-				if t := fp.text(); string(t[:]) != f.fp {
-					changed.Store(true)
-					return
 				}
 			}
 		})
 	}
 	wg.Wait()
 	return !changed.Load()
+}
+
+func (s *Store) dirUnchanged(d snapshotDir) bool {
+	dir, err := openDirStatter(filepath.Join(s.Root, filepath.FromSlash(d.rel)))
+	if err != nil {
+		return false
+	}
+	defer dir.close()
+	for lines := d.files; lines != ""; {
+		var line string
+		line, lines, _ = strings.Cut(lines, "\n")
+		fp, name, ok := strings.Cut(line, "\t")
+		if !ok || len(fp) != len(fpText{}) || name == "" || name == "." || name == ".." || strings.IndexByte(name, '/') >= 0 {
+			return false
+		}
+		got, err := dir.stat(name)
+		if err != nil || !got.known {
+			return false
+		}
+		if t := got.text(); string(t[:]) != fp {
+			return false
+		}
+	}
+	return true
 }
 
 // Identity is a fingerprint of the file at path (size, times, inode) for a

@@ -1,11 +1,13 @@
 package build
 
 import (
-	"bytes"
 	"fmt"
 	"hash/crc32"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -40,8 +42,12 @@ func TestSnapshotHoldsWhileNothingChanged(t *testing.T) {
 	if sn == nil || string(sn.Data) != "the plan" {
 		t.Fatalf("snapshot read back as %+v", sn)
 	}
-	if len(sn.files) != 5*3 {
-		t.Fatalf("the snapshot vouches by %d files, want 5 stamps and their 10 outputs", len(sn.files))
+	files := 0
+	for _, d := range sn.dirs {
+		files += strings.Count(d.files, "\n")
+	}
+	if files != 5*3 {
+		t.Fatalf("the snapshot vouches by %d files, want 5 stamps and their 10 outputs", files)
 	}
 	if !s.Unchanged(sn) {
 		t.Fatal("a store nobody touched reads as changed")
@@ -127,17 +133,26 @@ func TestDamagedSnapshotIsIgnored(t *testing.T) {
 	s := saved(t, 2)
 	path := s.snapshotPath()
 	good, _ := os.ReadFile(path)
+	// A file outside the store, named in forgeries with its true
+	// fingerprint: only refusing such names keeps them from holding.
+	outside := filepath.Join(filepath.Dir(s.Root), "outside.json")
+	if err := os.WriteFile(outside, []byte("{}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fp, _ := Identity(outside)
+	block := regexp.MustCompile("d\tevals/m0\n([0-9a-f]{64}\t[^\n]*\n)+")
 	for name, b := range map[string][]byte{
-		"truncated":           good[:len(good)/2],
-		"a byte flipped":      flip(good, len(good)/3),
-		"empty":               {},
-		"a path out of store": forge(good, "evals/m0/a.json", "../../outside"),
+		"truncated":                    good[:len(good)/2],
+		"a byte flipped":               flip(good, len(good)/3),
+		"empty":                        {},
+		"a directory out of the store": forge(good, block, "d\t..\n"+fp+"\toutside.json\n"),
+		"a file out of its directory":  forge(good, block, "d\tevals/m0\n"+fp+"\t../../../outside.json\n"),
 	} {
 		if err := os.WriteFile(path, b, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		if sn := s.LoadSnapshot(); sn != nil {
-			t.Errorf("%s: the snapshot read as %q", name, sn.Data)
+		if sn := s.LoadSnapshot(); sn != nil && s.Unchanged(sn) {
+			t.Errorf("%s: the snapshot held, as %q", name, sn.Data)
 		}
 	}
 }
@@ -148,10 +163,14 @@ func flip(b []byte, i int) []byte {
 	return c
 }
 
-// forge replaces text in a snapshot and makes its checksum right again, as
-// someone editing it by hand could.
-func forge(b []byte, old, new string) []byte {
+// forge rewrites what re matches in a snapshot and makes its checksum
+// right again, as someone editing it by hand could.
+func forge(b []byte, re *regexp.Regexp, with string) []byte {
 	body, _, _ := cutTrailer(b, "crc ")
-	body = bytes.Replace(body, []byte(old), []byte(new), 1)
+	loc := re.FindIndex(body)
+	if loc == nil {
+		panic("forge: nothing to rewrite")
+	}
+	body = slices.Concat(body[:loc[0]], []byte(with), body[loc[1]:])
 	return fmt.Appendf(body, "crc %x\n", crc32.Checksum(body, castagnoli))
 }

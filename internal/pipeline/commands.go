@@ -121,11 +121,10 @@ func (p *Pipeline) Plan(ctx context.Context) (*Plan, error) {
 		return nil, err
 	}
 	pl, err := r.plan(ctx)
-	// The snapshot relies on the facts the flush makes durable.
-	p.flushCache()
 	if err == nil {
-		r.saveSnapshot(pl)
+		r.keep(pl)
 	}
+	p.flushCache()
 	return pl, err
 }
 
@@ -369,6 +368,7 @@ func (r *run) results(ctx context.Context) (*Outcome, error) {
 		// print, not every evaluation to decode.
 		if tables, err := r.freshTables(); err == nil {
 			out.Tables = tables
+			r.keep(pl)
 			return out, nil
 		}
 		e, err := r.experiment()

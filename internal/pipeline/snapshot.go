@@ -148,8 +148,14 @@ type snapshotter interface {
 	SaveSnapshot(data []byte, stamps []*build.Stamp) (bool, error)
 }
 
-// saveSnapshot keeps a plan that found every target fresh. It is only a
-// saving for the next plan: failing to keep one fails nothing.
+// keep saves what the run learnt, then a snapshot of a plan that found
+// every target fresh, which relies on the facts the flush makes durable.
+// Both are only a saving for the next run: failing fails nothing.
+func (r *run) keep(pl *Plan) {
+	r.p.flushCache()
+	r.saveSnapshot(pl)
+}
+
 func (r *run) saveSnapshot(pl *Plan) {
 	p := r.p
 	c, ok := p.cache.(snapshotter)
@@ -160,29 +166,59 @@ func (r *run) saveSnapshot(pl *Plan) {
 		return
 	}
 	stamps := make([]*build.Stamp, 0, len(p.targets))
+	var tables string
 	for _, t := range p.targets {
 		st := r.states[t]
 		if st == nil || !st.fresh || st.stamp == nil {
 			return
 		}
 		stamps = append(stamps, st.stamp)
+		if t.id == resultsID {
+			tables = st.stamp.Outputs[tablesOut]
+		}
 	}
-	_, _ = c.SaveSnapshot(marshalPlan(p.identity.Key(), p.envNames, pl), stamps)
+	sn := planSnapshot{key: p.identity.Key(), vars: p.envNames, plan: pl, tables: tables, free: p.free()}
+	_, _ = c.SaveSnapshot(sn.marshal(), stamps)
 }
 
-// marshalPlan writes a fresh plan as a snapshot's data:
+// free says whether every provider the experiment uses is free: connecting
+// to them can then not fail for want of a key, and a no-op results need
+// not connect.
+func (p *Pipeline) free() bool {
+	for _, name := range []string{p.exp.Training.Provider, p.exp.Evaluation.Provider, p.exp.Evaluation.JudgeProvider} {
+		if pr, ok := p.exp.Providers[name].Config.(provider.Pricing); !ok || !pr.Free() {
+			return false
+		}
+	}
+	return true
+}
+
+// planSnapshot is what a snapshot of a fresh plan holds.
+type planSnapshot struct {
+	key    string   // of the plan's identity
+	vars   []string // the environment variables the experiment read
+	plan   *Plan
+	tables string // SHA-256 of the tables the results target wrote
+	free   bool   // see Pipeline.free
+}
+
+// marshal writes the snapshot's data:
 //
 //	key <hex>
 //	env <quoted name> ...
 //	protocol <quoted summary>
+//	tables <sha256>
+//	free <bool>
 //	<stage letter> <target>
-func marshalPlan(key string, vars []string, pl *Plan) []byte {
+func (sn planSnapshot) marshal() []byte {
 	var b bytes.Buffer
-	b.WriteString("key " + key + "\nenv")
-	for _, v := range vars {
+	b.WriteString("key " + sn.key + "\nenv")
+	for _, v := range sn.vars {
 		b.WriteString(" " + strconv.Quote(v))
 	}
-	b.WriteString("\nprotocol " + strconv.Quote(pl.Protocol) + "\n")
+	b.WriteString("\nprotocol " + strconv.Quote(sn.plan.Protocol) + "\n")
+	b.WriteString("tables " + sn.tables + "\nfree " + strconv.FormatBool(sn.free) + "\n")
+	pl := sn.plan
 	for _, part := range []struct {
 		letter string
 		steps  []Step
@@ -194,47 +230,57 @@ func marshalPlan(key string, vars []string, pl *Plan) []byte {
 	return b.Bytes()
 }
 
-// unmarshalPlan reads marshalPlan's data; ok is false on any damage.
-func unmarshalPlan(data []byte) (key string, vars []string, pl *Plan, ok bool) {
+// unmarshalPlanSnapshot reads marshal's data; ok is false on any damage.
+func unmarshalPlanSnapshot(data []byte) (sn planSnapshot, ok bool) {
 	text := string(data)
-	line, text, _ := strings.Cut(text, "\n")
-	key, ok = strings.CutPrefix(line, "key ")
-	if !ok {
-		return "", nil, nil, false
+	field := func(word string) (string, bool) {
+		var line string
+		line, text, _ = strings.Cut(text, "\n")
+		return strings.CutPrefix(line, word)
 	}
-	line, text, _ = strings.Cut(text, "\n")
-	rest, ok := strings.CutPrefix(line, "env")
-	if !ok {
-		return "", nil, nil, false
+	var rest, protocol, free string
+	var err error
+	if sn.key, ok = field("key "); !ok {
+		return sn, false
+	}
+	if rest, ok = field("env"); !ok {
+		return sn, false
 	}
 	for rest != "" {
 		rest = strings.TrimPrefix(rest, " ")
 		q, err := strconv.QuotedPrefix(rest)
 		if err != nil {
-			return "", nil, nil, false
+			return sn, false
 		}
 		v, _ := strconv.Unquote(q)
-		vars = append(vars, v)
+		sn.vars = append(sn.vars, v)
 		rest = rest[len(q):]
 	}
-	line, text, _ = strings.Cut(text, "\n")
-	q, ok := strings.CutPrefix(line, "protocol ")
-	if !ok {
-		return "", nil, nil, false
+	if protocol, ok = field("protocol "); !ok {
+		return sn, false
 	}
-	pl = &Plan{}
-	var err error
-	if pl.Protocol, err = strconv.Unquote(q); err != nil {
-		return "", nil, nil, false
+	pl := &Plan{}
+	if pl.Protocol, err = strconv.Unquote(protocol); err != nil {
+		return sn, false
+	}
+	if sn.tables, ok = field("tables "); !ok {
+		return sn, false
+	}
+	if free, ok = field("free "); !ok {
+		return sn, false
+	}
+	if sn.free, err = strconv.ParseBool(free); err != nil {
+		return sn, false
 	}
 	results := 0
 	for text != "" {
+		var line string
 		line, text, _ = strings.Cut(text, "\n")
 		letter, target, _ := strings.Cut(line, " ")
 		s := Step{Target: target, Fresh: true}
 		switch {
 		case target == "":
-			return "", nil, nil, false
+			return sn, false
 		case letter == "d":
 			pl.Datasets = append(pl.Datasets, s)
 		case letter == "t":
@@ -247,10 +293,11 @@ func unmarshalPlan(data []byte) (key string, vars []string, pl *Plan, ok bool) {
 		case letter == "p":
 			pl.Reports = append(pl.Reports, s)
 		default:
-			return "", nil, nil, false
+			return sn, false
 		}
 	}
-	return key, vars, pl, results == 1
+	sn.plan = pl
+	return sn, results == 1
 }
 
 // LoadPlan is Load, then Plan: the plan a snapshot kept when its key and
@@ -269,22 +316,58 @@ func LoadPlan(ctx context.Context, env Env) (*Plan, error) {
 
 // snapshotPlan is the snapshot's plan, or nil.
 func snapshotPlan(env Env) *Plan {
-	store := &build.Store{Root: env.Artifacts}
-	sn := store.LoadSnapshot()
-	if sn == nil {
-		return nil
-	}
-	key, vars, pl, ok := unmarshalPlan(sn.Data)
+	sn, ok := currentSnapshot(&build.Store{Root: env.Artifacts}, env)
 	if !ok {
 		return nil
 	}
+	return sn.plan
+}
+
+// currentSnapshot is the store's snapshot when its key is the current
+// one and every file it was derived from is unchanged.
+func currentSnapshot(store *build.Store, env Env) (planSnapshot, bool) {
+	saved := store.LoadSnapshot()
+	if saved == nil {
+		return planSnapshot{}, false
+	}
+	sn, ok := unmarshalPlanSnapshot(saved.Data)
+	if !ok {
+		return planSnapshot{}, false
+	}
 	src, err := inputfile.Read(env.Experiment, config.MaxExperimentBytes)
 	if err != nil {
-		return nil // the long way says what is wrong with it
+		return planSnapshot{}, false // the long way says what is wrong with it
 	}
-	id, ok := planIdentity(env, src, vars)
-	if !ok || id.Key() != key || !store.Unchanged(sn) {
-		return nil
+	id, ok := planIdentity(env, src, sn.vars)
+	if !ok || id.Key() != sn.key || !store.Unchanged(saved) {
+		return planSnapshot{}, false
 	}
-	return pl
+	return sn, true
+}
+
+// SnapshotResults is a no-op results from the snapshot: the tables the
+// fresh results target wrote, printed without decoding the experiment or
+// connecting to a provider. ok is false when the snapshot is not current,
+// a provider in use is paid (connecting could refuse the run for want of
+// a key), or the store is locked: results then takes the long way, which
+// says so.
+func SnapshotResults(env Env) (out *Outcome, ok bool) {
+	store := &build.Store{Root: env.Artifacts}
+	lock, err := store.Lock()
+	if err != nil {
+		return nil, false
+	}
+	defer lock.Unlock()
+	sn, ok := currentSnapshot(store, env)
+	if !ok || !sn.free || sn.tables == "" {
+		return nil, false
+	}
+	tables, err := os.ReadFile(store.Path(tablesOut))
+	if err != nil || build.Hash(tables) != sn.tables {
+		return nil, false
+	}
+	if env.Log != nil {
+		fmt.Fprintln(env.Log, "nothing to do: every target is fresh")
+	}
+	return &Outcome{Tables: tables}, true
 }

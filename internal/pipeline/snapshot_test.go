@@ -149,6 +149,50 @@ func TestPlanSnapshotFollowsTheProgram(t *testing.T) {
 	snapshotted(t, w)
 }
 
+// A no-op results from the snapshot prints what the long way prints, and
+// only while it is current, the tables unedited and the store unlocked.
+func TestResultsSnapshotIsTheNoopResults(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("builds an experiment")
+	}
+	w := newWorkspace(t, evilOnly(t))
+	w.results()
+	snapshotted(t, w)
+	want, _ := w.results()
+	var log strings.Builder
+	env := settledEnv(w)
+	env.Log = &log
+	got, ok := SnapshotResults(env)
+	if !ok {
+		t.Fatal("a fresh experiment's no-op results did not come from its snapshot")
+	}
+	if string(got.Tables) != string(want.Tables) || len(want.Tables) == 0 {
+		t.Fatalf("the snapshot's tables differ from the no-op results':\n%s\n%s", got.Tables, want.Tables)
+	}
+	if !strings.Contains(log.String(), "nothing to do") {
+		t.Fatalf("the snapshot's results did not say there was nothing to do: %q", log.String())
+	}
+
+	lock, err := w.load().Lock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := SnapshotResults(env); ok {
+		t.Error("results came from the snapshot while another run held the store")
+	}
+	lock.Unlock()
+
+	path := filepath.Join(w.artifacts, tablesOut)
+	b, _ := os.ReadFile(path)
+	if err := os.WriteFile(path, append(b, "a line of someone's\n"...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := SnapshotResults(env); ok {
+		t.Error("edited tables were printed from the snapshot")
+	}
+}
+
 // A comment is a change of bytes, not of keys: the plan after it is fresh
 // and keeps a snapshot of its own.
 func TestPlanSnapshotFollowsTheExperimentsBytes(t *testing.T) {
