@@ -169,13 +169,13 @@ func (r *issue12) experiment(b *testing.B, name, hcl string, timeBuild bool) {
 		r.figures = append(r.figures, figure{"cold build " + name, []time.Duration{time.Since(start)}, []time.Duration{cpuTime() - startCPU}})
 	}
 	r.values = append(r.values, value{"targets " + name, fmt.Sprintf("%d (%d rebuilt by the build)", len(p.targets), out.Rebuilt)})
-	// Let the last outputs leave the index's racy margin, then make the
-	// index whole: the timed no-ops are the steady state.
-	time.Sleep(100 * time.Millisecond)
-	noopPlan(b, w)
+	settle(w) // the timed no-ops are the steady state
 
 	r.measure(b, "no-op plan "+name, nil, func(b *testing.B) { noopPlan(b, w) })
 	r.measure(b, "no-op results "+name, nil, func(b *testing.B) { noopResults(b, w, &log) })
+	// The same plan without its snapshot: decode, key and check every
+	// target (and keep the snapshot again).
+	r.measure(b, "no-op plan, long way, "+name, nil, func(b *testing.B) { longPlan(b, w) })
 
 	// A CI cache restore: artifacts/ copied to a new place (new inodes and
 	// times, so the index vouches for nothing), then the first plan.
@@ -191,7 +191,8 @@ func (r *issue12) experiment(b *testing.B, name, hcl string, timeBuild bool) {
 	}, func(b *testing.B) { noopPlan(b, restored) })
 
 	if r.mage != "" {
-		r.magePlan(b, name, w)
+		r.mageCommand(b, "plan", name, w, "everything is fresh")
+		r.mageCommand(b, "results", name, w, "")
 	}
 	if !r.skipped("ninja") {
 		dir := ninjaTree(b, w)
@@ -238,11 +239,22 @@ func (r *issue12) throughput(b *testing.B) {
 	}
 }
 
-// noopPlan is a no-op `mage plan` in process: decode the file, check
-// every target.
+// noopPlan is a no-op `mage plan` in process, as the target runs it: from
+// the snapshot when it holds, else the long way.
 func noopPlan(b *testing.B, w *workspace) {
-	var log bytes.Buffer
-	p, err := Load(context.Background(), w.env(&log))
+	pl, err := LoadPlan(context.Background(), w.env(&bytes.Buffer{}))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if stale, _ := pl.Stale(); stale != 0 {
+		b.Fatalf("%d targets stale after a full build", stale)
+	}
+}
+
+// longPlan is a no-op plan the long way: decode the file, check every
+// target.
+func longPlan(b *testing.B, w *workspace) {
+	p, err := Load(context.Background(), w.env(&bytes.Buffer{}))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -255,10 +267,17 @@ func noopPlan(b *testing.B, w *workspace) {
 	}
 }
 
-// noopResults is a no-op `mage results` in process: decode, connect,
-// check every target, read what the results target wrote.
+// noopResults is a no-op `mage results` in process, as the target runs
+// it: from the snapshot when it holds; else decode, connect, check every
+// target, read what the results target wrote.
 func noopResults(b *testing.B, w *workspace, log *bytes.Buffer) {
 	log.Reset()
+	if out, ok := SnapshotResults(w.env(log)); ok {
+		if len(out.Tables) == 0 {
+			b.Fatal("no-op results from the snapshot printed no tables")
+		}
+		return
+	}
 	p := connected(b, w, log)
 	defer p.Close()
 	out, err := p.Results(context.Background())
@@ -279,10 +298,11 @@ func compileMage(b *testing.B) string {
 	return bin
 }
 
-// magePlan times the whole command `mage plan` of the compiled binary in
-// w's directory, its stdout (a line a target) to a file.
-func (r *issue12) magePlan(b *testing.B, name string, w *workspace) {
-	outPath := filepath.Join(b.TempDir(), "plan.out")
+// mageCommand times the whole command `mage <target>` of the compiled
+// binary in w's directory, its stdout (for plan, a line a target) to a
+// file; want is what a no-op prints.
+func (r *issue12) mageCommand(b *testing.B, target, name string, w *workspace, want string) {
+	outPath := filepath.Join(b.TempDir(), target+".out")
 	var env []string
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "EXPERIMENT=") {
@@ -295,19 +315,19 @@ func (r *issue12) magePlan(b *testing.B, name string, w *workspace) {
 			b.Fatal(err)
 		}
 		defer f.Close()
-		cmd := exec.Command(r.mage, "plan")
+		cmd := exec.Command(r.mage, target)
 		cmd.Dir, cmd.Env, cmd.Stdout = w.dir, env, f
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
 		if err := cmd.Run(); err != nil {
-			b.Fatalf("mage plan: %v\n%s", err, stderr.String())
+			b.Fatalf("mage %s: %v\n%s", target, err, stderr.String())
 		}
 	}
 	run(b) // untimed: the mage binary's first run in this directory
-	if out, _ := os.ReadFile(outPath); !bytes.Contains(out, []byte("everything is fresh")) {
-		b.Fatalf("mage plan after a full build is not a no-op:\n%s", tail(out))
+	if out, _ := os.ReadFile(outPath); !bytes.Contains(out, []byte(want)) {
+		b.Fatalf("mage %s after a full build is not a no-op:\n%s", target, tail(out))
 	}
-	r.measure(b, "mage plan "+name, nil, run)
+	r.measure(b, "mage "+target+" "+name, nil, run)
 }
 
 func tail(b []byte) []byte {
@@ -476,13 +496,13 @@ func ninjaNoop(b testing.TB, dir string) {
 // print writes the figures and their ratios.
 func (r *issue12) print(w io.Writer) {
 	fmt.Fprintf(w, "\nIssue 12 figures (wall time, at least %d runs; CPU is user + system, with children's):\n", r.minRuns)
-	fmt.Fprintf(w, "| %-32s | %10s | %10s | %10s | %4s | %10s |\n", "figure", "min", "median", "max", "runs", "median CPU")
+	fmt.Fprintf(w, "| %-36s | %10s | %10s | %10s | %4s | %10s |\n", "figure", "min", "median", "max", "runs", "median CPU")
 	dash := func(n int) string { return strings.Repeat("-", n) }
-	fmt.Fprintf(w, "|%s|%s|%s|%s|%s|%s|\n", dash(34), dash(12), dash(12), dash(12), dash(6), dash(12))
+	fmt.Fprintf(w, "|%s|%s|%s|%s|%s|%s|\n", dash(38), dash(12), dash(12), dash(12), dash(6), dash(12))
 	for _, f := range r.figures {
 		lo, med, hi := spread(f.runs)
 		_, cpu, _ := spread(f.cpu)
-		fmt.Fprintf(w, "| %-32s | %10s | %10s | %10s | %4d | %10s |\n", f.name, round(lo), round(med), round(hi), len(f.runs), round(cpu))
+		fmt.Fprintf(w, "| %-36s | %10s | %10s | %10s | %4d | %10s |\n", f.name, round(lo), round(med), round(hi), len(f.runs), round(cpu))
 	}
 	for _, v := range r.values {
 		fmt.Fprintf(w, "%s: %s\n", v.name, v.text)
@@ -511,12 +531,15 @@ func (r *issue12) print(w io.Writer) {
 	}
 	for _, e := range []string{"shipped", "1000x10"} {
 		ratio("no-op results "+e, "no-op plan "+e, " (goal: at most 1.2)")
+		ratio("mage results "+e, "mage plan "+e, " (both whole commands)")
+		ratio("no-op plan, long way, "+e, "no-op plan "+e, "")
 		ratio("CI-restore plan "+e, "no-op plan "+e, "")
 		ratio("no-op plan "+e, "ninja no-op "+e, " (goal: below 1, ideally 0.5)")
 		ratio("mage plan "+e, "ninja no-op "+e, " (both whole commands)")
 	}
 	absolute("no-op plan shipped", 5*time.Millisecond)
 	absolute("mage plan 1000x10", 100*time.Millisecond)
+	absolute("mage results 1000x10", 100*time.Millisecond)
 	for _, n := range r.notes {
 		fmt.Fprintln(w, "note: "+n)
 	}
