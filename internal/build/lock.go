@@ -60,8 +60,11 @@ func LockDir(dir, what string) (*Lock, error) {
 	if what != "" {
 		record += strings.ReplaceAll(what, "\n", " ") + "\n"
 	}
-	f.Truncate(0)
+	// Written over the last record, then cut to length: truncating to
+	// nothing first makes the file system free and allocate its block on
+	// every run (a tenth of a millisecond here).
 	f.WriteAt([]byte(record), 0)
+	f.Truncate(int64(len(record)))
 	return &Lock{f}, nil
 }
 
