@@ -20,8 +20,9 @@ func Plan(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var lines []report.PlanLine
-	for _, s := range pl.Steps() {
+	steps := pl.Steps()
+	lines := make([]report.PlanLine, 0, len(steps))
+	for _, s := range steps {
 		lines = append(lines, report.PlanLine{Target: s.Target, Fresh: s.Fresh, Reason: s.Reason, Submit: s.Submit})
 	}
 	// One line per target: buffered, a 1,000-model plan is one write, not

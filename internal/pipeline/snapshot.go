@@ -230,8 +230,9 @@ func (sn planSnapshot) marshal() []byte {
 	return b.Bytes()
 }
 
-// unmarshalPlanSnapshot reads marshal's data; ok is false on any damage.
-func unmarshalPlanSnapshot(data []byte) (sn planSnapshot, ok bool) {
+// unmarshalPlanSnapshot reads marshal's header; steps is the rest, for
+// parseSteps. ok is false on any damage.
+func unmarshalPlanSnapshot(data []byte) (sn planSnapshot, steps string, ok bool) {
 	text := string(data)
 	field := func(word string) (string, bool) {
 		var line string
@@ -241,37 +242,53 @@ func unmarshalPlanSnapshot(data []byte) (sn planSnapshot, ok bool) {
 	var rest, protocol, free string
 	var err error
 	if sn.key, ok = field("key "); !ok {
-		return sn, false
+		return sn, "", false
 	}
 	if rest, ok = field("env"); !ok {
-		return sn, false
+		return sn, "", false
 	}
 	for rest != "" {
 		rest = strings.TrimPrefix(rest, " ")
 		q, err := strconv.QuotedPrefix(rest)
 		if err != nil {
-			return sn, false
+			return sn, "", false
 		}
 		v, _ := strconv.Unquote(q)
 		sn.vars = append(sn.vars, v)
 		rest = rest[len(q):]
 	}
 	if protocol, ok = field("protocol "); !ok {
-		return sn, false
+		return sn, "", false
 	}
-	pl := &Plan{}
-	if pl.Protocol, err = strconv.Unquote(protocol); err != nil {
-		return sn, false
+	sn.plan = &Plan{}
+	if sn.plan.Protocol, err = strconv.Unquote(protocol); err != nil {
+		return sn, "", false
 	}
 	if sn.tables, ok = field("tables "); !ok {
-		return sn, false
+		return sn, "", false
 	}
 	if free, ok = field("free "); !ok {
-		return sn, false
+		return sn, "", false
 	}
 	if sn.free, err = strconv.ParseBool(free); err != nil {
-		return sn, false
+		return sn, "", false
 	}
+	return sn, text, true
+}
+
+// parseSteps fills pl from marshal's step lines, all fresh; ok is false
+// on any damage.
+func parseSteps(pl *Plan, text string) bool {
+	// Counted first: a sweep's plan is tens of thousands of steps.
+	count := func(letter string) int {
+		n := strings.Count(text, "\n"+letter+" ")
+		if strings.HasPrefix(text, letter+" ") {
+			n++
+		}
+		return n
+	}
+	pl.Datasets, pl.Train = make([]Step, 0, count("d")), make([]Step, 0, count("t"))
+	pl.Evals, pl.Reports = make([]Step, 0, count("e")), make([]Step, 0, count("p"))
 	results := 0
 	for text != "" {
 		var line string
@@ -280,7 +297,7 @@ func unmarshalPlanSnapshot(data []byte) (sn planSnapshot, ok bool) {
 		s := Step{Target: target, Fresh: true}
 		switch {
 		case target == "":
-			return sn, false
+			return false
 		case letter == "d":
 			pl.Datasets = append(pl.Datasets, s)
 		case letter == "t":
@@ -293,11 +310,10 @@ func unmarshalPlanSnapshot(data []byte) (sn planSnapshot, ok bool) {
 		case letter == "p":
 			pl.Reports = append(pl.Reports, s)
 		default:
-			return sn, false
+			return false
 		}
 	}
-	sn.plan = pl
-	return sn, results == 1
+	return results == 1
 }
 
 // LoadPlan is Load, then Plan: the plan a snapshot kept when its key and
@@ -330,7 +346,7 @@ func currentSnapshot(store *build.Store, env Env) (planSnapshot, bool) {
 	if saved == nil {
 		return planSnapshot{}, false
 	}
-	sn, ok := unmarshalPlanSnapshot(saved.Data)
+	sn, steps, ok := unmarshalPlanSnapshot(saved.Data)
 	if !ok {
 		return planSnapshot{}, false
 	}
@@ -338,8 +354,14 @@ func currentSnapshot(store *build.Store, env Env) (planSnapshot, bool) {
 	if err != nil {
 		return planSnapshot{}, false // the long way says what is wrong with it
 	}
-	id, ok := planIdentity(env, src, sn.vars)
-	if !ok || id.Key() != sn.key || !store.Unchanged(saved) {
+	if id, ok := planIdentity(env, src, sn.vars); !ok || id.Key() != sn.key {
+		return planSnapshot{}, false
+	}
+	// The steps are read while the files are stat'ed.
+	unchanged := make(chan bool, 1)
+	go func() { unchanged <- store.Unchanged(saved) }()
+	parsed := parseSteps(sn.plan, steps)
+	if !<-unchanged || !parsed {
 		return planSnapshot{}, false
 	}
 	return sn, true
