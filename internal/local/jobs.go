@@ -66,11 +66,39 @@ func (e *Engine) trainingExamples(id string) ([]dataset.Example, error) {
 	if err != nil {
 		return nil, err
 	}
-	data, err := os.ReadFile(e.filePath(id, ".jsonl"))
+	path := e.filePath(id, ".jsonl")
+	// Many models train on one uploaded file (a sweep's cells share nine
+	// datasets): its examples are parsed once while the file is the one
+	// parsed. The engine never rewrites a file's bytes.
+	fi, err := os.Stat(path)
 	if err != nil {
 		return nil, err
 	}
-	return dataset.Parse(m.Name, data)
+	e.exMu.Lock()
+	c, ok := e.examples[id]
+	e.exMu.Unlock()
+	if ok && sameFile(c.fi, fi) {
+		return c.examples, nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	ex, err := dataset.Parse(m.Name, data)
+	if err != nil {
+		return nil, err
+	}
+	e.exMu.Lock()
+	e.examples[id] = parsedFile{examples: ex, fi: fi}
+	e.exMu.Unlock()
+	return ex, nil
+}
+
+// parsedFile is a training file's examples, as parsed from the file fi
+// describes. Readers share them and must not change them.
+type parsedFile struct {
+	examples []dataset.Example
+	fi       os.FileInfo
 }
 
 // CreateJob records a fine-tune. The training file is validated now (its
@@ -264,6 +292,9 @@ func (e *Engine) ListJobs(ctx context.Context, metadata map[string]string) ([]pr
 	now := e.now()
 	var out []provider.Job
 	for _, id := range ids {
+		if len(metadata) > 0 && e.knownNotMatching(id, metadata) {
+			continue
+		}
 		r, err := e.readJob(id)
 		if errors.Is(err, ErrJobNotFound) {
 			continue // removed by someone else since the listing
@@ -282,6 +313,17 @@ func (e *Engine) ListJobs(ctx context.Context, metadata map[string]string) ([]pr
 		return out[i].ID > out[k].ID
 	})
 	return out, nil
+}
+
+// knownNotMatching reports that the job's record, as last read, lacks one
+// of the pairs. The engine writes a job's metadata once, at creation, so
+// the check needs no stat: a build looking for its key among a thousand
+// jobs reads only the jobs that carry it.
+func (e *Engine) knownNotMatching(id string, metadata map[string]string) bool {
+	e.recMu.Lock()
+	c, ok := e.recs[id]
+	e.recMu.Unlock()
+	return ok && !matches(c.rec.Metadata, metadata)
 }
 
 func matches(have, want map[string]string) bool {

@@ -92,6 +92,9 @@ type Engine struct {
 	recMu sync.Mutex
 	recs  map[string]cachedRecord // job records by id, as last read
 
+	exMu     sync.Mutex
+	examples map[string]parsedFile // training files' examples by file id
+
 	judgeMu sync.RWMutex
 	judges  []*judgeModel
 
@@ -122,6 +125,7 @@ func Open(opts Options) (*Engine, error) {
 		indexes:  map[string]*indexEntry{},
 		creating: map[string]bool{},
 		recs:     map[string]cachedRecord{},
+		examples: map[string]parsedFile{},
 	}
 	if e.duration <= 0 {
 		e.duration = DefaultJobDuration
