@@ -1,7 +1,7 @@
 package pipeline
 
 import (
-	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,11 +21,14 @@ import (
 // It is an append-only JSON-lines file per provider, read once when opened:
 // one write per response, where a file per response cost more than the calls
 // it saves. A line torn by a crash is skipped; its call is simply made again.
+// Opening reads only each line's key: a response is decoded when it is
+// asked for, so that a large cache does not hold up the first call.
 type chatCache struct {
 	scope   string // provider identity: kind and endpoint, never the key
 	mu      sync.Mutex
 	f       *os.File
 	entries map[string]provider.ChatResponse
+	lines   map[string][]byte // read at open, not yet decoded
 }
 
 type cacheLine struct {
@@ -35,17 +38,13 @@ type cacheLine struct {
 
 func openChatCache(dir, scope string) (*chatCache, error) {
 	path := filepath.Join(dir, build.Hash([]byte(scope))[:16]+".jsonl")
-	c := &chatCache{scope: scope, entries: map[string]provider.ChatResponse{}}
-	if f, err := os.Open(path); err == nil {
-		sc := bufio.NewScanner(f)
-		sc.Buffer(nil, 64<<20)
-		for sc.Scan() {
-			var l cacheLine
-			if json.Unmarshal(sc.Bytes(), &l) == nil && l.Key != "" {
-				c.entries[l.Key] = l.Response
+	c := &chatCache{scope: scope, entries: map[string]provider.ChatResponse{}, lines: map[string][]byte{}}
+	if b, err := os.ReadFile(path); err == nil {
+		for line := range bytes.Lines(b) {
+			if key, ok := lineKey(line); ok {
+				c.lines[key] = line // a later line for a key replaces an earlier
 			}
 		}
-		f.Close()
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("chat cache: %w", err)
 	}
@@ -73,10 +72,34 @@ func (c *chatCache) key(req provider.ChatRequest) string {
 }
 
 func (c *chatCache) get(req provider.ChatRequest) (provider.ChatResponse, bool) {
+	key := c.key(req)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	resp, ok := c.entries[c.key(req)]
-	return resp, ok
+	if resp, ok := c.entries[key]; ok {
+		return resp, true
+	}
+	line, ok := c.lines[key]
+	if !ok {
+		return provider.ChatResponse{}, false
+	}
+	delete(c.lines, key)
+	var l cacheLine
+	if json.Unmarshal(line, &l) != nil || l.Key != key {
+		return provider.ChatResponse{}, false // torn or edited: ask again
+	}
+	c.entries[key] = l.Response
+	return l.Response, true
+}
+
+// lineKey is the key of a cache line as put writes it,
+// {"key":"<sha256>",...}, without decoding the rest.
+func lineKey(line []byte) (string, bool) {
+	const prefix = `{"key":"`
+	rest, ok := bytes.CutPrefix(line, []byte(prefix))
+	if !ok || len(rest) < 64+2 || rest[64] != '"' {
+		return "", false
+	}
+	return string(rest[:64]), true
 }
 
 func (c *chatCache) put(req provider.ChatRequest, resp provider.ChatResponse) error {
@@ -91,6 +114,7 @@ func (c *chatCache) put(req provider.ChatRequest, resp provider.ChatResponse) er
 		return fmt.Errorf("chat cache: %w", err)
 	}
 	c.entries[l.Key] = resp
+	delete(c.lines, l.Key)
 	return nil
 }
 
