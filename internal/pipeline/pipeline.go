@@ -55,6 +55,8 @@ type Env struct {
 	// StoreClock is the one the freshness index judges by whether a file
 	// has settled (build.Store.Clock); nil is the wall clock.
 	StoreClock func() time.Time
+
+	program string // the program's file, for tests; "" is the running one
 }
 
 // EnvFromOS reads EXPERIMENT (default ./experiment.hcl); artifacts live in

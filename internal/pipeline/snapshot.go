@@ -34,15 +34,12 @@ import (
 // is derived from, does.
 const snapshotFormat = "plan-snapshot/1"
 
-// executable is the running program's file; tests name another.
-var executable = os.Executable
-
 // planIdentity is what a plan is derived from that the artifacts do not
 // hold: the program, the experiment's path and bytes, the provider kinds,
 // and the value of every environment variable the experiment read. ok is
 // false when one of them cannot be named, or is a secret that is set.
 func planIdentity(env Env, src []byte, vars []string) (in build.Inputs, ok bool) {
-	exe, err := executable()
+	exe, err := env.executable()
 	if err != nil {
 		return nil, false
 	}
@@ -87,6 +84,15 @@ func secretName(name string) bool {
 		}
 	}
 	return false
+}
+
+// executable is the program's file: the running one, unless a test names
+// another.
+func (env Env) executable() (string, error) {
+	if env.program != "" {
+		return env.program, nil
+	}
+	return os.Executable()
 }
 
 func (env Env) getenv() func(string) string {

@@ -129,8 +129,8 @@ func TestPlanSnapshotIsThePlanUntilAnythingChanges(t *testing.T) {
 }
 
 // Another program may key differently: its plan takes the long way.
-// Not parallel: it swaps the package's view of its executable.
 func TestPlanSnapshotFollowsTheProgram(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("builds an experiment")
 	}
@@ -141,12 +141,17 @@ func TestPlanSnapshotFollowsTheProgram(t *testing.T) {
 	if err := os.WriteFile(other, []byte("another build of the program"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	executable = func() (string, error) { return other, nil }
-	defer func() { executable = os.Executable }()
-	if snapshotPlan(settledEnv(w)) != nil {
+	env := settledEnv(w)
+	env.program = other
+	if snapshotPlan(env) != nil {
 		t.Fatal("another program planned from this one's snapshot")
 	}
-	snapshotted(t, w)
+	if stale := staleOf(t, env); stale != nil {
+		t.Fatalf("another program's plan: %v stale", stale)
+	}
+	if snapshotPlan(env) == nil {
+		t.Fatal("the other program's fresh plan kept no snapshot of its own")
+	}
 }
 
 // A no-op results from the snapshot prints what the long way prints, and
