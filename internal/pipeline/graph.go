@@ -283,6 +283,17 @@ type state struct {
 	inputs build.Inputs // nil while a dependency is stale
 	stamp  *build.Stamp // the stamp that vouches for it, once fresh
 	err    error        // why building it failed
+	key    string       // inputs.Key(), once asked for (see inputsKey)
+}
+
+// inputsKey is the key of the state's inputs, computed once: every
+// training asks it of every other to find its twins. The caller holds
+// the run's lock.
+func (s *state) inputsKey() string {
+	if s.key == "" {
+		s.key = s.inputs.Key()
+	}
+	return s.key
 }
 
 // check computes a target's state from its deps' states. With partial, a

@@ -150,6 +150,7 @@ type Pipeline struct {
 	// else the data source's.
 	coherence, coherenceHash string
 	targets                  []*target // the graph, in build order
+	trainTargets             []*target // its trainings, in build order
 
 	// The training provider's own settings that enter training keys, asked
 	// once (they may need a download).
@@ -293,6 +294,11 @@ func New(exp *config.Experiment, opts Options) (*Pipeline, error) {
 		return nil, err
 	}
 	p.targets = p.graph()
+	for _, t := range p.targets {
+		if t.stage == stageTrain {
+			p.trainTargets = append(p.trainTargets, t)
+		}
+	}
 	p.trainSlots = p.trainingLimit()
 	return p, nil
 }

@@ -149,7 +149,7 @@ func (p *Pipeline) snapshotEligible() bool {
 	return true
 }
 
-// savers is the part of a cache that keeps snapshots.
+// snapshotter is the part of a cache that keeps snapshots.
 type snapshotter interface {
 	SaveSnapshot(data []byte, stamps []*build.Stamp) (bool, error)
 }

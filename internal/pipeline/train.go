@@ -67,8 +67,8 @@ func (r *run) buildTrain(ctx context.Context, t *target, in build.Inputs) error 
 func (r *run) startTraining(ctx context.Context, key string) (provider.Trained, error) {
 	var models []*config.Model
 	r.mu.Lock()
-	for _, t := range r.p.targets {
-		if st := r.states[t]; t.stage == stageTrain && !st.fresh && st.inputs != nil && st.inputs.Key() == key {
+	for _, t := range r.p.trainTargets {
+		if st := r.states[t]; !st.fresh && st.inputs != nil && st.inputsKey() == key {
 			models = append(models, t.model)
 		}
 	}
@@ -97,9 +97,9 @@ func (r *run) startTraining(ctx context.Context, key string) (provider.Trained, 
 func (r *run) goneModel(models []*config.Model) string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for _, t := range r.p.targets {
+	for _, t := range r.p.trainTargets {
 		st := r.states[t]
-		if t.stage != stageTrain || t.model != models[0] || st.stamp == nil || st.stamp.Stale == "" {
+		if t.model != models[0] || st.stamp == nil || st.stamp.Stale == "" {
 			continue
 		}
 		var tm TrainedModel
