@@ -3,6 +3,8 @@ package targets
 import (
 	"os"
 	"runtime/debug"
+
+	"github.com/modelorganisms/pvbuild/internal/pipeline"
 )
 
 // A command's heap is mostly built once and kept to its end (the graph,
@@ -10,6 +12,6 @@ import (
 // large no-op plan's CPU re-marking it. GOGC, when set, still decides.
 func init() {
 	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(400)
+		debug.SetGCPercent(pipeline.CommandGCPercent)
 	}
 }

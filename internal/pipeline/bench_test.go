@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -58,6 +60,16 @@ func benchmarkNoopResults(b *testing.B, hcl string) {
 	}
 }
 
+// asCommand collects garbage, for the rest of the benchmark, at the pace
+// the commands do (CommandGCPercent), unless GOGC is set.
+func asCommand(b *testing.B) {
+	if os.Getenv("GOGC") != "" {
+		return
+	}
+	old := debug.SetGCPercent(CommandGCPercent)
+	b.Cleanup(func() { debug.SetGCPercent(old) })
+}
+
 // settle is the steady state after a build: its last outputs have left
 // the index's racy margin, and a plan has made the index whole and kept a
 // snapshot.
@@ -80,6 +92,7 @@ func BenchmarkNoopResults1000x10(b *testing.B) {
 // tasks with the local provider: a fresh workspace each time, every model
 // trained, every evaluation run, every report written.
 func BenchmarkColdResults1000x10(b *testing.B) {
+	asCommand(b)
 	hcl := largeExperiment(1000, 10)
 	var total time.Duration
 	n := 0
@@ -116,6 +129,7 @@ func BenchmarkNoopPlan1000x10(b *testing.B) {
 // served engine with a fixed latency L and the provider's concurrency C, as a
 // fraction of the ideal C/L.
 func BenchmarkEvaluationThroughput(b *testing.B) {
+	asCommand(b) // the client and `mage serve` both run so
 	for _, latency := range []time.Duration{50 * time.Millisecond, 200 * time.Millisecond} {
 		b.Run(fmt.Sprintf("L=%v/C=32", latency), func(b *testing.B) { benchmarkThroughput(b, latency, 32) })
 	}

@@ -29,7 +29,8 @@ import (
 // cache restore), the whole-command `plan` of a compiled mage binary, a cold
 // build of 1,000 x 10 (once: it is the no-op figures' setup), evaluation
 // throughput at L = 50 ms and 200 ms, and ninja's no-op on an equivalent
-// build.ninja over the same outputs.
+// build.ninja over the same outputs. In process, garbage is collected at
+// the commands' pace (CommandGCPercent).
 //
 // Each timed figure is min / median / max over every iteration of its
 // sub-benchmark, at least ISSUE12_RUNS (default 5), and until it has
@@ -41,6 +42,7 @@ import (
 // index's racy margin and rewrites the index, so one untimed no-op runs
 // before the timed ones.
 func BenchmarkIssue12(b *testing.B) {
+	asCommand(b) // in process as in the mage binary
 	r := &issue12{minRuns: 5}
 	if v := os.Getenv("ISSUE12_RUNS"); v != "" {
 		n, err := strconv.Atoi(v)

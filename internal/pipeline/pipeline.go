@@ -41,6 +41,10 @@ const (
 	logFormat        = "log/1"
 )
 
+// CommandGCPercent is the garbage collector's pace in the commands (unless
+// GOGC is set): a command's heap is mostly built once and kept to its end.
+const CommandGCPercent = 400
+
 // Env locates an experiment, its artifacts and the providers it may use.
 type Env struct {
 	Experiment string // path of the .hcl file
