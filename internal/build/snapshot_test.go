@@ -141,12 +141,17 @@ func TestDamagedSnapshotIsIgnored(t *testing.T) {
 	}
 	fp, _ := Identity(outside)
 	block := regexp.MustCompile("d\tevals/m0\n([0-9a-f]{64}\t[^\n]*\n)+")
+	// A true line with more after a NUL: the system call would read the
+	// name only up to it, and find the file the line names.
+	firstFile := regexp.MustCompile("d\tevals/m0\n[0-9a-f]{64}\t[^\n]*")
+	cutByNUL := string(firstFile.Find(good)) + "\x00.forged"
 	for name, b := range map[string][]byte{
 		"truncated":                    good[:len(good)/2],
 		"a byte flipped":               flip(good, len(good)/3),
 		"empty":                        {},
 		"a directory out of the store": forge(good, block, "d\t..\n"+fp+"\toutside.json\n"),
 		"a file out of its directory":  forge(good, block, "d\tevals/m0\n"+fp+"\t../../../outside.json\n"),
+		"a name cut by a NUL":          forge(good, firstFile, cutByNUL),
 	} {
 		if err := os.WriteFile(path, b, 0o644); err != nil {
 			t.Fatal(err)
