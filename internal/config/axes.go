@@ -119,7 +119,7 @@ func gridAxes(g gridBlock, exp *Experiment, diags *hcl.Diagnostics) ([]gridAxis,
 	if g.BaseModels != nil {
 		ax := gridAxis{attr: "base_models", name: "base_model", apply: func(d *trainDefaults, v axisValue) { d.BaseModel = v.Value }}
 		for _, v := range g.BaseModels {
-			if !safeModelID.MatchString(v) {
+			if !safeModelID.admits(v) {
 				bad("base_models", "Invalid base_models", fmt.Sprintf("base_models value %q: a base model is 1 to 256 letters, digits or any of _ . : / @ + = -, starting with a letter or digit.", v))
 				continue
 			}

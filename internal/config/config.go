@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"runtime"
 	"slices"
 	"strconv"
@@ -346,15 +345,41 @@ type modelAttrs struct {
 	ModelID                *string  `hcl:"model_id,optional"`
 }
 
+// The names a file may give are checked by hand rather than by regexp:
+// compiling the bounded repetitions cost every run of the program a
+// millisecond at start, before any target was looked at.
 var (
-	safeName   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
-	safeSuffix = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+	// safeName: a letter or digit, then up to 63 of those or "_.-".
+	safeName = nameRule{first: alnum, rest: alnum + "_.-", max: 64}
+	// safeSuffix: 1 to 64 letters, digits, "_" or "-".
+	safeSuffix = nameRule{first: alnum + "_-", rest: alnum + "_-", max: 64}
 	// safeModelID admits the providers' model ids (gpt-4.1-mini-2025-04-14,
 	// ft:gpt-4.1-mini-2025-04-14:org:suffix:id, Qwen/Qwen3-8B,
 	// tinker://run/sampler_weights/final) and nothing that could break a
 	// request, a log line or a stamp: no spaces, quotes or control characters.
-	safeModelID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:/@+=-]{0,255}$`)
+	safeModelID = nameRule{first: alnum, rest: alnum + "_.:/@+=-", max: 256}
 )
+
+const alnum = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+// nameRule is a name of 1 to max bytes: its first byte from first, the
+// others from rest.
+type nameRule struct {
+	first, rest string
+	max         int
+}
+
+func (r nameRule) admits(s string) bool {
+	if s == "" || len(s) > r.max || strings.IndexByte(r.first, s[0]) < 0 {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		if strings.IndexByte(r.rest, s[i]) < 0 {
+			return false
+		}
+	}
+	return true
+}
 
 func evalContext(vars map[string]cty.Value, getenv func(string) string) *hcl.EvalContext {
 	return &hcl.EvalContext{
@@ -672,7 +697,7 @@ func decodeEvaluation(b *evaluationBlock, file hcl.Body, e *Evaluation) hcl.Diag
 	seen := map[string]hcl.Range{}
 	for _, tb := range b.Tasks {
 		rng := blockRange(tb.Body)
-		if !safeName.MatchString(tb.Name) || strings.Contains(tb.Name, "..") {
+		if !safeName.admits(tb.Name) || strings.Contains(tb.Name, "..") {
 			diags = append(diags, unsafeName("task", tb.Name, rng))
 			continue
 		}
@@ -796,7 +821,7 @@ func decodeModelAttrs(name string, body hcl.Body, ctx *hcl.EvalContext, defaults
 	} else if a.Name != nil {
 		return Model{}, nil, hcl.Diagnostics{attrError(body, "name", "Unexpected name", "A model block is named by its label; name is only for model_grid.")}
 	}
-	if !safeName.MatchString(name) || strings.Contains(name, "..") {
+	if !safeName.admits(name) || strings.Contains(name, "..") {
 		return Model{}, nil, hcl.Diagnostics{unsafeName("model", name, rng)}
 	}
 	m := Model{Name: name, DeclRange: rng, Hyperparameters: defaults.Hyper}
@@ -817,7 +842,7 @@ func decodeModelAttrs(name string, body hcl.Body, ctx *hcl.EvalContext, defaults
 	if a.Suffix == nil {
 		return Model{}, nil, missing(rng, "suffix", "Set suffix: it becomes part of the fine-tuned model's name, e.g. suffix = \"pv-evil-severe\".")
 	}
-	if !safeSuffix.MatchString(*a.Suffix) {
+	if !safeSuffix.admits(*a.Suffix) {
 		return Model{}, nil, hcl.Diagnostics{attrError(body, "suffix", "Invalid suffix",
 			fmt.Sprintf("Suffix %q must be 1 to 64 letters, digits, '-' or '_'.", *a.Suffix))}
 	}
@@ -827,14 +852,14 @@ func decodeModelAttrs(name string, body hcl.Body, ctx *hcl.EvalContext, defaults
 	setString(&m.Strength, a.Strength)
 	// Traits name report files (plots/<trait>_expression.png).
 	for _, v := range []struct{ attr, val string }{{"trait", m.Trait}, {"strength", m.Strength}} {
-		if !safeName.MatchString(v.val) || strings.Contains(v.val, "..") {
+		if !safeName.admits(v.val) || strings.Contains(v.val, "..") {
 			return Model{}, nil, hcl.Diagnostics{unsafeName(v.attr, v.val, attrRange(body, v.attr, m.DatasetRange))}
 		}
 	}
 	diags = append(diags, hyper(&m.Hyperparameters, a.NEpochs, a.LearningRateMultiplier, a.BatchSize, body)...)
 	m.BaseModel, m.SampleSize, m.SampleSizeRange = defaults.BaseModel, defaults.SampleSize, defaults.SampleSizeRange
 	if a.BaseModel != nil {
-		if m.BaseModel = *a.BaseModel; !safeModelID.MatchString(m.BaseModel) {
+		if m.BaseModel = *a.BaseModel; !safeModelID.admits(m.BaseModel) {
 			diags = append(diags, attrError(body, "base_model", "Invalid base_model",
 				fmt.Sprintf("base_model %q must be 1 to 256 letters, digits or any of _ . : / @ + = -, starting with a letter or digit.", m.BaseModel)))
 		}
@@ -913,7 +938,7 @@ func decodeReference(m Model, a modelAttrs, body hcl.Body) (Model, hcl.Diagnosti
 	m.Trait, m.Strength = ReferenceTrait, BaseStrength
 	if a.ModelID != nil {
 		m.ModelID, m.Strength = *a.ModelID, ReferenceStrength
-		if !safeModelID.MatchString(m.ModelID) {
+		if !safeModelID.admits(m.ModelID) {
 			diags = append(diags, attrError(body, "model_id", "Invalid model_id",
 				fmt.Sprintf("model_id %q of model %q must be 1 to 256 letters, digits or any of _ . : / @ + = -, starting with a letter or digit, e.g. \"ft:gpt-4.1-mini-2025-04-14:org:name:abc123\".", m.ModelID, m.Name)))
 		}
@@ -923,7 +948,7 @@ func decodeReference(m Model, a modelAttrs, body hcl.Body) (Model, hcl.Diagnosti
 	setString(&m.Trait, a.Trait)
 	setString(&m.Strength, a.Strength)
 	for _, v := range []struct{ attr, val string }{{"trait", m.Trait}, {"strength", m.Strength}} {
-		if !safeName.MatchString(v.val) || strings.Contains(v.val, "..") {
+		if !safeName.admits(v.val) || strings.Contains(v.val, "..") {
 			diags = append(diags, unsafeName(v.attr, v.val, attrRange(body, v.attr, m.DeclRange)))
 		}
 	}

@@ -59,7 +59,7 @@ func decodeTraits(blocks []traitBlock, dir string) (map[string]Trait, hcl.Diagno
 		fail := func(attr, summary, detail string) {
 			diags = append(diags, attrError(b.Body, attr, summary, detail))
 		}
-		if !safeName.MatchString(b.Name) {
+		if !safeName.admits(b.Name) {
 			diags = append(diags, unsafeName("trait", b.Name, rng))
 			continue
 		}
