@@ -15,6 +15,7 @@ import (
 	"html/template"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/modelorganisms/pvbuild/internal/report"
 )
@@ -30,11 +31,12 @@ var (
 	sweepHTML string
 
 	// sweep.html defines the chart figure and a sweep's tab for page.html.
-	page = func() *template.Template {
+	// Parsed when a report is first written, not at every start.
+	page = sync.OnceValue(func() *template.Template {
 		t := template.Must(template.New("page").Parse(pageHTML))
 		template.Must(t.New("parts").Parse(sweepHTML))
 		return t
-	}()
+	})
 )
 
 type tab struct{ ID, Label string }
@@ -142,7 +144,7 @@ func Render(e report.Experiment) ([]byte, error) {
 		p.Tasks = appendNew(p.Tasks, ev.Task)
 	}
 	var b bytes.Buffer
-	if err := page.Execute(&b, p); err != nil {
+	if err := page().Execute(&b, p); err != nil {
 		return nil, fmt.Errorf("render report: %w", err)
 	}
 	return b.Bytes(), nil
