@@ -3,7 +3,6 @@
 package targets
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"os"
@@ -20,16 +19,7 @@ func Plan(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	steps := pl.Steps()
-	lines := make([]report.PlanLine, 0, len(steps))
-	for _, s := range steps {
-		lines = append(lines, report.PlanLine{Target: s.Target, Fresh: s.Fresh, Reason: s.Reason, Submit: s.Submit})
-	}
-	// One line per target: buffered, a 1,000-model plan is one write, not
-	// tens of thousands.
-	out := bufio.NewWriterSize(os.Stdout, 64<<10)
-	report.Plan(out, lines)
-	if err := out.Flush(); err != nil {
+	if _, err := os.Stdout.Write(pl.Text()); err != nil {
 		return fmt.Errorf("print the plan: %w", err)
 	}
 	// Which protocol the evaluations follow, and where the file departs
@@ -41,7 +31,7 @@ func Plan(ctx context.Context) error {
 		return nil
 	}
 	usd, unpriced, calls := pl.Cost()
-	fmt.Printf("%d of %d targets stale; a build would submit %d training job(s), estimated $%.2f", stale, len(lines), jobs, usd)
+	fmt.Printf("%d of %d targets stale; a build would submit %d training job(s), estimated $%.2f", stale, len(pl.Steps()), jobs, usd)
 	if unpriced > 0 {
 		fmt.Printf(" plus %d job(s) of unknown price", unpriced)
 	}

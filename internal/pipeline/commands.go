@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/modelorganisms/pvbuild/internal/build"
 	"github.com/modelorganisms/pvbuild/internal/provider"
@@ -44,6 +45,32 @@ type Plan struct {
 	Protocol string
 
 	p *Pipeline // nil for a snapshot's plan, which submits nothing
+
+	textOnce sync.Once
+	text     []byte
+}
+
+// Text is the plan as `mage plan` lists it, a line a target in the
+// order of Steps (see report.AppendPlanLine).
+func (pl *Plan) Text() []byte {
+	pl.textOnce.Do(func() {
+		parts := [][]Step{pl.Datasets, pl.Train, pl.Evals, {pl.Results}, pl.Reports}
+		width, n := 0, 0
+		for _, part := range parts {
+			for _, s := range part {
+				width = max(width, len(s.Target))
+			}
+			n += len(part)
+		}
+		b := make([]byte, 0, n*(width+10))
+		for _, part := range parts {
+			for _, s := range part {
+				b = report.AppendPlanLine(b, report.PlanLine{Target: s.Target, Fresh: s.Fresh, Reason: s.Reason, Submit: s.Submit}, width)
+			}
+		}
+		pl.text = b
+	})
+	return pl.text
 }
 
 // CheckBudget is the pipeline's CheckBudget of this plan.

@@ -363,10 +363,13 @@ func currentSnapshot(store *build.Store, env Env) (planSnapshot, bool) {
 	if id, ok := planIdentity(env, src, sn.vars); !ok || id.Key() != sn.key {
 		return planSnapshot{}, false
 	}
-	// The steps are read while the files are stat'ed.
+	// The steps are read, and listed, while the files are stat'ed.
 	unchanged := make(chan bool, 1)
 	go func() { unchanged <- store.Unchanged(saved) }()
 	parsed := parseSteps(sn.plan, steps)
+	if parsed {
+		sn.plan.Text()
+	}
 	if !<-unchanged || !parsed {
 		return planSnapshot{}, false
 	}

@@ -18,23 +18,29 @@ type PlanLine struct {
 	Submit string
 }
 
-// Plan prints one line per target: fresh, or stale with its reason, and for
-// stale training what would be submitted.
-func Plan(w io.Writer, lines []PlanLine) {
-	width := 0
-	for _, l := range lines {
-		width = max(width, len(l.Target))
+// AppendPlanLine appends a target's line of a plan listing, its name
+// padded to width: fresh, or stale with its reason and, for stale
+// training, what would be submitted. Appended, not printed: a sweep's
+// listing is tens of thousands of lines, written at once.
+func AppendPlanLine(b []byte, l PlanLine, width int) []byte {
+	b = appendPadded(append(b, "  "...), l.Target, width)
+	if l.Fresh {
+		return append(b, "  fresh\n"...)
 	}
-	for _, l := range lines {
-		if l.Fresh {
-			fmt.Fprintf(w, "  %-*s  fresh\n", width, l.Target)
-			continue
-		}
-		fmt.Fprintf(w, "  %-*s  STALE: %s\n", width, l.Target, l.Reason)
-		if l.Submit != "" {
-			fmt.Fprintf(w, "  %-*s  would submit %s\n", width, "", l.Submit)
-		}
+	b = append(append(append(b, "  STALE: "...), l.Reason...), '\n')
+	if l.Submit != "" {
+		b = appendPadded(append(b, "  "...), "", width)
+		b = append(append(append(b, "  would submit "...), l.Submit...), '\n')
 	}
+	return b
+}
+
+func appendPadded(b []byte, s string, width int) []byte {
+	b = append(b, s...)
+	for range width - len(s) {
+		b = append(b, ' ')
+	}
+	return b
 }
 
 // JobRow is one training job in the status table.
