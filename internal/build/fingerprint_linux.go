@@ -54,36 +54,42 @@ func syncFilesystem(dir string) bool {
 	return unix.Syncfs(int(f.Fd())) == nil
 }
 
-// dirStatter stats the files of one directory by name, relative to the
-// directory: the kernel walks one path component per file, not all. The
-// name is copied into buf with its terminating NUL, which spares the
-// allocation unix.Fstatat makes for each of tens of thousands of names.
-type dirStatter struct {
-	fd  int
-	buf []byte
-}
+// storeStatter stats files by their path relative to the store's root,
+// opened once: the kernel walks only the path inside the store, and no
+// directory is opened for its files (which cost a fifth of a no-op's
+// stats). Each goroutine gives its own buffer, into which the path is
+// copied with its terminating NUL, sparing the allocation unix.Fstatat
+// makes for each of tens of thousands of names.
+type storeStatter struct{ fd int }
 
-func openDirStatter(dir string) (dirStatter, error) {
-	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+func openStoreStatter(root string) (storeStatter, error) {
+	fd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return dirStatter{}, &os.PathError{Op: "open", Path: dir, Err: err}
+		return storeStatter{}, &os.PathError{Op: "open", Path: root, Err: err}
 	}
-	return dirStatter{fd: fd, buf: make([]byte, 0, 256)}, nil
+	return storeStatter{fd}, nil
 }
 
-func (d *dirStatter) stat(name string) (fingerprint, error) {
-	if strings.IndexByte(name, 0) >= 0 {
+// stat is the fingerprint of dir/name ("." for the root), both already
+// checked to stay inside the store.
+func (s storeStatter) stat(buf *[]byte, dir, name string) (fingerprint, error) {
+	if strings.IndexByte(dir, 0) >= 0 || strings.IndexByte(name, 0) >= 0 {
 		return fingerprint{}, &os.PathError{Op: "stat", Path: name, Err: unix.EINVAL}
 	}
-	d.buf = append(append(d.buf[:0], name...), 0)
+	b := (*buf)[:0]
+	if dir != "." {
+		b = append(append(b, dir...), '/')
+	}
+	b = append(append(b, name...), 0)
+	*buf = b
 	var st unix.Stat_t
 	for {
-		err := fstatat(d.fd, d.buf, &st)
+		err := fstatat(s.fd, b, &st)
 		if err == unix.EINTR {
 			continue
 		}
 		if err != nil {
-			return fingerprint{}, &os.PathError{Op: "stat", Path: name, Err: err}
+			return fingerprint{}, &os.PathError{Op: "stat", Path: string(b[:len(b)-1]), Err: err}
 		}
 		return fingerprint{
 			size:  int64(st.Size),
@@ -95,4 +101,4 @@ func (d *dirStatter) stat(name string) (fingerprint, error) {
 	}
 }
 
-func (d *dirStatter) close() { unix.Close(d.fd) }
+func (s storeStatter) close() { unix.Close(s.fd) }

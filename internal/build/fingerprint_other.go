@@ -20,13 +20,13 @@ func fileFingerprint(*os.File) (fingerprint, error) { return fingerprint{}, nil 
 
 func syncFilesystem(string) bool { return false }
 
-// dirStatter stats by joined path where there is no fstatat.
-type dirStatter struct{ dir string }
+// storeStatter stats by joined path where there is no fstatat.
+type storeStatter struct{ root string }
 
-func openDirStatter(dir string) (dirStatter, error) { return dirStatter{dir}, nil }
+func openStoreStatter(root string) (storeStatter, error) { return storeStatter{root}, nil }
 
-func (d dirStatter) stat(name string) (fingerprint, error) {
-	return statFingerprint(filepath.Join(d.dir, name))
+func (s storeStatter) stat(_ *[]byte, dir, name string) (fingerprint, error) {
+	return statFingerprint(filepath.Join(s.root, filepath.FromSlash(dir), name))
 }
 
-func (d dirStatter) close() {}
+func (s storeStatter) close() {}

@@ -169,17 +169,23 @@ func (s *Store) LoadSnapshot() *Snapshot {
 // Unchanged reports whether every file the snapshot was derived from
 // still has the fingerprint it had: one stat each, on every core.
 func (s *Store) Unchanged(sn *Snapshot) bool {
+	root, err := openStoreStatter(s.Root)
+	if err != nil {
+		return false
+	}
+	defer root.close()
 	var changed atomic.Bool
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	for range min(2*runtime.GOMAXPROCS(0), len(sn.dirs)) {
 		wg.Go(func() {
+			buf := make([]byte, 0, 256)
 			for !changed.Load() {
 				i := int(next.Add(1) - 1)
 				if i >= len(sn.dirs) {
 					return
 				}
-				if !s.dirUnchanged(sn.dirs[i]) {
+				if !dirUnchanged(root, &buf, sn.dirs[i]) {
 					changed.Store(true)
 				}
 			}
@@ -189,12 +195,7 @@ func (s *Store) Unchanged(sn *Snapshot) bool {
 	return !changed.Load()
 }
 
-func (s *Store) dirUnchanged(d snapshotDir) bool {
-	dir, err := openDirStatter(filepath.Join(s.Root, filepath.FromSlash(d.rel)))
-	if err != nil {
-		return false
-	}
-	defer dir.close()
+func dirUnchanged(root storeStatter, buf *[]byte, d snapshotDir) bool {
 	for lines := d.files; lines != ""; {
 		var line string
 		line, lines, _ = strings.Cut(lines, "\n")
@@ -202,7 +203,7 @@ func (s *Store) dirUnchanged(d snapshotDir) bool {
 		if !ok || len(fp) != len(fpText{}) || name == "" || name == "." || name == ".." || strings.IndexByte(name, '/') >= 0 {
 			return false
 		}
-		got, err := dir.stat(name)
+		got, err := root.stat(buf, d.rel, name)
 		if err != nil || !got.known {
 			return false
 		}
