@@ -32,7 +32,10 @@ type Faults struct {
 	// lost with the connection: a job is created, say, but the client cannot
 	// know. This is what a client's "list before creating again" is for.
 	LostResponseRate float64
-	// Latency is added before every answer.
+	// Latency is the least time every answer takes. A chat completion
+	// is computed within it, as a provider's is; any other request waits
+	// it out before it takes effect, so that a client that gives up
+	// first leaves nothing done.
 	Latency time.Duration
 	// FailJobs makes jobs fail: a job created while a rule matches runs as
 	// usual, then ends failed with the rule's error instead of succeeding.

@@ -294,3 +294,55 @@ func TestServeShutsDownGracefully(t *testing.T) {
 		t.Error("ListenAndServe on a bad address succeeded")
 	}
 }
+
+// chatWatcher is the engine, telling when it is asked to chat.
+type chatWatcher struct {
+	server.Engine
+	asked chan struct{}
+}
+
+func (c chatWatcher) Chat(ctx context.Context, req provider.ChatRequest) (provider.ChatResponse, error) {
+	select {
+	case c.asked <- struct{}{}:
+	default:
+	}
+	return c.Engine.Chat(ctx, req)
+}
+
+// A chat's latency is a provider's, its work included: the engine
+// answers while the latency runs, and a client that gives up before it
+// ends gets nothing.
+func TestChatIsAnsweredWithinItsLatency(t *testing.T) {
+	eng := chatWatcher{Engine: newEngine(t), asked: make(chan struct{}, 1)}
+	// Longer than the wait below, short enough that a server still
+	// sleeping through it lets the test end, failed.
+	_, url := startServer(t, eng, server.Options{Faults: server.Faults{Latency: 20 * time.Second}})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	body := `{"model":"` + judgeModel + `","messages":[{"role":"user","content":"hi"}]}`
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url+"/v1/chat/completions", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	answered := make(chan error, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		answered <- err
+	}()
+	select {
+	case <-eng.asked:
+	case err := <-answered:
+		t.Fatalf("answered before the latency ended: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the engine was not asked while the latency ran")
+	}
+	cancel()
+	if err := <-answered; err == nil {
+		t.Error("a client that gave up during the latency got an answer")
+	}
+}
+

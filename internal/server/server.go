@@ -219,14 +219,22 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec := s.count.routes.Track(w, httpserve.Route(s.mux, r))
 	defer rec.Done()
 	f := s.drawFault()
-	if f.latency > 0 {
-		t := time.NewTimer(f.latency)
-		select {
-		case <-t.C:
-		case <-r.Context().Done():
-			t.Stop()
+	if f.latency > 0 && f.kind == faults.None && isChat(r) && s.authorize(r) == nil {
+		// A provider's latency includes its work: the answer is made at
+		// once and held until the latency has passed. Work added after
+		// the latency instead would come in waves (the calls a client
+		// sent together return together and queue for the CPU) and
+		// count against the client.
+		held := newHeldResponse()
+		s.dispatch(held, r)
+		if !wait(r.Context(), f.latency-time.Since(start)) {
 			return
 		}
+		held.sendTo(rec)
+		return
+	}
+	if f.latency > 0 && !wait(r.Context(), f.latency) {
+		return
 	}
 	if err := s.authorize(r); err != nil {
 		s.writeError(rec, r, err)
