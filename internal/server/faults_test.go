@@ -345,4 +345,3 @@ func TestChatIsAnsweredWithinItsLatency(t *testing.T) {
 		t.Error("a client that gave up during the latency got an answer")
 	}
 }
-
