@@ -73,6 +73,11 @@ func BenchmarkIssue12(b *testing.B) {
 		r.mage = compileMage(b)
 	}
 
+	tmp := os.TempDir()
+	r.values = append(r.values, value{"workspaces", fmt.Sprintf("in %s, on %s (TMPDIR sets where)", tmp, filesystemOf(tmp))})
+	if fs := filesystemOf(tmp); fs == "tmpfs" {
+		r.note("the workspaces are on a tmpfs, where syncs cost nothing: for a disk's figures, set TMPDIR to a directory on one")
+	}
 	r.experiment(b, "shipped", shipped(b), false)
 	if !r.skipped("large") {
 		r.experiment(b, "1000x10", largeExperiment(1000, 10), true)

@@ -3,6 +3,7 @@
 package pipeline
 
 import (
+	"fmt"
 	"syscall"
 	"time"
 )
@@ -18,4 +19,26 @@ func cpuTime() time.Duration {
 		}
 	}
 	return total
+}
+
+// filesystemOf names the kind of file system dir is on, as the figures
+// depend on it: a tmpfs has no disk to sync to.
+func filesystemOf(dir string) string {
+	var st syscall.Statfs_t
+	if syscall.Statfs(dir, &st) != nil {
+		return "unknown"
+	}
+	switch uint64(st.Type) {
+	case 0x01021994:
+		return "tmpfs"
+	case 0xEF53:
+		return "ext2/3/4"
+	case 0x58465342:
+		return "xfs"
+	case 0x9123683E:
+		return "btrfs"
+	case 0x794c7630:
+		return "overlayfs"
+	}
+	return fmt.Sprintf("type %#x", uint64(st.Type))
 }
