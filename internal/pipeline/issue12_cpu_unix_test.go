@@ -42,3 +42,6 @@ func filesystemOf(dir string) string {
 	}
 	return fmt.Sprintf("type %#x", uint64(st.Type))
 }
+
+// syncDisks writes every file system's dirty data to its disk.
+func syncDisks() { syscall.Sync() }
