@@ -511,3 +511,33 @@ func TestRecordsReadAgainWhenChanged(t *testing.T) {
 	}
 	list(provider.StatusValidatingFiles)
 }
+
+// A listing of the jobs is kept while their directory is unchanged, and
+// never hides a job another engine created since: not even one created
+// right after the listing.
+func TestJobListingSeesEveryNewJob(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	clock := newClock()
+	e := openTest(t, dir, clock, nil)
+	f := upload(t, e, evilQA)
+	other := openTest(t, dir, clock, nil)
+	jobs := filepath.Join(dir, jobsDir)
+	for want := 1; want <= 3; want++ {
+		// The directory last changed an hour ago: this listing is kept.
+		old := time.Now().Add(-time.Hour)
+		if err := os.Chtimes(jobs, old, old); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.ListJobs(ctx, nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := other.CreateJob(ctx, provider.JobRequest{Model: "m", TrainingFile: f.ID}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := e.ListJobs(ctx, nil)
+		if err != nil || len(got) != want {
+			t.Fatalf("after %d job(s) created by another engine, ListJobs = %d job(s), %v", want, len(got), err)
+		}
+	}
+}

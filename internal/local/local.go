@@ -100,6 +100,9 @@ type Engine struct {
 
 	idxMu   sync.Mutex
 	indexes map[string]*indexEntry
+
+	listMu  sync.Mutex
+	listing *jobListing // the jobs directory's last listing
 }
 
 var (

@@ -134,9 +134,26 @@ func (e *Engine) writeJob(r jobRecord) error {
 }
 
 // jobFiles lists the job ids on disk, skipping temporary files of writes
-// that a crash interrupted.
+// that a crash interrupted. A listing is kept while the directory's
+// modification time is the one it had: a sweep's evaluations look up a
+// thousand models among a thousand jobs, and would otherwise read the
+// directory once each.
 func (e *Engine) jobFiles() ([]string, error) {
-	ents, err := os.ReadDir(filepath.Join(e.dir, jobsDir))
+	dir := filepath.Join(e.dir, jobsDir)
+	before, err := os.Stat(dir)
+	if err != nil {
+		return nil, err
+	}
+	e.listMu.Lock()
+	l := e.listing
+	e.listMu.Unlock()
+	if l != nil && l.trusted && os.SameFile(l.dir, before) && l.dir.ModTime().Equal(before.ModTime()) {
+		return l.ids, nil
+	}
+	// The wall clock, not the engine's: it is compared with the file
+	// system's times.
+	taken := time.Now()
+	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -147,5 +164,25 @@ func (e *Engine) jobFiles() ([]string, error) {
 			ids = append(ids, id)
 		}
 	}
+	e.listMu.Lock()
+	// Trusted only when the directory last changed well before the
+	// listing began: a change within the file system's timestamp
+	// granularity of it could leave the time as it was.
+	e.listing = &jobListing{dir: before, ids: ids, trusted: taken.Sub(before.ModTime()) > listingMargin}
+	e.listMu.Unlock()
 	return ids, nil
+}
+
+// listingMargin is how long before a listing the directory must have
+// last changed for the listing to be kept: far above the timestamp
+// granularity of Linux file systems (a clock tick, a few milliseconds).
+const listingMargin = 100 * time.Millisecond
+
+// jobListing is the job ids a listing of the jobs directory found, and
+// the directory as it was just before. Its ids are shared by every
+// caller, who must not change them.
+type jobListing struct {
+	dir     os.FileInfo
+	ids     []string
+	trusted bool
 }
