@@ -147,7 +147,7 @@ func (e *Engine) jobFiles() ([]string, error) {
 	e.listMu.Lock()
 	l := e.listing
 	e.listMu.Unlock()
-	if l != nil && l.trusted && os.SameFile(l.dir, before) && l.dir.ModTime().Equal(before.ModTime()) {
+	if l != nil && os.SameFile(l.dir, before) && l.dir.ModTime().Equal(before.ModTime()) {
 		return l.ids, nil
 	}
 	// The wall clock, not the engine's: it is compared with the file
@@ -164,11 +164,15 @@ func (e *Engine) jobFiles() ([]string, error) {
 			ids = append(ids, id)
 		}
 	}
+	// Kept only when the directory last changed well before the listing
+	// began: a change within the file system's timestamp granularity of
+	// it could leave the time as it was.
+	var keep *jobListing
+	if taken.Sub(before.ModTime()) > listingMargin {
+		keep = &jobListing{dir: before, ids: ids}
+	}
 	e.listMu.Lock()
-	// Trusted only when the directory last changed well before the
-	// listing began: a change within the file system's timestamp
-	// granularity of it could leave the time as it was.
-	e.listing = &jobListing{dir: before, ids: ids, trusted: taken.Sub(before.ModTime()) > listingMargin}
+	e.listing = keep
 	e.listMu.Unlock()
 	return ids, nil
 }
@@ -182,7 +186,6 @@ const listingMargin = 100 * time.Millisecond
 // the directory as it was just before. Its ids are shared by every
 // caller, who must not change them.
 type jobListing struct {
-	dir     os.FileInfo
-	ids     []string
-	trusted bool
+	dir os.FileInfo
+	ids []string
 }
