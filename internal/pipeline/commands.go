@@ -54,7 +54,7 @@ type Plan struct {
 // order of Steps (see report.AppendPlanLine).
 func (pl *Plan) Text() []byte {
 	pl.textOnce.Do(func() {
-		parts := [][]Step{pl.Datasets, pl.Train, pl.Evals, {pl.Results}, pl.Reports}
+		parts := pl.parts()
 		width, n := 0, 0
 		for _, part := range parts {
 			for _, s := range part {
@@ -84,11 +84,15 @@ func (pl *Plan) CheckBudget() error {
 // Steps lists every target in build order.
 func (pl *Plan) Steps() []Step {
 	all := make([]Step, 0, len(pl.Datasets)+len(pl.Train)+len(pl.Evals)+1+len(pl.Reports))
-	all = append(all, pl.Datasets...)
-	all = append(all, pl.Train...)
-	all = append(all, pl.Evals...)
-	all = append(all, pl.Results)
-	return append(all, pl.Reports...)
+	for _, part := range pl.parts() {
+		all = append(all, part...)
+	}
+	return all
+}
+
+// parts are the plan's steps by stage, in build order.
+func (pl *Plan) parts() [][]Step {
+	return [][]Step{pl.Datasets, pl.Train, pl.Evals, {pl.Results}, pl.Reports}
 }
 
 // Cost sums the estimated cost of the distinct trainings a build would
